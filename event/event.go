@@ -1,0 +1,180 @@
+// Package event defines what both capture paths of slabbench deliver: the
+// slab event record (mirroring kmod/include/slab_event.h), its kinds, the
+// per-CPU and per-kind counts that prove nothing was lost silently, and the
+// Reader interface that the relay and eBPF readers share.
+package event
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// Kind is the tracepoint an event came from (enum slab_event_kind).
+type Kind uint16
+
+// The four kmem tracepoints slabbench captures.
+const (
+	KindKmalloc        Kind = 1
+	KindKfree          Kind = 2
+	KindKmemCacheAlloc Kind = 3
+	KindKmemCacheFree  Kind = 4
+	// NumKinds sizes arrays indexed by Kind (index 0 is unused).
+	NumKinds = 5
+)
+
+// AllKinds lists every kind in tracepoint order.
+var AllKinds = []Kind{KindKmalloc, KindKfree, KindKmemCacheAlloc, KindKmemCacheFree}
+
+// String returns the tracepoint name (kmalloc, kfree, ...).
+func (k Kind) String() string {
+	switch k {
+	case KindKmalloc:
+		return "kmalloc"
+	case KindKfree:
+		return "kfree"
+	case KindKmemCacheAlloc:
+		return "kmem_cache_alloc"
+	case KindKmemCacheFree:
+		return "kmem_cache_free"
+	}
+	return fmt.Sprintf("kind(%d)", uint16(k))
+}
+
+// Valid reports whether k is one of the four kinds.
+func (k Kind) Valid() bool { return k >= KindKmalloc && k <= KindKmemCacheFree }
+
+// ParseKinds parses a comma-separated list of tracepoint names such as
+// "kmalloc,kfree". An empty string or "all" selects all four.
+func ParseKinds(s string) ([]Kind, error) {
+	if s == "" || s == "all" {
+		return append([]Kind(nil), AllKinds...), nil
+	}
+	var kinds []Kind
+	seen := map[Kind]bool{}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		var found Kind
+		for _, k := range AllKinds {
+			if k.String() == name {
+				found = k
+			}
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("unknown event %q: use kmalloc, kfree, kmem_cache_alloc or kmem_cache_free", name)
+		}
+		if !seen[found] {
+			seen[found] = true
+			kinds = append(kinds, found)
+		}
+	}
+	return kinds, nil
+}
+
+// KindMask returns the bit mask (1<<kind) of kinds, as the BPF programs and
+// the kernel module take it.
+func KindMask(kinds []Kind) uint32 {
+	var mask uint32
+	for _, k := range kinds {
+		mask |= 1 << k
+	}
+	return mask
+}
+
+// Record flags (enum slab_event_flag).
+const (
+	// FlagTruth: Record.Truth holds the in-band truth counter stamp.
+	FlagTruth uint16 = 1 << 0
+	// FlagFunc: a function probe (kprobe/fentry) wrote the record, so it
+	// counts function calls, not tracepoint hits.
+	FlagFunc uint16 = 1 << 1
+)
+
+// Record mirrors struct slab_event. Its layout is checked against the BTF
+// of the compiled BPF object by a test in bpftrace/.
+type Record struct {
+	TsNs       uint64 // CLOCK_MONOTONIC nanoseconds
+	Seq        uint64 // per-CPU sequence number, stamped on every attempt
+	CallSite   uint64
+	Ptr        uint64
+	BytesReq   uint64
+	BytesAlloc uint64
+	GfpFlags   uint64
+	Truth      uint64 // truth counter stamp (FlagTruth)
+	Tgid       uint32
+	Pid        uint32
+	CPU        uint32
+	Kind       Kind
+	Flags      uint16
+}
+
+// RecordSize is sizeof(struct slab_event).
+const RecordSize = int(unsafe.Sizeof(Record{}))
+
+// ErrShortRecord is returned by Decode for a buffer shorter than a record.
+var ErrShortRecord = errors.New("slab event record truncated")
+
+// Decode fills r from the first RecordSize bytes of b (little endian, as
+// every supported kernel writes it). It does not allocate.
+func (r *Record) Decode(b []byte) error {
+	if len(b) < RecordSize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrShortRecord, len(b), RecordSize)
+	}
+	le := binary.LittleEndian
+	r.TsNs = le.Uint64(b[0:])
+	r.Seq = le.Uint64(b[8:])
+	r.CallSite = le.Uint64(b[16:])
+	r.Ptr = le.Uint64(b[24:])
+	r.BytesReq = le.Uint64(b[32:])
+	r.BytesAlloc = le.Uint64(b[40:])
+	r.GfpFlags = le.Uint64(b[48:])
+	r.Truth = le.Uint64(b[56:])
+	r.Tgid = le.Uint32(b[64:])
+	r.Pid = le.Uint32(b[68:])
+	r.CPU = le.Uint32(b[72:])
+	r.Kind = Kind(le.Uint16(b[76:]))
+	r.Flags = le.Uint16(b[78:])
+	return nil
+}
+
+// Encode writes r into b, which must hold RecordSize bytes. Tests and the
+// consumer benchmarks use it to build buffers laid out as the kernel does.
+func (r *Record) Encode(b []byte) {
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], r.TsNs)
+	le.PutUint64(b[8:], r.Seq)
+	le.PutUint64(b[16:], r.CallSite)
+	le.PutUint64(b[24:], r.Ptr)
+	le.PutUint64(b[32:], r.BytesReq)
+	le.PutUint64(b[40:], r.BytesAlloc)
+	le.PutUint64(b[48:], r.GfpFlags)
+	le.PutUint64(b[56:], r.Truth)
+	le.PutUint32(b[64:], r.Tgid)
+	le.PutUint32(b[68:], r.Pid)
+	le.PutUint32(b[72:], r.CPU)
+	le.PutUint16(b[76:], uint16(r.Kind))
+	le.PutUint16(b[78:], r.Flags)
+}
+
+// Reader is the shape both capture paths give their consumer, after
+// cilium/ebpf's ringbuf and perf readers.
+//
+// ReadInto blocks until a record is available and decodes it into rec
+// without allocating. SetDeadline makes a blocked ReadInto return
+// os.ErrDeadlineExceeded once every pending record has been returned.
+// Flush makes ReadInto return every pending record, then ErrFlushed. Close
+// is idempotent and makes a blocked ReadInto return an error wrapping
+// os.ErrClosed.
+type Reader interface {
+	ReadInto(rec *Record) error
+	SetDeadline(t time.Time)
+	Flush() error
+	Close() error
+}
+
+// ErrFlushed is returned by ReadInto after Flush, once the records pending
+// at the time of the Flush have been returned.
+var ErrFlushed = errors.New("slab event reader flushed")
