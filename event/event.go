@@ -178,3 +178,22 @@ type Reader interface {
 // ErrFlushed is returned by ReadInto after Flush, once the records pending
 // at the time of the Flush have been returned.
 var ErrFlushed = errors.New("slab event reader flushed")
+
+// Capture is a running capture on either path: a Reader over the records,
+// plus the accounting that proves nothing was lost silently.
+//
+// The consumer reads until Stop has been called and ReadInto has returned
+// every pending record (deadline exceeded or ErrFlushed after Flush);
+// Stats is then final.
+type Capture interface {
+	Reader
+	// Stop detaches every probe: the capture window closes, no new
+	// record is produced, and the records already written stay readable.
+	// It is idempotent.
+	Stop() error
+	// Stats returns the accounting per CPU and kind: Captured from what
+	// ReadInto returned, Lost/Attempts/Truth from the producer.
+	Stats() (Stats, error)
+	// BufferBytes is the total buffer memory of the transport.
+	BufferBytes() int
+}
