@@ -6,3 +6,5 @@ require (
 	github.com/cilium/ebpf v0.22.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -48,6 +48,9 @@ type Stats struct {
 	// TruthChecked says whether the in-band truth counter was on, so
 	// that Truth is meaningful.
 	TruthChecked bool
+	// ProbeMisses is the kernel's own count of hits it skipped the probe
+	// for (BPF recursion protection), per kind, where the path has one.
+	ProbeMisses [NumKinds]uint64
 }
 
 // Kind totals one kind over all CPUs.

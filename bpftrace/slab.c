@@ -1,0 +1,325 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * slab.c - eBPF capture of the kmem slab events for slabbench.
+ *
+ * One program per attach point and attach mode (tracepoint, raw_tp, kprobe,
+ * fentry/fexit); every program hands its fields to emit(), the one
+ * record-writing function, which stamps the per-CPU, per-kind sequence
+ * number, reads the truth counter, and writes the record into the ring
+ * buffer or the perf buffer, counting every refused write.
+ */
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "slab_event.h"
+#include "slab_kernel.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+enum slab_transport {
+	SLAB_TRANSPORT_RINGBUF = 0,
+	SLAB_TRANSPORT_PERFBUF = 1,
+};
+
+/* Load-time configuration, set from Go before loading. */
+const volatile __u32 transport = SLAB_TRANSPORT_RINGBUF;
+/* Stamp records with the truth counter (costs a helper call per hit). */
+const volatile __u32 truth_on = 1;
+/*
+ * Ring buffer wakeup policy: 0 lets the kernel wake the reader for every
+ * record it needs to see (adaptive); W > 0 suppresses wakeups until at
+ * least W bytes are pending, then forces one.
+ */
+const volatile __u64 wakeup_bytes = 0;
+/* Attached but records nothing: the floor any capture path pays. */
+const volatile __u32 empty_probe = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* resized from Go */
+} events_ringbuf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events_perfbuf SEC(".maps");
+
+/* Per-CPU, per-kind accounting, indexed by enum slab_event_kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLAB_EVENT_KIND_MAX);
+	__type(key, __u32);
+	__type(value, struct slab_kind_stats);
+} kind_stats SEC(".maps");
+
+/*
+ * Truth counters: per-CPU perf counting events on the same tracepoints,
+ * opened by user space, one array per kind, indexed by CPU.
+ */
+#define TRUTH_MAP(name)							\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);		\
+		__uint(key_size, sizeof(__u32));			\
+		__uint(value_size, sizeof(__u32));			\
+	} name SEC(".maps")
+
+TRUTH_MAP(truth_kmalloc);
+TRUTH_MAP(truth_kfree);
+TRUTH_MAP(truth_kmem_cache_alloc);
+TRUTH_MAP(truth_kmem_cache_free);
+
+/* Keeps struct slab_event in the BTF for bpf2go -type and the layout test. */
+const struct slab_event *unused_slab_event __attribute__((unused));
+
+static __always_inline long read_truth(__u16 kind, struct bpf_perf_event_value *val)
+{
+	/* kind is a constant in every caller, so this folds to one call. */
+	switch (kind) {
+	case SLAB_EVENT_KMALLOC:
+		return bpf_perf_event_read_value(&truth_kmalloc, BPF_F_CURRENT_CPU, val, sizeof(*val));
+	case SLAB_EVENT_KFREE:
+		return bpf_perf_event_read_value(&truth_kfree, BPF_F_CURRENT_CPU, val, sizeof(*val));
+	case SLAB_EVENT_KMEM_CACHE_ALLOC:
+		return bpf_perf_event_read_value(&truth_kmem_cache_alloc, BPF_F_CURRENT_CPU, val, sizeof(*val));
+	default:
+		return bpf_perf_event_read_value(&truth_kmem_cache_free, BPF_F_CURRENT_CPU, val, sizeof(*val));
+	}
+}
+
+static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags, __u64 seq,
+				 __u64 truth, __u64 call_site, __u64 ptr, __u64 bytes_req,
+				 __u64 bytes_alloc, __u64 gfp_flags)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->seq = seq;
+	ev->call_site = call_site;
+	ev->ptr = ptr;
+	ev->bytes_req = bytes_req;
+	ev->bytes_alloc = bytes_alloc;
+	ev->gfp_flags = gfp_flags;
+	ev->truth = truth;
+	ev->tgid = pid_tgid >> 32;
+	ev->pid = (__u32)pid_tgid;
+	ev->cpu = bpf_get_smp_processor_id();
+	ev->kind = kind;
+	ev->flags = flags;
+}
+
+/*
+ * emit writes one record. The same program never runs nested on one CPU
+ * (the kernel skips and counts such a hit as a recursion miss), so the
+ * per-CPU counters of one kind need no atomics.
+ */
+static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
+				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
+{
+	__u32 key = kind;
+	struct slab_kind_stats *st = bpf_map_lookup_elem(&kind_stats, &key);
+	struct bpf_perf_event_value truth_val;
+	__u64 seq, truth = 0;
+
+	if (empty_probe || !st)
+		return;
+	seq = st->attempts;
+	st->attempts = seq + 1;
+
+	if (truth_on) {
+		if (read_truth(kind, &truth_val) == 0) {
+			truth = truth_val.counter;
+			flags |= SLAB_EVENT_F_TRUTH;
+			if (seq == 0)
+				st->truth_first = truth;
+			st->truth_last = truth;
+		} else {
+			st->truth_errors++;
+		}
+	}
+	if (transport == SLAB_TRANSPORT_RINGBUF) {
+		struct slab_event *ev;
+		__u64 wake = 0;
+
+		ev = bpf_ringbuf_reserve(&events_ringbuf, sizeof(*ev), 0);
+		if (!ev) {
+			st->drops++;
+			return;
+		}
+		fill(ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags);
+		if (wakeup_bytes) {
+			/* pending bytes include this record once submitted */
+			if (bpf_ringbuf_query(&events_ringbuf, BPF_RB_AVAIL_DATA) + sizeof(*ev) >= wakeup_bytes)
+				wake = BPF_RB_FORCE_WAKEUP;
+			else
+				wake = BPF_RB_NO_WAKEUP;
+		}
+		bpf_ringbuf_submit(ev, wake);
+	} else {
+		struct slab_event ev;
+
+		fill(&ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags);
+		if (bpf_perf_event_output(ctx, &events_perfbuf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
+			st->drops++;
+	}
+}
+
+/*
+ * tracepoint programs: must return 1, because returning 0 also suppresses
+ * the perf events on that hit, the truth counter among them.
+ */
+SEC("tracepoint/kmem/kmalloc")
+int tp_kmalloc(struct trace_event_raw_kmalloc *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMALLOC, 0, ctx->call_site, (__u64)ctx->ptr, ctx->bytes_req,
+	     ctx->bytes_alloc, ctx->gfp_flags);
+	return 1;
+}
+
+SEC("tracepoint/kmem/kfree")
+int tp_kfree(struct trace_event_raw_kfree *ctx)
+{
+	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0);
+	return 1;
+}
+
+SEC("tracepoint/kmem/kmem_cache_alloc")
+int tp_kmem_cache_alloc(struct trace_event_raw_kmem_cache_alloc *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, 0, ctx->call_site, (__u64)ctx->ptr, ctx->bytes_req,
+	     ctx->bytes_alloc, ctx->gfp_flags);
+	return 1;
+}
+
+SEC("tracepoint/kmem/kmem_cache_free")
+int tp_kmem_cache_free(struct trace_event_raw_kmem_cache_free *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0);
+	return 1;
+}
+
+/*
+ * raw tracepoints: the tracepoint's TP_PROTO arguments, unformatted.
+ * kmalloc(call_site, ptr, bytes_req, bytes_alloc, gfp_flags, node)
+ * kfree(call_site, ptr)
+ * kmem_cache_alloc(call_site, ptr, struct kmem_cache *s, gfp_flags, node)
+ * kmem_cache_free(call_site, ptr, const struct kmem_cache *s)
+ * The same on Debian's 6.1 and on 6.18.
+ */
+SEC("raw_tp/kmalloc")
+int rawtp_kmalloc(struct bpf_raw_tracepoint_args *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMALLOC, 0, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3],
+	     ctx->args[4]);
+	return 0;
+}
+
+SEC("raw_tp/kfree")
+int rawtp_kfree(struct bpf_raw_tracepoint_args *ctx)
+{
+	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0);
+	return 0;
+}
+
+SEC("raw_tp/kmem_cache_alloc")
+int rawtp_kmem_cache_alloc(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct kmem_cache *s = (struct kmem_cache *)ctx->args[2];
+
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, 0, ctx->args[0], ctx->args[1],
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), ctx->args[3]);
+	return 0;
+}
+
+SEC("raw_tp/kmem_cache_free")
+int rawtp_kmem_cache_free(struct bpf_raw_tracepoint_args *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0);
+	return 0;
+}
+
+/*
+ * Function probes see calls of the allocator's entry points, not
+ * tracepoint hits (inlined and internal paths differ), so they are
+ * compared only with their own attempt counts. The attach target is set
+ * from Go, since the symbol names differ between kernels (__kmalloc on
+ * 6.1, __kmalloc_noprof on 6.10 and later).
+ */
+static __always_inline __u64 kprobe_return_address(struct pt_regs *ctx)
+{
+	__u64 ret = 0;
+
+	/* At function entry the return address is at the stack pointer. */
+	bpf_probe_read_kernel(&ret, sizeof(ret), (void *)PT_REGS_SP(ctx));
+	return ret;
+}
+
+SEC("kprobe/kmalloc")
+int kprobe_kmalloc(struct pt_regs *ctx)
+{
+	/* void *__kmalloc(size_t size, gfp_t flags): ptr unknown at entry */
+	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx), 0,
+	     PT_REGS_PARM1(ctx), 0, PT_REGS_PARM2(ctx));
+	return 0;
+}
+
+SEC("kprobe/kfree")
+int kprobe_kfree(struct pt_regs *ctx)
+{
+	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx),
+	     PT_REGS_PARM1(ctx), 0, 0, 0);
+	return 0;
+}
+
+SEC("kprobe/kmem_cache_alloc")
+int kprobe_kmem_cache_alloc(struct pt_regs *ctx)
+{
+	struct kmem_cache *s = (struct kmem_cache *)PT_REGS_PARM1(ctx);
+
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx), 0,
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), PT_REGS_PARM2(ctx));
+	return 0;
+}
+
+SEC("kprobe/kmem_cache_free")
+int kprobe_kmem_cache_free(struct pt_regs *ctx)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx),
+	     PT_REGS_PARM2(ctx), 0, 0, 0);
+	return 0;
+}
+
+/* fexit for allocations (arguments and the returned pointer), fentry for frees. */
+SEC("fexit/__kmalloc")
+int BPF_PROG(fexit_kmalloc, __u64 size, gfp_t flags, void *ret)
+{
+	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, 0, (__u64)ret, size, 0, flags);
+	return 0;
+}
+
+SEC("fentry/kfree")
+int BPF_PROG(fentry_kfree, const void *ptr)
+{
+	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, 0, (__u64)ptr, 0, 0, 0);
+	return 0;
+}
+
+SEC("fexit/kmem_cache_alloc")
+int BPF_PROG(fexit_kmem_cache_alloc, struct kmem_cache *s, gfp_t flags, void *ret)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, 0, (__u64)ret,
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), flags);
+	return 0;
+}
+
+SEC("fentry/kmem_cache_free")
+int BPF_PROG(fentry_kmem_cache_free, struct kmem_cache *s, const void *ptr)
+{
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, 0, (__u64)ptr, 0, 0, 0);
+	return 0;
+}
