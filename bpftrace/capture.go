@@ -88,9 +88,10 @@ type Capture struct {
 	ringRec ringbuf.Record
 	perfRec perf.Record
 	seq     event.SeqTracker
-	// perfLostRecords counts PERF_RECORD_LOST samples the perf reader
-	// reported: the kernel's own count of refused perf writes, which must
-	// equal the programs' drop counters.
+	// perfLostRecords counts what PERF_RECORD_LOST samples reported: the
+	// kernel's own count of refused perf writes. It lags the programs'
+	// drop counters, since the kernel reports loss only once a later
+	// sample fits.
 	perfLostRecords uint64
 
 	stopOnce  sync.Once
@@ -492,8 +493,8 @@ func (c *Capture) Close() error {
 }
 
 // PerfLostRecords returns the records the perf buffer reader was told the
-// kernel could not write (PERF_RECORD_LOST): for the perf transport this
-// must equal the programs' drop count.
+// kernel could not write (PERF_RECORD_LOST). It never exceeds the
+// programs' drop count and can lag it.
 func (c *Capture) PerfLostRecords() uint64 { return c.perfLostRecords }
 
 // Stats returns the accounting per CPU and kind. Call it after Stop, once

@@ -1,0 +1,153 @@
+package capture
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/workloads"
+)
+
+func baseConfig(path Path, attach bpftrace.Attach, workload string) Config {
+	return Config{
+		Path:       path,
+		Attach:     attach,
+		Kinds:      event.AllKinds,
+		Truth:      true,
+		Workload:   workloads.Config{Name: workload, Ops: 5000, Threads: 2},
+		SubbufSize: 16 << 10,
+		NumSubbufs: 8,
+	}
+}
+
+func mustRun(t *testing.T, cfg Config) Result {
+	t.Helper()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified {
+		t.Fatalf("accounting broken: %s", res.VerifyError)
+	}
+	return res
+}
+
+// TestEBPFTruthEquality: for both eBPF transports, both tracepoint attach
+// modes and every workload, captured + lost == truth on every CPU and
+// kind (Verify), and the workload's events were captured.
+func TestEBPFTruthEquality(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, path := range []Path{PathRingbuf, PathPerfbuf} {
+		for _, attach := range []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP} {
+			for _, wl := range workloads.Names() {
+				t.Run(string(path)+"/"+string(attach)+"/"+wl, func(t *testing.T) {
+					res := mustRun(t, baseConfig(path, attach, wl))
+					if res.Captured == 0 || res.Truth == 0 {
+						t.Fatalf("nothing captured: %+v", res.Kinds)
+					}
+					if res.Captured+res.Lost != res.Truth {
+						t.Fatalf("captured %d + lost %d != truth %d", res.Captured, res.Lost, res.Truth)
+					}
+					for name, k := range res.Kinds {
+						if k.Captured+k.Lost != k.Truth {
+							t.Errorf("%s: captured %d + lost %d != truth %d", name, k.Captured, k.Lost, k.Truth)
+						}
+					}
+					t.Logf("%d ops: captured %d lost %d truth %d", res.Ops, res.Captured, res.Lost, res.Truth)
+				})
+			}
+		}
+	}
+}
+
+// TestStalledConsumerCountsLoss: a tiny buffer and a late consumer lose
+// events, and every lost event is counted: the equality still holds and the
+// reader's sequence gaps equal the drop counters (Verify checks both).
+func TestStalledConsumerCountsLoss(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, path := range []Path{PathRingbuf, PathPerfbuf} {
+		t.Run(string(path), func(t *testing.T) {
+			cfg := baseConfig(path, bpftrace.AttachTracepoint, "openclose")
+			cfg.SubbufSize, cfg.NumSubbufs = 4096, 2
+			cfg.Workload.Ops = 20000
+			cfg.ConsumerStall = 300 * time.Millisecond
+			res := mustRun(t, cfg)
+			if res.Lost == 0 {
+				t.Fatalf("no loss with a %d-byte buffer and a stalled consumer: %+v", res.BufferBytes, res.Kinds)
+			}
+			if res.SeqGaps != res.Lost-sumMissed(res) {
+				t.Fatalf("sequence gaps %d != drops %d", res.SeqGaps, res.Lost-sumMissed(res))
+			}
+			t.Logf("buffer %d B: captured %d lost %d truth %d", res.BufferBytes, res.Captured, res.Lost, res.Truth)
+		})
+	}
+}
+
+func sumMissed(r Result) uint64 {
+	var m uint64
+	for _, k := range r.Kinds {
+		m += k.Missed
+	}
+	return m
+}
+
+// TestIdleCaptureUnderForeignLoad captures whatever the system does while
+// another process (not this one) allocates, with no workload of ours.
+func TestIdleCaptureUnderForeignLoad(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := exec.CommandContext(ctx, "sh", "-c", "while :; do cat /proc/self/status > /dev/null; done")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer load.Wait()
+	for _, path := range []Path{PathRingbuf, PathPerfbuf} {
+		t.Run(string(path), func(t *testing.T) {
+			cfg := baseConfig(path, bpftrace.AttachTracepoint, "none")
+			cfg.Workload = workloads.Config{Name: "none", Duration: 2 * time.Second}
+			res := mustRun(t, cfg)
+			if res.Truth < 1000 {
+				t.Fatalf("the foreign load produced only %d events in 2s", res.Truth)
+			}
+			t.Logf("captured %d lost %d truth %d", res.Captured, res.Lost, res.Truth)
+		})
+	}
+	cancel()
+}
+
+// TestFunctionProbesUnavailable: on a kernel without kprobes (this host),
+// the error names the cause and what to use instead.
+func TestFunctionProbesUnavailable(t *testing.T) {
+	testenv.RequireRoot(t)
+	if testenv.HasKprobes() {
+		t.Skip("this kernel has kprobes; the VM tests run them")
+	}
+	cfg := baseConfig(PathRingbuf, bpftrace.AttachKprobe, "openclose")
+	cfg.Truth = false
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "kprobes") || !strings.Contains(err.Error(), "--attach tracepoint") {
+		t.Fatalf("want an error naming kprobes and --attach tracepoint, got %v", err)
+	}
+}
+
+func TestConfigErrorsNameTheFlag(t *testing.T) {
+	cases := map[string]func(*Config){
+		"--subbuf-size":    func(c *Config) { c.SubbufSize = 0 },
+		"--subbufs":        func(c *Config) { c.NumSubbufs = -1 },
+		"--consumer-stall": func(c *Config) { c.ConsumerStall = -time.Second },
+		"--duration":       func(c *Config) { c.Workload = workloads.Config{Name: "none"} },
+	}
+	for flag, mutate := range cases {
+		cfg := baseConfig(PathRingbuf, bpftrace.AttachTracepoint, "openclose")
+		mutate(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s: got %v", flag, err)
+		}
+	}
+}

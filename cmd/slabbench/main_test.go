@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/slabbench/slabbench/internal/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slabbench-cli")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755) // the not-root test runs it as nobody
+	binary = filepath.Join(dir, "slabbench")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// oneLineError runs the CLI and checks it fails with exactly one line on
+// stderr containing every want, and no Go stack trace.
+func oneLineError(t *testing.T, cmd *exec.Cmd, want ...string) {
+	t.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Fatalf("%v succeeded, want an error", cmd.Args)
+	}
+	msg := strings.TrimRight(stderr.String(), "\n")
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine") || strings.Contains(msg, "panic") {
+		t.Fatalf("want one error line, got:\n%s", msg)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not mention %q", msg, w)
+		}
+	}
+}
+
+func TestNotRootIsOneLine(t *testing.T) {
+	testenv.RequireRoot(t) // to drop to another user
+	cmd := exec.Command(binary, "capture", "--ops", "100")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	oneLineError(t, cmd, "root", "sudo")
+}
+
+func TestUnsupportedAttachIsOneLine(t *testing.T) {
+	testenv.RequireRoot(t)
+	if testenv.HasKprobes() {
+		t.Skip("this kernel has kprobes")
+	}
+	oneLineError(t, exec.Command(binary, "capture", "--attach", "kprobe", "--ops", "100"),
+		"kprobe", "--attach tracepoint", "slabbench vm")
+}
+
+func TestBadFlagsNameTheFix(t *testing.T) {
+	oneLineError(t, exec.Command(binary, "capture", "--events", "kmalloc,bogus"), "bogus", "kmem_cache_free")
+	oneLineError(t, exec.Command(binary, "capture", "--truth", "maybe"), "--truth")
+	oneLineError(t, exec.Command(binary, "capture", "--path", "pigeon", "--ops", "10"), "pigeon", "ringbuf")
+	oneLineError(t, exec.Command(binary, "capture", "--workload", "nope", "--ops", "10"), "nope")
+}
+
+// TestCaptureJSONContract checks the fields later tools script against.
+func TestCaptureJSONContract(t *testing.T) {
+	testenv.RequireRoot(t)
+	out, err := exec.Command(binary, "capture", "--path", "perfbuf", "--attach", "rawtp", "--workload", "eventfd",
+		"--ops", "3000", "--subbuf-size", "16KiB", "--subbufs", "4", "--json").Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"path", "attach", "workload", "ops", "duration_ns", "cpus", "buffer_bytes",
+		"captured", "lost", "truth", "kinds"} {
+		if _, ok := r[key]; !ok {
+			t.Errorf("JSON lacks %q", key)
+		}
+	}
+	kinds := r["kinds"].(map[string]any)
+	for _, k := range []string{"kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free"} {
+		kr, ok := kinds[k].(map[string]any)
+		if !ok {
+			t.Fatalf("kinds lacks %s", k)
+		}
+		if kr["captured"].(float64)+kr["lost"].(float64) != kr["truth"].(float64) {
+			t.Errorf("%s: %v", k, kr)
+		}
+	}
+	if r["ops"].(float64) != 3000 || r["path"] != "perfbuf" || r["attach"] != "rawtp" {
+		t.Errorf("unexpected header fields: %v", r)
+	}
+}
