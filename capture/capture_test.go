@@ -151,3 +151,30 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionProbes runs kprobe and fentry captures where the kernel has
+// them (the VM): they see allocator calls, not tracepoint hits, so they are
+// checked against their own attempts, and their output says so.
+func TestFunctionProbes(t *testing.T) {
+	testenv.RequireRoot(t)
+	if !testenv.HasKprobes() {
+		t.Skip("this kernel has no kprobes: run in the VM (make test-vm)")
+	}
+	for _, attach := range []bpftrace.Attach{bpftrace.AttachKprobe, bpftrace.AttachFentry} {
+		for _, path := range []Path{PathRingbuf, PathPerfbuf} {
+			t.Run(string(attach)+"/"+string(path), func(t *testing.T) {
+				cfg := baseConfig(path, attach, "openclose")
+				cfg.Truth = false
+				cfg.Workload.Ops = 2000
+				res := mustRun(t, cfg)
+				if res.Captured == 0 {
+					t.Fatalf("%s captured nothing: %+v", attach, res.Kinds)
+				}
+				if !strings.Contains(res.Reference, "function calls") {
+					t.Fatalf("reference %q does not say these are function calls", res.Reference)
+				}
+				t.Logf("captured %d lost %d attempts %d", res.Captured, res.Lost, res.Captured+res.Lost)
+			})
+		}
+	}
+}
