@@ -294,32 +294,60 @@ int kprobe_kmem_cache_free(struct pt_regs *ctx)
 	return 0;
 }
 
-/* fexit for allocations (arguments and the returned pointer), fentry for frees. */
-SEC("fexit/__kmalloc")
-int BPF_PROG(fexit_kmalloc, __u64 size, gfp_t flags, void *ret)
+/*
+ * fexit for allocations (arguments and the returned pointer), fentry for
+ * frees. Arguments are read with bpf_get_func_arg rather than typed
+ * BPF_PROG parameters: 6.1's verifier rejects direct access to a
+ * "const void *" argument such as kfree's.
+ */
+static __always_inline __u64 func_arg(void *ctx, __u32 n)
 {
-	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, 0, (__u64)ret, size, 0, flags);
+	__u64 val = 0;
+
+	bpf_get_func_arg(ctx, n, &val);
+	return val;
+}
+
+static __always_inline __u64 func_ret(void *ctx)
+{
+	__u64 val = 0;
+
+	bpf_get_func_ret(ctx, &val);
+	return val;
+}
+
+SEC("fexit/__kmalloc")
+int fexit_kmalloc(void *ctx)
+{
+	/* void *__kmalloc(size_t size, gfp_t flags) */
+	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx), func_arg(ctx, 0), 0,
+	     func_arg(ctx, 1));
 	return 0;
 }
 
 SEC("fentry/kfree")
-int BPF_PROG(fentry_kfree, const void *ptr)
+int fentry_kfree(void *ctx)
 {
-	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, 0, (__u64)ptr, 0, 0, 0);
+	/* void kfree(const void *objp) */
+	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 0), 0, 0, 0);
 	return 0;
 }
 
 SEC("fexit/kmem_cache_alloc")
-int BPF_PROG(fexit_kmem_cache_alloc, struct kmem_cache *s, gfp_t flags, void *ret)
+int fexit_kmem_cache_alloc(void *ctx)
 {
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, 0, (__u64)ret,
-	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), flags);
+	/* void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags) */
+	struct kmem_cache *s = (struct kmem_cache *)func_arg(ctx, 0);
+
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx),
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), func_arg(ctx, 1));
 	return 0;
 }
 
 SEC("fentry/kmem_cache_free")
-int BPF_PROG(fentry_kmem_cache_free, struct kmem_cache *s, const void *ptr)
+int fentry_kmem_cache_free(void *ctx)
 {
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, 0, (__u64)ptr, 0, 0, 0);
+	/* void kmem_cache_free(struct kmem_cache *s, void *x) */
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 1), 0, 0, 0);
 	return 0;
 }

@@ -1,0 +1,352 @@
+// Package workloads drives the kernel's slab allocator from user space with
+// small, repeatable syscall loops, so that the capture paths of slabbench
+// see a known stream of kmem tracepoint events (kmalloc, kfree,
+// kmem_cache_alloc, kmem_cache_free).
+//
+// Each workload has a named op (open and close a file, send a message over
+// a socketpair, ...) that runs on worker goroutines locked to OS threads and
+// pinned to CPUs, either as fast as possible (closed loop) or at a fixed
+// rate (open loop). Per-thread set-up such as creating a socketpair happens
+// before the timed loop and is not counted as ops. The hot loop calls
+// golang.org/x/sys/unix directly and allocates nothing, so the Go runtime
+// adds no work of its own to what is measured.
+//
+// Not every syscall loop allocates: "pipe" (a small message through a
+// pipe created once) causes no slab events at all, because the pipe keeps
+// its buffer page; it serves as a control, and "pipecreate" is the pipe
+// workload that allocates. MeasureEventsPerOp counts what a workload
+// causes, per kind, with the kernel's own tracepoint counters.
+package workloads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config of one run. The error messages of Validate name the slabbench
+// flags -workload, -threads, -ops, -duration and -rate, which set these
+// fields.
+type Config struct {
+	Name     string        // workload name, one of Names()
+	Threads  int           // worker goroutines, each locked to an OS thread pinned to CPU (i mod usable CPUs); 0 means 1
+	Ops      int64         // total ops over all threads; 0 means run for Duration
+	Duration time.Duration // used when Ops == 0, or as an upper bound when both are set
+	Rate     float64       // open loop: target total ops/s over all threads; 0 = closed loop (as fast as possible)
+}
+
+// Result of one run.
+type Result struct {
+	Ops     int64         // ops completed, over all threads
+	Elapsed time.Duration // from the start of the timed loop until the last thread left it (tear-down excluded)
+	// Late counts, in open loop only, the ops that started later than their
+	// schedule by more than one interval: the rate the run really offered
+	// is below Rate when Late is not small.
+	Late int64
+}
+
+// maxRate bounds Config.Rate: above it the per-op interval is under a
+// nanosecond and cannot be scheduled.
+const maxRate = 1e9
+
+// worker is one thread's instance of a workload: what set-up created (a
+// socketpair, a pipe) and the op that uses it.
+type worker interface {
+	// op does one unit of work; it must not allocate Go memory.
+	op() error
+	// close releases what set-up created.
+	close() error
+}
+
+// workload is an entry of the registry.
+type workload struct {
+	name  string
+	about string                 // one line: what one op does
+	setup func() (worker, error) // runs on the pinned thread, before the timed loop
+}
+
+// registry lists every workload, sorted by name (Names relies on it).
+var registry = []workload{
+	{"eventfd", "eventfd2() then close() of the new eventfd", newEventfd},
+	{"mmap", "mmap() of one anonymous private page, write one byte to it (page fault), munmap()", newMmap},
+	{"openclose", "openat(\"/dev/null\", O_RDONLY) then close()", newOpenClose},
+	{"pipe", "write() a 64-byte message into a pipe, read() it back from the other end (pipe created once per thread); causes no slab events, the pipe reuses its buffer page", newPipe},
+	{"pipecreate", "pipe2() then close() of both ends", newPipeCreate},
+	{"socketpair", "write() a 64-byte message into an AF_UNIX stream socketpair, read() it from the peer (pair created once per thread)", newSocketpair},
+}
+
+func lookup(name string) (workload, bool) {
+	for _, w := range registry {
+		if w.name == name {
+			return w, true
+		}
+	}
+	return workload{}, false
+}
+
+// Names returns the workload names, sorted.
+func Names() []string {
+	names := make([]string, len(registry))
+	for i, w := range registry {
+		names[i] = w.name
+	}
+	return names
+}
+
+// Describe returns one line saying what one op of the named workload does.
+func Describe(name string) (string, error) {
+	w, ok := lookup(name)
+	if !ok {
+		return "", unknownWorkload(name)
+	}
+	return w.about, nil
+}
+
+func unknownWorkload(name string) error {
+	return fmt.Errorf("unknown workload %q: set -workload to one of %s", name, strings.Join(Names(), ", "))
+}
+
+// Validate reports the first problem with c, naming the flag to change.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("no workload given: set -workload to one of %s", strings.Join(Names(), ", "))
+	}
+	if _, ok := lookup(c.Name); !ok {
+		return unknownWorkload(c.Name)
+	}
+	switch {
+	case c.Threads < 0:
+		return fmt.Errorf("-threads is %d: use 0 or 1 for one thread, or more", c.Threads)
+	case c.Ops < 0:
+		return fmt.Errorf("-ops is %d: use a positive count, or 0 to run for -duration", c.Ops)
+	case c.Duration < 0:
+		return fmt.Errorf("-duration is %v: use a positive duration, or 0 with -ops set", c.Duration)
+	case c.Ops == 0 && c.Duration == 0:
+		return errors.New("neither -ops nor -duration is set: set -ops to a count of ops or -duration to how long to run")
+	case math.IsNaN(c.Rate) || c.Rate < 0:
+		return fmt.Errorf("-rate is %v: use ops per second (> 0) for an open loop, or 0 for a closed loop", c.Rate)
+	case c.Rate > maxRate:
+		return fmt.Errorf("-rate is %v: at most %g ops/s can be paced; use 0 for a closed loop (as fast as possible)", c.Rate, float64(maxRate))
+	}
+	return nil
+}
+
+func (c Config) threads() int {
+	if c.Threads == 0 {
+		return 1
+	}
+	return c.Threads
+}
+
+// Run runs the workload cfg describes and returns what was done. It returns
+// early, with the ops done so far and ctx.Err(), when ctx is cancelled; and
+// with the errors of the threads (joined) when a set-up or an op fails.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	return run(ctx, cfg, nil)
+}
+
+// run is Run with a hook called once every thread has finished set-up and
+// waits to start, right before the timed loop begins: MeasureEventsPerOp
+// reads its counters there, so that set-up is not counted.
+func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	wl, _ := lookup(cfg.Name)
+	cpus, err := usableCPUs()
+	if err != nil {
+		return Result{}, err
+	}
+	n := cfg.threads()
+
+	var stop stopper
+	var cancelled atomic.Bool
+	unwatch := context.AfterFunc(ctx, func() {
+		cancelled.Store(true)
+		stop.stop()
+	})
+	defer unwatch()
+
+	var (
+		setUp    sync.WaitGroup // every thread has run set-up (or failed)
+		exited   sync.WaitGroup // every thread has torn down and unpinned
+		start    = make(chan struct{})
+		abort    atomic.Bool // set-up failed somewhere: skip the timed loop
+		startAt  time.Time   // written before start is closed, read after
+		deadline time.Time   // likewise; zero when there is none
+		threads  = make([]thread, n)
+	)
+	setUp.Add(n)
+	exited.Add(n)
+	for i := range threads {
+		t := &threads[i]
+		t.index = i
+		t.cpu = cpus[i%len(cpus)]
+		t.setup = wl.setup
+		t.quota = quota(cfg.Ops, n, i)
+		if cfg.Rate > 0 {
+			t.interval = float64(n) / cfg.Rate * float64(time.Second)
+			t.phase = float64(i) / float64(n)
+		}
+		go func() {
+			defer exited.Done()
+			t.runPinned(func(w worker) {
+				setUp.Done()
+				<-start
+				if abort.Load() {
+					return
+				}
+				t.loop(w, &stop, startAt, deadline)
+				t.end = time.Now()
+			}, setUp.Done)
+		}()
+	}
+	setUp.Wait()
+	var errs []error
+	for i := range threads {
+		if threads[i].err != nil {
+			errs = append(errs, threads[i].err)
+		}
+	}
+	if errs != nil {
+		abort.Store(true)
+	} else if atStart != nil {
+		atStart()
+	}
+	startAt = time.Now()
+	if cfg.Duration > 0 {
+		deadline = startAt.Add(cfg.Duration)
+	}
+	close(start)
+	exited.Wait()
+	unwatched := unwatch()
+
+	var res Result
+	if errs != nil {
+		return res, errors.Join(errs...)
+	}
+	for i := range threads {
+		res.Elapsed = max(res.Elapsed, threads[i].end.Sub(startAt))
+		res.Ops += threads[i].ops
+		res.Late += threads[i].late
+		if threads[i].err != nil {
+			errs = append(errs, threads[i].err)
+		}
+	}
+	if errs != nil {
+		return res, errors.Join(errs...)
+	}
+	if !unwatched && cancelled.Load() {
+		return res, ctx.Err()
+	}
+	return res, nil
+}
+
+// quota returns thread i's share of ops, spreading the remainder over the
+// first threads; 0 ops (run for a duration) gives no limit.
+func quota(ops int64, threads, i int) int64 {
+	if ops == 0 {
+		return math.MaxInt64
+	}
+	q := ops / int64(threads)
+	if int64(i) < ops%int64(threads) {
+		q++
+	}
+	return q
+}
+
+// stopper tells every thread to leave its loop; threads poll it between
+// ops and between sleeps.
+type stopper struct {
+	flag atomic.Bool
+}
+
+func (s *stopper) stop() { s.flag.Store(true) }
+
+// thread is the state of one worker thread; only that thread writes it
+// until run has waited for it.
+type thread struct {
+	index    int
+	cpu      int
+	setup    func() (worker, error)
+	quota    int64   // ops to do at most
+	interval float64 // open loop: nanoseconds between this thread's ops; 0 for closed loop
+	phase    float64 // open loop: offset of this thread's schedule, in intervals
+	ops      int64
+	late     int64
+	end      time.Time // when the thread left the timed loop
+	err      error
+}
+
+// usableCPUs returns the CPUs this process may run on. The kernel limits an
+// affinity mask to online CPUs, so this is the online CPUs unless a cpuset
+// or taskset narrows them, where pinning to others would fail.
+func usableCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("workloads: sched_getaffinity: %w", err)
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) == 0 {
+		return nil, errors.New("workloads: sched_getaffinity returned no CPUs")
+	}
+	return cpus, nil
+}
+
+// runPinned runs set-up and then body on an OS thread pinned to t.cpu, and
+// undoes the pinning afterwards. setupFailed is called instead of body when
+// pinning or set-up fails, with t.err set.
+func (t *thread) runPinned(body func(worker), setupFailed func()) {
+	runtime.LockOSThread()
+	var saved unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &saved); err != nil {
+		runtime.UnlockOSThread()
+		t.err = fmt.Errorf("thread %d: sched_getaffinity: %w", t.index, err)
+		setupFailed()
+		return
+	}
+	var pin unix.CPUSet
+	pin.Set(t.cpu)
+	if err := unix.SchedSetaffinity(0, &pin); err != nil {
+		runtime.UnlockOSThread()
+		t.err = fmt.Errorf("thread %d: pin to CPU %d (sched_setaffinity): %w", t.index, t.cpu, err)
+		setupFailed()
+		return
+	}
+	defer func() {
+		// Give the thread back to the scheduler only if its old affinity
+		// is restored: a goroutine that exits while locked makes the
+		// runtime end the thread instead, so no other goroutine is left
+		// pinned to one CPU.
+		if unix.SchedSetaffinity(0, &saved) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+
+	w, err := t.setup()
+	if err != nil {
+		t.err = fmt.Errorf("thread %d: set-up: %w", t.index, err)
+		setupFailed()
+		return
+	}
+	body(w)
+	if err := w.close(); err != nil && t.err == nil {
+		t.err = fmt.Errorf("thread %d: tear-down: %w", t.index, err)
+	}
+}

@@ -1,0 +1,239 @@
+package workloads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/truth"
+)
+
+func TestNamesAndDescribe(t *testing.T) {
+	names := Names()
+	if !slices.IsSorted(names) {
+		t.Errorf("Names() = %v, want sorted", names)
+	}
+	for _, want := range []string{"openclose", "socketpair", "pipe", "mmap", "eventfd"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() = %v, lacks %q", names, want)
+		}
+	}
+	for _, n := range names {
+		d, err := Describe(n)
+		if err != nil || d == "" || strings.Contains(d, "\n") {
+			t.Errorf("Describe(%q) = %q, %v; want one line", n, d, err)
+		}
+	}
+	if _, err := Describe("nosuch"); err == nil || !strings.Contains(err.Error(), "openclose") {
+		t.Errorf("Describe(nosuch) error = %v, want one listing the valid workloads", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{Name: "openclose", Ops: 1}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("%+v: %v", ok, err)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		flag string // the flag the error must name
+	}{
+		{Config{Ops: 1}, "-workload"},
+		{Config{Name: "nosuch", Ops: 1}, "-workload"},
+		{Config{Name: "openclose", Ops: 1, Threads: -1}, "-threads"},
+		{Config{Name: "openclose", Ops: -1}, "-ops"},
+		{Config{Name: "openclose", Duration: -time.Second}, "-duration"},
+		{Config{Name: "openclose"}, "-duration"},
+		{Config{Name: "openclose", Ops: 1, Rate: -1}, "-rate"},
+		{Config{Name: "openclose", Ops: 1, Rate: math.NaN()}, "-rate"},
+		{Config{Name: "openclose", Ops: 1, Rate: math.Inf(1)}, "-rate"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.flag)
+			continue
+		}
+		if _, runErr := Run(context.Background(), tc.cfg); runErr == nil || runErr.Error() != err.Error() {
+			t.Errorf("Run(%+v) error = %v, want Validate's %v", tc.cfg, runErr, err)
+		}
+	}
+	if err := (Config{Name: "nosuch", Ops: 1}).Validate(); !strings.Contains(err.Error(), strings.Join(Names(), ", ")) {
+		t.Errorf("unknown workload error %q does not list the valid ones", err)
+	}
+}
+
+func TestClosedLoop(t *testing.T) {
+	const ops = 3001 // odd, so two threads split it unevenly
+	for _, name := range Names() {
+		for _, threads := range []int{0, 1, 2} {
+			t.Run(fmt.Sprintf("workload=%s/threads=%d", name, threads), func(t *testing.T) {
+				res, err := Run(context.Background(), Config{Name: name, Threads: threads, Ops: ops})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Ops != ops || res.Late != 0 || res.Elapsed <= 0 {
+					t.Fatalf("Result = %+v, want %d ops, 0 late, positive elapsed", res, ops)
+				}
+				t.Logf("%.0f ns/op", float64(res.Elapsed)/float64(res.Ops))
+			})
+		}
+	}
+}
+
+func TestDurationBoundsOps(t *testing.T) {
+	start := time.Now()
+	res, err := Run(context.Background(), Config{Name: "openclose", Threads: 2, Ops: math.MaxInt64, Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second || res.Ops == 0 || res.Ops == math.MaxInt64 {
+		t.Fatalf("Result = %+v after %v, want some ops, stopped by -duration 100ms", res, took)
+	}
+}
+
+func TestOpenLoopRate(t *testing.T) {
+	const rate, dur = 2000.0, 500 * time.Millisecond
+	for _, threads := range []int{1, 2} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			res, err := Run(context.Background(), Config{Name: "openclose", Threads: threads, Duration: dur, Rate: rate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := rate * dur.Seconds()
+			t.Logf("%+v (want about %.0f ops)", res, want)
+			// The schedule never lets more than want (+1 per thread) ops
+			// start; a noisy machine may lose some.
+			if float64(res.Ops) > want+float64(threads) || float64(res.Ops) < 0.6*want {
+				t.Errorf("Ops = %d, want about %.0f", res.Ops, want)
+			}
+			if res.Late > res.Ops/5 {
+				t.Errorf("Late = %d of %d ops", res.Late, res.Ops)
+			}
+		})
+	}
+	// With Ops set, the run cannot finish before the schedule of its last op.
+	res, err := Run(context.Background(), Config{Name: "openclose", Threads: 2, Ops: 500, Rate: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if minimum := time.Duration((250 - 1) * float64(time.Second) / (rate / 2)); res.Ops != 500 || res.Elapsed < minimum {
+		t.Errorf("Result = %+v, want 500 ops taking at least %v", res, minimum)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	for _, rate := range []float64{0, 0.5} { // closed loop, and an open loop asleep between ops
+		t.Run(fmt.Sprintf("rate=%g", rate), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			res, err := Run(ctx, Config{Name: "eventfd", Threads: 2, Duration: time.Hour, Rate: rate})
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Run error = %v, want context.DeadlineExceeded", err)
+			}
+			if took := time.Since(start); took > 2*time.Second || res.Ops == 0 {
+				t.Fatalf("Result = %+v after %v, want some ops and a prompt return", res, took)
+			}
+		})
+	}
+}
+
+// TestNoAllocs checks that an op allocates no Go memory, so the runtime
+// (GC, heap growth) adds nothing to the events and time measured.
+func TestNoAllocs(t *testing.T) {
+	for _, wl := range registry {
+		t.Run(wl.name, func(t *testing.T) {
+			w, err := wl.setup()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.close()
+			var opErr error
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := w.op(); err != nil {
+					opErr = err
+				}
+			})
+			if opErr != nil {
+				t.Fatal(opErr)
+			}
+			if allocs != 0 {
+				t.Errorf("%v allocations per op, want 0", allocs)
+			}
+		})
+	}
+}
+
+// minEventsPerOp is what each workload causes per op at least, per kind,
+// at about 80% of what TestEventsPerOp measured on Linux 6.18 (x86_64,
+// SLUB), leaving room for noise and for other kernels. pipe is missing on
+// purpose: it causes no slab events (see maxEventsPerOp).
+var minEventsPerOp = map[string]map[event.Kind]float64{
+	// 1 kmalloc (eventfd_ctx) but 2 kfree: kfree traces kfree(NULL) too.
+	"eventfd":   {event.KindKmalloc: 0.8, event.KindKfree: 1.6, event.KindKmemCacheAlloc: 2.4, event.KindKmemCacheFree: 2.4},
+	"mmap":      {event.KindKfree: 0.8, event.KindKmemCacheAlloc: 3.2, event.KindKmemCacheFree: 1.6},
+	"openclose": {event.KindKmemCacheAlloc: 2.4, event.KindKmemCacheFree: 2.4},
+	// One skb per message: a head from skbuff_head_cache and kmalloc'd data.
+	"socketpair": {event.KindKmalloc: 0.8, event.KindKfree: 0.8, event.KindKmemCacheAlloc: 0.8, event.KindKmemCacheFree: 0.8},
+	"pipecreate": {event.KindKmalloc: 1.6, event.KindKfree: 1.6, event.KindKmemCacheAlloc: 5.6, event.KindKmemCacheFree: 5.6},
+}
+
+// maxEventsPerOp bounds the total of the workloads that cause no slab
+// events: a pipe keeps its buffer page between a write and the read that
+// empties it, so a small message allocates nothing. They are controls:
+// syscalls with no events to capture.
+var maxEventsPerOp = map[string]float64{"pipe": 0.5}
+
+// TestEventsPerOp counts, with the kernel's own tracepoint counters, the
+// slab events each workload causes per op, and logs them in one line per
+// workload:
+//
+//	events/op workload=NAME kmalloc=X kfree=X kmem_cache_alloc=X kmem_cache_free=X total=X
+func TestEventsPerOp(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("counting kmem tracepoints needs root (perf_event_open on tracepoints)")
+	}
+	if c, err := truth.Open(event.AllKinds); err != nil {
+		t.Skipf("no perf tracepoint counting here: %v", err)
+	} else {
+		c.Close()
+	}
+	const ops = 20000
+	for _, name := range Names() {
+		if _, ok := minEventsPerOp[name]; !ok && maxEventsPerOp[name] == 0 {
+			t.Errorf("%s: no expectation in minEventsPerOp or maxEventsPerOp", name)
+		}
+		perOp, err := MeasureEventsPerOp(context.Background(), Config{Name: name, Threads: 1, Ops: ops})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var line strings.Builder
+		fmt.Fprintf(&line, "events/op workload=%s", name)
+		var total float64
+		for _, k := range event.AllKinds {
+			fmt.Fprintf(&line, " %s=%.2f", k, perOp[k])
+			total += perOp[k]
+		}
+		fmt.Fprintf(&line, " total=%.2f", total)
+		t.Log(line.String())
+		if limit, ok := maxEventsPerOp[name]; ok {
+			if total > limit {
+				t.Errorf("%s: %.2f slab events per op, want about 0 (at most %.2f)", name, total, limit)
+			}
+		} else if total < 0.9 {
+			t.Errorf("%s: %.2f slab events per op, want at least about 1", name, total)
+		}
+		for k, minimum := range minEventsPerOp[name] {
+			if perOp[k] < minimum {
+				t.Errorf("%s: %s %.2f per op, want at least %.2f", name, k, perOp[k], minimum)
+			}
+		}
+	}
+}
