@@ -536,12 +536,6 @@ func (c *Capture) Stats() (event.Stats, error) {
 				if ks.Attempts > 0 {
 					counts.Truth = ks.TruthLast - ks.TruthFirst + 1
 				}
-				// Hits inside the window the program never ran for
-				// (the kernel skips a program that would recurse).
-				if counts.Truth > ks.Attempts {
-					counts.Missed = counts.Truth - ks.Attempts
-					counts.Lost += counts.Missed
-				}
 			}
 			st.PerCPU[cpu].Kinds[k] = counts
 		}

@@ -244,6 +244,9 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	}
 	if err := st.Verify(); err != nil {
 		res.VerifyError = err.Error()
+		if cfg.Truth {
+			res.VerifyError += " (a mismatch is a bug, or another BPF program on the kmem tracepoints, such as a second capture, suppressing perf counting)"
+		}
 	} else {
 		res.Verified = true
 	}

@@ -6,16 +6,17 @@ import "fmt"
 // Truth for tracepoint captures with the truth counter on.
 type Counts struct {
 	Captured uint64 `json:"captured"` // records the reader returned
-	Lost     uint64 `json:"lost"`     // records the producer counted as lost
+	Lost     uint64 `json:"lost"`     // drops plus missed hits
 	Truth    uint64 `json:"truth"`    // hits the kernel's own counter saw
-	// Attempts is the number of hits the probe handled (the per-CPU
-	// sequence numbers it stamped).
+	// Attempts is the number of hits the probe handled (the sequence
+	// numbers it stamped).
 	Attempts uint64 `json:"attempts"`
 	// Missed is the part of Lost the probe never saw: hits the kernel
-	// counted but did not run the probe for (BPF recursion protection).
+	// counted inside the window but did not run the probe for (BPF
+	// recursion protection). Only kind totals carry it (see Stats.Missed).
 	Missed uint64 `json:"missed,omitempty"`
 	// SeqGaps is the number of sequence numbers the reader never saw;
-	// it must equal Lost - Missed.
+	// it must equal Lost - Missed, the producer's drop count.
 	SeqGaps uint64 `json:"seq_gaps"`
 	// Disorder counts records whose sequence number was at or below one
 	// already seen; it must be 0.
@@ -33,7 +34,9 @@ func (c *Counts) Add(o Counts) {
 	c.Disorder += o.Disorder
 }
 
-// CPUStats is the accounting of one CPU, per kind.
+// CPUStats is the accounting of one CPU, per kind. Lost is the
+// producer's drop count there; Truth is the span of that CPU's counter
+// stamps.
 type CPUStats struct {
 	CPU   int
 	Kinds [NumKinds]Counts
@@ -43,6 +46,17 @@ type CPUStats struct {
 }
 
 // Stats is what a capture reports when it stops.
+//
+// Sequence numbers, drops and captures are exact per CPU; the truth
+// counter is compared per kind, over all CPUs, where missed hits (truth
+// beyond attempts) are accounted.
+//
+// The truth counter is exact only while no other tracepoint-type BPF
+// program is attached to the same kmem tracepoints: when the kernel skips
+// such a program for recursion (for example during a bpf() syscall on that
+// CPU), it also skips the hit's perf events, our counter among them, while
+// a raw tracepoint or the module still sees the hit. Seen here with two
+// captures at once: 162 of 8082 hits uncounted. Run one capture at a time.
 type Stats struct {
 	PerCPU []CPUStats
 	// TruthChecked says whether the in-band truth counter was on, so
@@ -53,11 +67,17 @@ type Stats struct {
 	ProbeMisses [NumKinds]uint64
 }
 
-// Kind totals one kind over all CPUs.
+// Kind totals one kind over all CPUs. With the truth counter on, hits
+// the truth counter saw beyond the probe's attempts are missed hits, and
+// count as lost.
 func (s *Stats) Kind(k Kind) Counts {
 	var c Counts
 	for i := range s.PerCPU {
 		c.Add(s.PerCPU[i].Kinds[k])
+	}
+	if s.TruthChecked && c.Truth > c.Attempts {
+		c.Missed = c.Truth - c.Attempts
+		c.Lost += c.Missed
 	}
 	return c
 }
@@ -71,27 +91,35 @@ func (s *Stats) Total() Counts {
 	return c
 }
 
-// Verify checks the accounting rules on every CPU and kind:
-// captured + lost == attempts + missed, sequence gaps == lost - missed
-// with no record out of order,
-// and, when the truth counter was on, captured + lost == truth. The error
-// names the first CPU and kind that break a rule.
+// Verify checks the accounting rules. On every CPU and kind: captured +
+// drops == attempts, the reader's sequence gaps == drops, and no record
+// out of order. For every kind, when the truth counter was on: captured +
+// lost == truth. (The kernel's own count of skipped probe runs,
+// ProbeMisses, is reported beside Missed but not required to match: it
+// covers the program's whole life, and 6.1 keeps none for tracepoint
+// programs.) The error names the first CPU or kind that breaks a rule.
 func (s *Stats) Verify() error {
 	for _, cs := range s.PerCPU {
 		for _, k := range AllKinds {
 			c := cs.Kinds[k]
-			if c.Captured+c.Lost != c.Attempts+c.Missed {
-				return fmt.Errorf("cpu %d %s: captured %d + lost %d != attempts %d + missed %d",
-					cs.CPU, k, c.Captured, c.Lost, c.Attempts, c.Missed)
+			if c.Captured+c.Lost != c.Attempts {
+				return fmt.Errorf("cpu %d %s: captured %d + dropped %d != attempts %d",
+					cs.CPU, k, c.Captured, c.Lost, c.Attempts)
 			}
-			if c.SeqGaps != c.Lost-c.Missed || c.Disorder != 0 {
+			if c.SeqGaps != c.Lost || c.Disorder != 0 {
 				return fmt.Errorf("cpu %d %s: reader saw %d sequence gaps and %d out-of-order records, producer counted %d dropped",
-					cs.CPU, k, c.SeqGaps, c.Disorder, c.Lost-c.Missed)
+					cs.CPU, k, c.SeqGaps, c.Disorder, c.Lost)
 			}
-			if s.TruthChecked && c.Captured+c.Lost != c.Truth {
-				return fmt.Errorf("cpu %d %s: captured %d + lost %d != truth %d",
-					cs.CPU, k, c.Captured, c.Lost, c.Truth)
-			}
+		}
+	}
+	if !s.TruthChecked {
+		return nil
+	}
+	for _, k := range AllKinds {
+		c := s.Kind(k)
+		if c.Captured+c.Lost != c.Truth {
+			return fmt.Errorf("%s: captured %d + lost %d != truth %d (attempts %d)",
+				k, c.Captured, c.Lost, c.Truth, c.Attempts)
 		}
 	}
 	return nil
