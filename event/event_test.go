@@ -1,0 +1,68 @@
+package event
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseKinds(t *testing.T) {
+	kinds, err := ParseKinds("kfree, kmalloc,kfree")
+	if err != nil || len(kinds) != 2 || kinds[0] != KindKfree || kinds[1] != KindKmalloc {
+		t.Fatalf("got %v, %v", kinds, err)
+	}
+	if all, _ := ParseKinds(""); len(all) != 4 {
+		t.Fatalf("empty list selects %v", all)
+	}
+	if _, err := ParseKinds("kmalloc,kmem_cache_zap"); err == nil || !strings.Contains(err.Error(), "kmem_cache_zap") {
+		t.Fatalf("unknown event accepted or not named: %v", err)
+	}
+}
+
+func TestSeqTrackerGaps(t *testing.T) {
+	var tr SeqTracker
+	for _, seq := range []uint64{0, 1, 4, 5, 9} { // 2,3 and 6,7,8 missing
+		tr.Observe(&Record{CPU: 1, Kind: KindKfree, Seq: seq})
+	}
+	tr.Observe(&Record{CPU: 1, Kind: KindKfree, Seq: 5}) // a duplicate
+	if g := tr.Gaps(1, KindKfree, 12); g != 5+2 {       // 10, 11 lost after the last
+		t.Fatalf("gaps %d, want 7", g)
+	}
+	if d := tr.Disorder(1, KindKfree); d != 1 {
+		t.Fatalf("disorder %d, want 1", d)
+	}
+	if c := tr.Captured(1, KindKfree); c != 6 {
+		t.Fatalf("captured %d, want 6", c)
+	}
+	if g := tr.Gaps(7, KindKmalloc, 3); g != 3 {
+		t.Fatalf("a CPU never seen: gaps %d, want 3", g)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	good := func() Stats {
+		st := Stats{TruthChecked: true, PerCPU: make([]CPUStats, 2)}
+		st.PerCPU[0].Kinds[KindKmalloc] = Counts{Captured: 90, Lost: 10, Attempts: 100, SeqGaps: 10, Truth: 102}
+		st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 50}
+		return st
+	}
+	st := good()
+	if err := st.Verify(); err != nil {
+		t.Fatalf("consistent stats rejected: %v", err)
+	}
+	if k := st.Kind(KindKmalloc); k.Missed != 2 || k.Lost != 12 {
+		t.Fatalf("missed hits not counted as lost: %+v", k)
+	}
+	broken := map[string]func(*Stats){
+		"captured":   func(s *Stats) { s.PerCPU[1].Kinds[KindKmalloc].Captured = 49 },
+		"gaps":       func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].SeqGaps = 9 },
+		"disorder":   func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Disorder = 1 },
+		"truth":      func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Truth = 99 },
+	}
+	for name, breakIt := range broken {
+		st := good()
+		breakIt(&st)
+		if err := st.Verify(); err == nil {
+			t.Errorf("%s: broken accounting passed", name)
+		}
+	}
+}
