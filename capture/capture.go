@@ -152,10 +152,18 @@ func Open(cfg Config) (event.Capture, error) {
 	return nil, fmt.Errorf("unknown path %q: use ringbuf, perfbuf or relay (--path)", cfg.Path)
 }
 
-// Run performs one capture and returns its accounting. The returned error
-// is about running the capture; a broken accounting rule is reported in
-// Result.Verified and Result.VerifyError.
-func Run(ctx context.Context, cfg Config) (Result, error) {
+// Session is a capture in progress: the transport is open and the
+// consumer is draining it. Start it, drive the events, then Finish.
+type Session struct {
+	cfg  Config
+	c    event.Capture
+	cons *consumer
+	res  Result
+}
+
+// Start validates cfg, opens the transport and starts the consumer.
+// Benchmarks use it to time the workload alone; Run wraps it.
+func Start(cfg Config) (*Session, error) {
 	res := Result{Path: cfg.Path, Workload: cfg.Workload.Name, Threads: cfg.Workload.Threads,
 		SubbufSize: cfg.SubbufSize, NumSubbufs: cfg.NumSubbufs, WakeupBytes: cfg.WakeupBytes,
 		CPUs: runtime.NumCPU(), TruthChecked: cfg.Truth}
@@ -168,54 +176,80 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.Attach = "tracepoint"
 	}
 	if err := cfg.Validate(); err != nil {
-		return res, err
+		return nil, err
 	}
 	c, err := Open(cfg)
 	if err != nil {
+		return nil, err
+	}
+	res.BufferBytes = c.BufferBytes()
+	return &Session{cfg: cfg, c: c, res: res, cons: startConsumer(c, cfg.ConsumerStall, cfg.OnRecord)}, nil
+}
+
+// Finish closes the capture window, lets the consumer drain what was
+// written, and accounts for every event. ops and elapsed describe the
+// workload that ran since Start. The session is closed afterwards.
+func (s *Session) Finish(ops int64, elapsed time.Duration) (Result, error) {
+	defer s.Close()
+	res := s.res
+	res.Ops = ops
+	res.DurationNs = elapsed.Nanoseconds()
+	stopErr := s.c.Stop()
+	s.cons.finish()
+	if stopErr != nil {
+		return res, fmt.Errorf("stopping the capture: %w", stopErr)
+	}
+	if s.cons.err != nil {
+		return res, fmt.Errorf("consumer: %w", s.cons.err)
+	}
+	res.ConsumerCPUNs = s.cons.cpuNs
+	res.CapturedBytes = s.cons.records * uint64(event.RecordSize)
+	st, err := s.c.Stats()
+	if err != nil {
 		return res, err
 	}
-	defer c.Close()
-	res.BufferBytes = c.BufferBytes()
+	res.fill(st, s.cfg)
+	return res, nil
+}
 
-	cons := startConsumer(c, cfg.ConsumerStall, cfg.OnRecord)
+// Close detaches and frees everything; it is safe after Finish and on
+// error paths, and unblocks the consumer.
+func (s *Session) Close() error {
+	err := s.c.Close()
+	<-s.cons.done
+	return err
+}
 
+// Run performs one capture and returns its accounting. The returned error
+// is about running the capture; a broken accounting rule is reported in
+// Result.Verified and Result.VerifyError.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	s, err := Start(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
 	start := time.Now()
+	var ops int64
 	var werr error
-	if res.Workload == "none" {
+	var elapsed time.Duration
+	if s.res.Workload == "none" {
 		select {
 		case <-time.After(cfg.Workload.Duration):
 		case <-ctx.Done():
 			werr = ctx.Err()
 		}
-		res.DurationNs = time.Since(start).Nanoseconds()
+		elapsed = time.Since(start)
 	} else {
 		var wr workloads.Result
 		wr, werr = workloads.Run(ctx, cfg.Workload)
-		res.Ops = wr.Ops
-		res.DurationNs = wr.Elapsed.Nanoseconds()
+		ops, elapsed = wr.Ops, wr.Elapsed // set-up excluded
 	}
-
-	// Close the window, then let the consumer drain what was written.
-	stopErr := c.Stop()
-	cons.finish()
+	res, err := s.Finish(ops, elapsed)
 	if werr != nil {
 		return res, fmt.Errorf("workload %s: %w", res.Workload, werr)
 	}
-	if stopErr != nil {
-		return res, fmt.Errorf("stopping the capture: %w", stopErr)
-	}
-	if cons.err != nil {
-		return res, fmt.Errorf("consumer: %w", cons.err)
-	}
-	res.ConsumerCPUNs = cons.cpuNs
-	res.CapturedBytes = cons.records * uint64(event.RecordSize)
-
-	st, err := c.Stats()
-	if err != nil {
-		return res, err
-	}
-	res.fill(st, cfg)
-	return res, nil
+	return res, err
 }
 
 func (res *Result) fill(st event.Stats, cfg Config) {
