@@ -68,6 +68,9 @@ type Config struct {
 	// Empty attaches programs that return at once: the floor every
 	// capture path pays. Nothing is recorded or counted.
 	Empty bool
+	// Detached loads the programs without attaching them: records then
+	// come only from Inject (the consumer benchmarks).
+	Detached bool
 }
 
 // Capture is a running eBPF capture. It implements event.Capture.
@@ -250,10 +253,33 @@ func Open(cfg Config) (_ *Capture, err error) {
 		c.bufBytes = c.perfReader.BufferSize() * cpus
 	}
 
-	if err := c.attach(); err != nil {
-		return nil, err
+	if !cfg.Detached {
+		if err := c.attach(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
+}
+
+// Inject runs the raw tracepoint kmalloc program n times with
+// BPF_PROG_TEST_RUN, writing n records into the buffer exactly as a real
+// hit would, without any workload. It needs Attach rawtp and kmalloc among
+// the kinds, and Truth off (a test run has no tracepoint to count).
+func (c *Capture) Inject(n int) error {
+	prog := c.progs[event.KindKmalloc]
+	if c.cfg.Attach != AttachRawTP || prog == nil || c.cfg.Truth {
+		return errors.New("Inject needs --attach rawtp, kmalloc selected and the truth counter off")
+	}
+	// kmalloc(call_site, ptr, bytes_req, bytes_alloc, gfp_flags, node)
+	args := []uint64{0xffffffff81000000, 0xffff888000000000, 64, 64, 0xcc0, 0}
+	for i := range n {
+		args[1] += 64
+		args[2] = uint64(8 + i%256)
+		if _, err := prog.Run(&ebpf.RunOptions{Context: args}); err != nil {
+			return fmt.Errorf("BPF_PROG_TEST_RUN of the raw tracepoint program: %w", err)
+		}
+	}
+	return nil
 }
 
 // configure sets the load-time constants, sizes the maps and keeps only

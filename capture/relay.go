@@ -1,11 +1,16 @@
 package capture
 
 import (
-	"errors"
-
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/relaytrace"
 )
 
 func openRelay(cfg Config) (event.Capture, error) {
-	return nil, errors.New("the relay path is not built yet")
+	return relaytrace.Open(relaytrace.Config{
+		SubbufSize: cfg.SubbufSize,
+		NumSubbufs: cfg.NumSubbufs,
+		Overwrite:  cfg.Overwrite,
+		Kinds:      cfg.Kinds,
+		Truth:      cfg.Truth,
+	})
 }

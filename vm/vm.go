@@ -64,7 +64,8 @@ type Config struct {
 	// because `go test` keeps the test binary and its logs there.
 	Writable []string
 	// Env is added to the guest command's environment, which otherwise is
-	// PATH, HOME=/root, SLABBENCH_VM=1 and SLABBENCH_OUT.
+	// PATH, HOME=/root, SLABBENCH_VM=1, SLABBENCH_OUT and
+	// SLABBENCH_ENVIRONMENT (vm-tcg or vm-kvm).
 	Env []string
 	// Dir is the guest command's working directory, a host path; ""
 	// means the caller's current directory.
@@ -153,6 +154,8 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 		bootImage = vmlinux
 	}
 
+	// Tell the guest command where it runs, so results can say so.
+	cfg.Env = append(append([]string(nil), cfg.Env...), "SLABBENCH_ENVIRONMENT=vm-"+res.Accel)
 	job, err := prepareJob(cfg, argv)
 	if err != nil {
 		return res, err

@@ -31,7 +31,7 @@ func runCapture(args []string) error {
 	ops := fs.Int64("ops", 0, "workload ops in total (0: run for --duration)")
 	threads := fs.Int("threads", 1, "workload threads, pinned to CPUs")
 	rate := fs.Float64("rate", 0, "open-loop target ops/s over all threads (0: as fast as possible)")
-	duration := fs.Duration("duration", 2*time.Second, "how long to run when --ops is 0")
+	duration := fs.Duration("duration", 0, "how long to run: with --ops 0 (default 2s), or a limit on --ops")
 	subbuf := size.Flag{Bytes: 16 << 10}
 	fs.Var(&subbuf, "subbuf-size", "sub-buffer size (4096, 16KiB, 1MiB)")
 	subbufs := fs.Int("subbufs", 8, "sub-buffers per CPU")
@@ -48,6 +48,9 @@ func runCapture(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *duration == 0 && *ops == 0 {
+		*duration = 2 * time.Second
 	}
 	kinds, err := event.ParseKinds(*events)
 	if err != nil {

@@ -1,0 +1,473 @@
+// Package relaytrace is the relay path of slabbench: it loads the slabrelay
+// kernel module (kmod/slabrelay), maps each CPU's relay buffer from debugfs
+// read-only, and returns the module's slab event records through the
+// event.Capture interface, with the module's drop, overwrite and truth
+// counters for the loss accounting.
+//
+// A Capture reads whole sub-buffers: the module writes records into the
+// current sub-buffer of the CPU they happen on; when it is full (or on
+// flush) the module starts the next one and marks the previous complete in
+// its header (kmod/include/slabrelay.h). The reader walks complete
+// sub-buffers in sequence order and tells the module, one sub-buffer at a
+// time, which ones it has consumed, so that the module can reuse them.
+package relaytrace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/truth"
+)
+
+// Config selects the relay buffers and the events.
+type Config struct {
+	SubbufSize int          // bytes per sub-buffer; 0: 16 KiB
+	NumSubbufs int          // sub-buffers per CPU; 0: 8
+	Overwrite  bool         // flight recorder: overwrite unread sub-buffers instead of dropping
+	Kinds      []event.Kind // nil: all four
+	Truth      bool         // stamp every record with the perf truth counter
+	// ModulePath is slabrelay.ko; "" looks in $SLABBENCH_KMOD, next to the
+	// executable and in kmod/slabrelay of the repository (FindModule).
+	ModulePath string
+}
+
+// Defaults of Config.
+const (
+	DefaultSubbufSize = 16 << 10
+	DefaultNumSubbufs = 8
+)
+
+// cpuBuf is the mapped buffer of one CPU.
+type cpuBuf struct {
+	cpu  int
+	file *os.File
+	mem  []byte
+	w    *Walker
+}
+
+// Capture is a running relay capture; it implements event.Capture.
+type Capture struct {
+	cfg     Config
+	cpus    []*cpuBuf
+	control *os.File
+	pollFds []unix.PollFd
+	wakeFd  int // eventfd: Close, SetDeadline and Flush wake a blocked ReadInto
+
+	mu       sync.Mutex // ReadInto, Stats and teardown
+	tracker  event.SeqTracker
+	rr       int    // CPU to read first
+	cmd      []byte // reused control command
+	stopped  bool
+	final    *event.Stats // Stats at Close
+	flushing bool
+
+	closed   atomic.Bool
+	deadline atomic.Int64 // unix nanoseconds, 0: none
+	flushReq atomic.Bool
+}
+
+var _ event.Capture = (*Capture)(nil)
+
+// Open loads the module with cfg, maps every CPU's buffer and returns the
+// running capture. The probes are attached when it returns.
+func Open(cfg Config) (*Capture, error) {
+	if cfg.SubbufSize == 0 {
+		cfg.SubbufSize = DefaultSubbufSize
+	}
+	if cfg.NumSubbufs == 0 {
+		cfg.NumSubbufs = DefaultNumSubbufs
+	}
+	if len(cfg.Kinds) == 0 {
+		cfg.Kinds = append([]event.Kind(nil), event.AllKinds...)
+	}
+	for _, k := range cfg.Kinds {
+		if !k.Valid() {
+			return nil, fmt.Errorf("relay capture: unknown event kind %d", k)
+		}
+	}
+	if err := checkSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the relay path needs root (loading a kernel module)")
+	}
+	if Loaded() {
+		return nil, errors.New("slabrelay is already loaded: rmmod slabrelay")
+	}
+	if _, err := os.Stat("/proc/modules"); err != nil {
+		return nil, errors.New("this kernel cannot load modules: run in the VM: slabbench vm -- capture --path relay ...")
+	}
+	path, err := FindModule(cfg.ModulePath)
+	if err != nil {
+		return nil, err
+	}
+	var ids [4]uint64
+	if cfg.Truth {
+		for _, k := range cfg.Kinds {
+			if ids[k-1], err = truth.TracepointID(k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := loadModule(path, moduleParams(&cfg, ids)); err != nil {
+		return nil, err
+	}
+	c := &Capture{cfg: cfg, wakeFd: -1}
+	if err := c.open(); err != nil {
+		c.teardown()
+		return nil, errors.Join(err, unloadModule())
+	}
+	return c, nil
+}
+
+// checkSizes applies the module's limits, so that a bad size is reported
+// without loading it.
+func checkSizes(size, n int) error {
+	if size < MinSubbufSize || size%8 != 0 || size > MaxCPUBytes/MinSubbufs {
+		return fmt.Errorf("sub-buffer size %d: want a multiple of 8 in %d..%d bytes", size, MinSubbufSize, MaxCPUBytes/MinSubbufs)
+	}
+	if n < MinSubbufs || n > MaxSubbufs {
+		return fmt.Errorf("sub-buffer count %d: want %d..%d", n, MinSubbufs, MaxSubbufs)
+	}
+	if size*n > MaxCPUBytes {
+		return fmt.Errorf("%d sub-buffers of %d bytes: want at most %d bytes (64 MiB) per CPU", n, size, MaxCPUBytes)
+	}
+	return nil
+}
+
+// ensureDebugfs mounts debugfs if the module's directory is not visible.
+func ensureDebugfs() error {
+	if _, err := os.Stat(debugfsDir); err == nil {
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/kernel/debug", &st); err == nil && st.Type == unix.DEBUGFS_MAGIC {
+		return fmt.Errorf("%s missing although debugfs is mounted: did slabrelay load?", debugfsDir)
+	}
+	if err := unix.Mount("debugfs", "/sys/kernel/debug", "debugfs", 0, ""); err != nil {
+		return fmt.Errorf("mounting debugfs: %w: mount -t debugfs debugfs /sys/kernel/debug", err)
+	}
+	if _, err := os.Stat(debugfsDir); err != nil {
+		return fmt.Errorf("slabrelay loaded but %s is missing: %w", debugfsDir, err)
+	}
+	return nil
+}
+
+func (c *Capture) open() error {
+	if err := ensureDebugfs(); err != nil {
+		return err
+	}
+	var err error
+	if c.control, err = os.OpenFile(filepath.Join(debugfsDir, "control"), os.O_WRONLY, 0); err != nil {
+		return err
+	}
+	names, err := filepath.Glob(filepath.Join(debugfsDir, "cpu*"))
+	if err != nil {
+		return err
+	}
+	var cpus []int
+	for _, n := range names {
+		if cpu, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(n), "cpu")); err == nil {
+			cpus = append(cpus, cpu)
+		}
+	}
+	if len(cpus) == 0 {
+		return fmt.Errorf("no relay buffers in %s", debugfsDir)
+	}
+	sort.Ints(cpus)
+	size := c.cfg.SubbufSize * c.cfg.NumSubbufs
+	pg := os.Getpagesize()
+	mapLen := (size + pg - 1) / pg * pg // relay maps exactly its page-aligned size
+	for _, cpu := range cpus {
+		f, err := os.Open(filepath.Join(debugfsDir, "cpu"+strconv.Itoa(cpu)))
+		if err != nil {
+			return err
+		}
+		cb := &cpuBuf{cpu: cpu, file: f}
+		c.cpus = append(c.cpus, cb)
+		// PROT_READ + MAP_PRIVATE: nothing is ever written through
+		// the mapping, so no page is ever copied and every page stays
+		// the kernel's own buffer page, seeing the module's writes.
+		if cb.mem, err = unix.Mmap(int(f.Fd()), 0, mapLen, unix.PROT_READ, unix.MAP_PRIVATE); err != nil {
+			return fmt.Errorf("mmap %s: %w", f.Name(), err)
+		}
+		if cb.w, err = NewWalker(cb.mem, c.cfg.SubbufSize, c.cfg.NumSubbufs, cpu); err != nil {
+			return err
+		}
+		c.pollFds = append(c.pollFds, unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLIN})
+	}
+	if c.wakeFd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	c.pollFds = append(c.pollFds, unix.PollFd{Fd: int32(c.wakeFd), Events: unix.POLLIN})
+	return nil
+}
+
+func (c *Capture) wake() {
+	if c.wakeFd >= 0 {
+		var one = [8]byte{1}
+		_, _ = unix.Write(c.wakeFd, one[:])
+	}
+}
+
+// command writes one control command.
+func (c *Capture) command(cmd []byte) error {
+	_, err := c.control.Write(cmd)
+	return err
+}
+
+// consume tells the module that cb's sub-buffers before Next are read;
+// the answer says whether an overwrite consumed them first.
+func (c *Capture) consume(cb *cpuBuf) (stale bool, err error) {
+	c.cmd = append(c.cmd[:0], "consumed "...)
+	c.cmd = strconv.AppendInt(c.cmd, int64(cb.cpu), 10)
+	c.cmd = append(c.cmd, ' ')
+	c.cmd = strconv.AppendUint(c.cmd, cb.w.Next(), 10)
+	err = c.command(c.cmd)
+	if errors.Is(err, unix.ESTALE) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("relay consumed count of cpu %d: %w", cb.cpu, err)
+	}
+	return false, nil
+}
+
+// step tries every CPU once for a record.
+func (c *Capture) step(rec *event.Record) (bool, error) {
+	for i := 0; i < len(c.cpus); {
+		idx := (c.rr + i) % len(c.cpus)
+		cb := c.cpus[idx]
+		st, err := cb.w.Step(rec)
+		if err != nil {
+			return false, err
+		}
+		switch st {
+		case StepRecord:
+			c.tracker.Observe(rec)
+			c.rr = idx
+			return true, nil
+		case StepDone:
+			stale, err := c.consume(cb)
+			if err != nil {
+				return false, err
+			}
+			cb.w.Settle(stale)
+			continue // same CPU, next sub-buffer
+		case StepLost:
+			if _, err := c.consume(cb); err != nil {
+				return false, err
+			}
+			continue
+		}
+		i++
+	}
+	return false, nil
+}
+
+// ReadInto returns the next record in rec. It blocks until one is
+// available, the deadline passes (os.ErrDeadlineExceeded), a Flush has
+// returned every record pending at its call (event.ErrFlushed), or the
+// capture is closed (an error wrapping os.ErrClosed). Records of one CPU
+// come in order; CPUs are interleaved by sub-buffer.
+func (c *Capture) ReadInto(rec *event.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if c.closed.Load() {
+			return fmt.Errorf("relay capture: %w", os.ErrClosed)
+		}
+		ok, err := c.step(rec)
+		if ok || err != nil {
+			return err
+		}
+		if c.flushing {
+			c.flushing = false
+			return event.ErrFlushed
+		}
+		if c.flushReq.Swap(false) {
+			c.flushing = true
+			continue
+		}
+		timeout := 100 // ms; relay wakes readers through irq_work, this bounds a missed one
+		if d := c.deadline.Load(); d != 0 {
+			left := time.Until(time.Unix(0, d))
+			if left <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			if ms := int(left/time.Millisecond) + 1; ms < timeout {
+				timeout = ms
+			}
+		}
+		c.mu.Unlock()
+		_, err = unix.Poll(c.pollFds, timeout)
+		c.mu.Lock()
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("relay capture: poll: %w", err)
+		}
+		var drain [8]byte
+		_, _ = unix.Read(c.wakeFd, drain[:])
+	}
+}
+
+// SetDeadline makes ReadInto return os.ErrDeadlineExceeded once t has
+// passed and no record is pending; the zero time removes the deadline.
+func (c *Capture) SetDeadline(t time.Time) {
+	if t.IsZero() {
+		c.deadline.Store(0)
+	} else {
+		c.deadline.Store(t.UnixNano())
+	}
+	c.wake()
+}
+
+// Flush closes the open sub-buffer of every CPU, so that every record
+// written so far becomes readable, and makes ReadInto return
+// event.ErrFlushed once it has returned them.
+func (c *Capture) Flush() error {
+	if c.closed.Load() {
+		return fmt.Errorf("relay capture: %w", os.ErrClosed)
+	}
+	if err := c.command([]byte("flush")); err != nil {
+		return fmt.Errorf("relay flush: %w", err)
+	}
+	c.flushReq.Store(true)
+	c.wake()
+	return nil
+}
+
+// Stop detaches the probes and flushes the open sub-buffers: no record is
+// written after it returns, and all written ones are readable. Idempotent.
+func (c *Capture) Stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopLocked()
+}
+
+func (c *Capture) stopLocked() error {
+	if c.stopped {
+		return nil
+	}
+	if c.control == nil {
+		return fmt.Errorf("relay capture: %w", os.ErrClosed)
+	}
+	if err := c.command([]byte("stop")); err != nil {
+		return fmt.Errorf("relay stop: %w", err)
+	}
+	c.stopped = true
+	return nil
+}
+
+// BufferBytes is the relay buffer memory: sub-buffer size * count * CPUs.
+func (c *Capture) BufferBytes() int {
+	return c.cfg.SubbufSize * c.cfg.NumSubbufs * len(c.cpus)
+}
+
+// Stats returns the accounting. Lost is the records the module dropped
+// (buffer full) plus, in overwrite mode, the records of overwritten
+// sub-buffers that this reader had not returned. It is final once Stop
+// has been called and ReadInto has drained the buffers; after Close it
+// returns what it was at Close.
+func (c *Capture) Stats() (event.Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.final != nil {
+		return *c.final, nil
+	}
+	return c.statsLocked()
+}
+
+func (c *Capture) statsLocked() (event.Stats, error) {
+	st := event.Stats{TruthChecked: c.cfg.Truth}
+	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
+	if err != nil {
+		return st, fmt.Errorf("relay stats: %w", err)
+	}
+	ms, err := parseStats(b)
+	if err != nil {
+		return st, err
+	}
+	byCPU := map[int]*cpuModuleStats{}
+	for i := range ms.cpus {
+		byCPU[ms.cpus[i].cpu] = &ms.cpus[i]
+	}
+	for _, cb := range c.cpus {
+		cs := event.CPUStats{CPU: cb.cpu}
+		m := byCPU[cb.cpu]
+		if m == nil {
+			return st, fmt.Errorf("relay stats: no line for cpu %d", cb.cpu)
+		}
+		cs.MaxBacklog = int(m.backlog)
+		for _, k := range event.AllKinds {
+			km := m.kinds[k]
+			cnt := event.Counts{
+				Captured: c.tracker.Captured(cb.cpu, k),
+				Attempts: km.attempts,
+				Lost:     km.drops + km.overwritten - cb.w.Recaptured(k),
+				SeqGaps:  c.tracker.Gaps(cb.cpu, k, km.attempts),
+				Disorder: c.tracker.Disorder(cb.cpu, k),
+			}
+			if c.cfg.Truth && km.attempts > 0 {
+				cnt.Truth = km.truthLast - km.truthFirst + 1
+			}
+			cs.Kinds[k] = cnt
+		}
+		st.PerCPU = append(st.PerCPU, cs)
+	}
+	return st, nil
+}
+
+// Close stops the capture, unmaps the buffers and unloads the module. A
+// blocked ReadInto returns an error wrapping os.ErrClosed. Idempotent.
+func (c *Capture) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.wake()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	if c.control != nil {
+		errs = append(errs, c.stopLocked())
+		if st, err := c.statsLocked(); err == nil {
+			c.final = &st
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, c.teardown(), unloadModule())
+	return errors.Join(errs...)
+}
+
+// teardown releases the mappings and files (the module stays loaded).
+func (c *Capture) teardown() error {
+	var errs []error
+	for _, cb := range c.cpus {
+		if cb.mem != nil {
+			errs = append(errs, unix.Munmap(cb.mem))
+			cb.mem = nil
+		}
+		errs = append(errs, cb.file.Close())
+	}
+	c.cpus = nil
+	if c.control != nil {
+		errs = append(errs, c.control.Close())
+		c.control = nil
+	}
+	if c.wakeFd >= 0 {
+		errs = append(errs, unix.Close(c.wakeFd))
+		c.wakeFd = -1
+	}
+	return errors.Join(errs...)
+}

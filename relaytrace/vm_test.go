@@ -1,0 +1,372 @@
+package relaytrace
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slabbench/slabbench/event"
+)
+
+// These tests load the module: they run where the kernel loads modules
+// (the VM: slabbench vm --exec relaytrace.test) and skip elsewhere.
+func needModule(t *testing.T) {
+	t.Helper()
+	if err := Available(""); err != nil {
+		t.Skip("relay path unavailable: ", err)
+	}
+	if Loaded() {
+		t.Fatal("slabrelay is already loaded: rmmod slabrelay")
+	}
+}
+
+// openClose drives kmalloc/kfree and kmem_cache_alloc/free (struct file)
+// until ctx is done or ops opens are done; it returns the opens.
+func openClose(ctx context.Context, ops int) int {
+	n := 0
+	for ; ops <= 0 || n < ops; n++ {
+		if n%256 == 0 && ctx.Err() != nil {
+			break
+		}
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+		}
+	}
+	return n
+}
+
+// drain reads every pending record after Stop.
+func drain(t *testing.T, c *Capture, rec *event.Record) int {
+	t.Helper()
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		err := c.ReadInto(rec)
+		if errors.Is(err, event.ErrFlushed) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+}
+
+func checkStats(t *testing.T, c *Capture) event.Stats {
+	t.Helper()
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Verify(); err != nil {
+		t.Fatalf("accounting: %v\n%+v", err, st)
+	}
+	return st
+}
+
+func TestCaptureTruth(t *testing.T) {
+	needModule(t)
+	c, err := Open(Config{Truth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rec event.Record
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	go func() { defer wg.Done(); openClose(context.Background(), 20000) }()
+	read := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Millisecond))
+		for {
+			err := c.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			read++
+		}
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	read += drain(t, c, &rec)
+	el := time.Since(start)
+	st := checkStats(t, c)
+	tot := st.Total()
+	if tot.Captured == 0 || int(tot.Captured) != read {
+		t.Fatalf("captured %d, read %d", tot.Captured, read)
+	}
+	for _, k := range event.AllKinds {
+		if st.Kind(k).Truth == 0 {
+			t.Errorf("no %s hits counted", k)
+		}
+	}
+	t.Logf("buffer %d B: captured %d lost %d truth %d in %v: %.0f events/s; max backlog %v",
+		c.BufferBytes(), tot.Captured, tot.Lost, tot.Truth, el, float64(tot.Captured)/el.Seconds(), backlogs(st))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal("second Close: ", err)
+	}
+	if err := c.ReadInto(&rec); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("ReadInto after Close: %v", err)
+	}
+	if Loaded() {
+		t.Fatal("module still loaded after Close")
+	}
+}
+
+func backlogs(st event.Stats) []int {
+	var b []int
+	for _, c := range st.PerCPU {
+		b = append(b, c.MaxBacklog)
+	}
+	return b
+}
+
+// stalled runs the workload without reading, then drains: the buffer
+// overflows.
+func stalled(t *testing.T, cfg Config) event.Stats {
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rec event.Record
+	// read a little, then stall
+	c.SetDeadline(time.Now().Add(10 * time.Millisecond))
+	for c.ReadInto(&rec) == nil {
+	}
+	openClose(context.Background(), 5000)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, c, &rec)
+	st := checkStats(t, c)
+	tot := st.Total()
+	t.Logf("%+v: captured %d lost %d (%.1f%%) truth %d, seq gaps %d, max backlog %v", cfg, tot.Captured, tot.Lost,
+		100*float64(tot.Lost)/float64(tot.Captured+tot.Lost), tot.Truth, tot.SeqGaps, backlogs(st))
+	if tot.Lost == 0 || tot.Captured == 0 || tot.SeqGaps != tot.Lost {
+		t.Fatalf("want loss and captures, gaps == lost: %+v", tot)
+	}
+	maxed := false
+	for _, b := range backlogs(st) {
+		maxed = maxed || b == cfg.NumSubbufs
+	}
+	if !maxed {
+		t.Errorf("no CPU reached a backlog of %d sub-buffers: %v", cfg.NumSubbufs, backlogs(st))
+	}
+	return st
+}
+
+func TestCaptureDrops(t *testing.T) {
+	needModule(t)
+	for _, sz := range [][2]int{{4096, 2}, {16384, 8}} {
+		st := stalled(t, Config{SubbufSize: sz[0], NumSubbufs: sz[1], Truth: true})
+		// no-overwrite: every loss is a refused record
+		for _, cs := range st.PerCPU {
+			for _, k := range event.AllKinds {
+				if c := cs.Kinds[k]; c.Captured > uint64((sz[0]-HeaderSize)/event.RecordSize*sz[1]) {
+					t.Errorf("cpu %d %s: %d captured, more than the buffer holds", cs.CPU, k, c.Captured)
+				}
+			}
+		}
+	}
+}
+
+func TestCaptureOverwrite(t *testing.T) {
+	needModule(t)
+	stalled(t, Config{SubbufSize: 4096, NumSubbufs: 4, Overwrite: true, Truth: true})
+
+	// A reader racing the overwrites: exact accounting still holds.
+	c, err := Open(Config{SubbufSize: 1024, NumSubbufs: 2, Overwrite: true, Truth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go openClose(ctx, 0)
+	var rec event.Record
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	for c.ReadInto(&rec) == nil {
+	}
+	cancel()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, c, &rec)
+	st := checkStats(t, c)
+	tot := st.Total()
+	t.Logf("racing reader, overwrite 2x1024: captured %d lost %d truth %d", tot.Captured, tot.Lost, tot.Truth)
+	if tot.Captured == 0 {
+		t.Fatal("nothing captured")
+	}
+}
+
+func TestBadParams(t *testing.T) {
+	needModule(t)
+	path, _ := FindModule("")
+	for _, p := range []struct{ params, msg string }{
+		{"subbuf_size=0", "subbuf_size=0"},
+		{"subbuf_size=100", "subbuf_size=100"},
+		{"subbuf_size=4100", "subbuf_size=4100"},
+		{"subbuf_size=1073741824", "subbuf_size=1073741824"},
+		{"n_subbufs=0", "n_subbufs=0"},
+		{"n_subbufs=1", "n_subbufs=1"},
+		{"n_subbufs=100000", "n_subbufs=100000"},
+		{"subbuf_size=1048576 n_subbufs=128", "per CPU"},
+		{"events=0", "events=0"},
+		{"events=32", "events=0x20"},
+		{"events=1", "events=0x1"},
+		{"events=2 truth_ids=0,5", "truth_ids[1]=5"},
+	} {
+		err := loadModule(path, p.params)
+		if err == nil {
+			unloadModule()
+			t.Errorf("%s: loaded", p.params)
+			continue
+		}
+		if !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), p.msg) {
+			t.Errorf("%s: %v; want EINVAL naming %q", p.params, err, p.msg)
+		}
+		if Loaded() {
+			t.Fatalf("%s: module loaded after EINVAL", p.params)
+		}
+	}
+	// A bogus tracepoint id: the truth counter cannot be created.
+	if err := loadModule(path, "truth_ids=999999"); err == nil {
+		unloadModule()
+		t.Error("truth_ids=999999: loaded")
+	} else {
+		t.Log(err)
+	}
+}
+
+func TestAlreadyLoaded(t *testing.T) {
+	needModule(t)
+	c, err := Open(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := Open(Config{}); err == nil || !strings.Contains(err.Error(), "rmmod slabrelay") {
+		t.Fatalf("second Open: %v", err)
+	}
+	// Close unblocks a blocked ReadInto.
+	errc := make(chan error, 1)
+	go func() {
+		var rec event.Record
+		for {
+			if err := c.ReadInto(&rec); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("blocked ReadInto: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock ReadInto")
+	}
+}
+
+func TestCycles(t *testing.T) {
+	needModule(t)
+	n := 50
+	if testing.Short() {
+		n = 5
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go openClose(ctx, 0)
+	var rec event.Record
+	for i := 0; i < n; i++ {
+		c, err := Open(Config{SubbufSize: 8192, NumSubbufs: 4, Truth: true, Overwrite: i%2 == 1})
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Millisecond))
+		for c.ReadInto(&rec) == nil {
+		}
+		if err := c.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		drain(t, c, &rec)
+		st := checkStats(t, c)
+		if st.Total().Captured == 0 {
+			t.Fatalf("cycle %d: nothing captured", i)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+	}
+}
+
+// TestUnloadWithOpenFiles maps a buffer, unloads the module under it and
+// reads the mapping afterwards: relay keeps the buffer alive.
+func TestUnloadWithOpenFiles(t *testing.T) {
+	needModule(t)
+	c, err := Open(Config{SubbufSize: 4096, NumSubbufs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := os.Open(debugfsDir + "/cpu0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mem, err := unix.Mmap(int(f.Fd()), 0, 8192, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if Loaded() {
+		t.Fatal("still loaded")
+	}
+	h, _ := DecodeHeader(mem)
+	if h.Magic != SubbufMagic {
+		t.Fatalf("mapping after unload: %+v", h)
+	}
+}
+
+// TestZDmesgClean runs last: nothing in the kernel log went wrong.
+func TestZDmesgClean(t *testing.T) {
+	needModule(t)
+	for _, bad := range []string{"WARNING", "BUG", "Oops", "general protection"} {
+		if l := kmsgSince(bad, time.Hour); len(l) > 0 {
+			t.Errorf("kernel log has %q: %v", bad, l)
+		}
+	}
+}
