@@ -37,6 +37,9 @@ type Config struct {
 	Overwrite  bool         // flight recorder: overwrite unread sub-buffers instead of dropping
 	Kinds      []event.Kind // nil: all four
 	Truth      bool         // stamp every record with the perf truth counter
+	// Empty registers probes that return at once (module parameter
+	// empty=1): the floor of the relay path. Nothing is recorded.
+	Empty bool
 	// ModulePath is slabrelay.ko; "" looks in $SLABBENCH_KMOD, next to the
 	// executable and in kmod/slabrelay of the repository (FindModule).
 	ModulePath string

@@ -104,6 +104,9 @@ func moduleParams(cfg *Config, truthIDs [4]uint64) string {
 	}
 	s := fmt.Sprintf("subbuf_size=%d n_subbufs=%d overwrite=%d events=%d",
 		cfg.SubbufSize, cfg.NumSubbufs, ow, event.KindMask(cfg.Kinds))
+	if cfg.Empty {
+		s += " empty=1"
+	}
 	if truthIDs != [4]uint64{} {
 		s += fmt.Sprintf(" truth_ids=%d,%d,%d,%d", truthIDs[0], truthIDs[1], truthIDs[2], truthIDs[3])
 	}

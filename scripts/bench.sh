@@ -1,58 +1,73 @@
 #!/usr/bin/env bash
-# The main job: captures on every path this machine can run natively, and
-# the relay module (plus ringbuf for comparison) inside the VM, each at
-# two buffer sizes, with the truth counter on. Prints one summary line per
-# capture and writes the JSON of each under results/captures/.
+# The main job (make bench): the benchmark matrix natively (eBPF,
+# perf record, consumer benchmarks) and in the VM (everything, the relay
+# module included), benchfmt results under results/, and benchstat
+# comparison tables beside them.
+#
+# BENCH=full (default) | quick (minutes) | smoke (one op per row, for CI).
+# -count 6: benchstat needs 6 samples for a 95% confidence interval.
 set -euo pipefail
-bin=${1:?usage: bench.sh path/to/slabbench}
-out=results/captures
-mkdir -p "$out"
-workload=${BENCH_WORKLOAD:-openclose}
-ops=${BENCH_OPS:-200000}
-vm_ops=${BENCH_VM_OPS:-20000}
-env=native
-kernel=$(uname -r)
+cd "$(dirname "$0")/.."
+level=${BENCH:-full}
+case $level in
+full) count=6 native_ops=20000 vm_level=vm vm_ops=2000 consumer_ops=200000 ;;
+quick) count=6 native_ops=5000 vm_level=quick vm_ops=1000 consumer_ops=100000 ;;
+smoke) count=1 native_ops=1 vm_level=smoke vm_ops=1 consumer_ops=1 ;;
+*) echo "BENCH=$level: use full, quick or smoke" >&2; exit 2 ;;
+esac
+count=${BENCH_COUNT:-$count}
+out=${BENCH_OUT:-results}
+mkdir -p "$out" bin
+CGO_ENABLED=0 go build -o bin/slabbench ./cmd/slabbench
+CGO_ENABLED=0 go test -c -o bin/bench.test ./bench
+# Progress goes to stderr, results to stdout (the files).
+export SLABBENCH_PROGRESS=1
 
-summary() {
-	# path attach subbuf n json-file
-	python3 - "$@" <<'PY'
-import json, sys
-path, attach, subbuf, n, f = sys.argv[1:]
-r = json.load(open(f))
-secs = r["duration_ns"] / 1e9
-tot = r["captured"] + r["lost"]
-print(f'{path:8} {attach:10} {subbuf:>7} x{n:<3} buffer {r["buffer_bytes"]:>9} B  '
-      f'captured {r["captured"]:>9} lost {r["lost"]:>8} ({100*r["lost"]/max(tot,1):6.2f}%)  truth {r["truth"]:>9}  '
-      f'{r["captured"]/secs:>10.0f} ev/s  verified={r["verified"]}')
-PY
+run_matrix() { # env-name level ops runner...
+	local level=$1 ops=$2
+	shift 2
+	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
+		-test.bench '^BenchmarkCapture$' -test.benchtime "${ops}x" -test.count "$count"
+	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
+		-test.bench '^BenchmarkConsumer$' -test.benchtime "${consumer_ops}x" -test.count "$count"
 }
 
-run() {
-	local where=$1 path=$2 attach=$3 subbuf=$4 n=$5 ops=$6
-	local name="$where-$path-$attach-$subbuf-x$n"
-	local args=(capture --path "$path" --subbuf-size "$subbuf" --subbufs "$n" --workload "$workload" --ops "$ops" --threads 2 --json)
-	[[ $path != relay ]] && args+=(--attach "$attach")
-	if [[ $where == vm ]]; then
-		"$bin" vm --out "$out" -- "${args[@]}" > "$out/$name.json"
-	else
-		"$bin" "${args[@]}" > "$out/$name.json"
-	fi
-	printf '%-6s ' "$where"
-	summary "$path" "$attach" "$subbuf" "$n" "$out/$name.json"
+tables() { # results-file
+	local f=$1 t=${1%.txt}.benchstat.txt
+	{
+		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
+		echo
+		echo "## Paths at equal memory: closed loop, tracepoint attachment, ring buffer woken for every record"
+		go tool benchstat -col /path -row /subbuf,/n -filter '/rate:max -/attach:rawtp -/wakeup:batched' "$f"
+		echo
+		echo "## Loss versus rate (open loops), 16KiB or 4KiB sub-buffers"
+		go tool benchstat -col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched' "$f"
+		echo
+		echo "## Ring buffer wakeup policy"
+		go tool benchstat -col /wakeup -row /attach,/subbuf,/n -filter '/path:ringbuf /rate:max' "$f"
+		echo
+		echo "## Attach mode (eBPF rows)"
+		go tool benchstat -col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max' "$f"
+		echo
+		echo "## Consumers: one op is one record read from a full buffer"
+		go tool benchstat -col /reader -filter '.name:Consumer' "$f"
+	} > "$t" 2>&1 || true
+	echo "wrote $t"
 }
 
-echo "kernel: $kernel"
-echo "environment: $env (VM rows: Debian kernel under qemu; compare VM rows only with each other)"
-echo "workload: $workload, 2 threads, $ops ops native / $vm_ops ops in the VM"
-for path in ringbuf perfbuf; do
-	for attach in tracepoint rawtp; do
-		for geometry in "4KiB 2" "64KiB 8"; do
-			run native "$path" "$attach" ${geometry} "$ops"
-		done
-	done
-done
-for path in relay ringbuf; do
-	for geometry in "4KiB 2" "64KiB 8"; do
-		run vm "$path" tracepoint ${geometry} "$vm_ops"
-	done
-done
+native=$out/native-$(uname -r).txt
+echo "== native matrix (BENCH=$level, $native_ops ops per row, -count $count) -> $native" >&2
+run_matrix "$level" "$native_ops" env > "$native"
+tables "$native"
+
+if [[ ${BENCH_VM:-1} == 1 ]]; then
+	vmtmp=$out/.vm-run.txt
+	echo "== VM matrix (BENCH=$vm_level, $vm_ops ops per row, -count $count)" >&2
+	run_matrix "$vm_level" "$vm_ops" bin/slabbench vm --timeout 120m --exec > "$vmtmp"
+	env_name=$(sed -n 's/^environment: //p' "$vmtmp" | head -n 1)
+	kernel=$(sed -n 's/^kernel: //p' "$vmtmp" | head -n 1)
+	vmfile=$out/${env_name:-vm}-${kernel:-unknown}.txt
+	mv "$vmtmp" "$vmfile"
+	echo "wrote $vmfile" >&2
+	tables "$vmfile"
+fi

@@ -82,6 +82,11 @@ module_param_array(truth_ids, uint, &n_truth_ids, 0444);
 MODULE_PARM_DESC(truth_ids,
 		 "Perf tracepoint ids of kmem:kmalloc,kfree,kmem_cache_alloc,kmem_cache_free from tracefs; 0 or absent: no truth stamp for that kind");
 
+static bool empty;
+module_param(empty, bool, 0444);
+MODULE_PARM_DESC(empty,
+		 "Register the probes but return at once: the floor every capture pays; nothing is recorded or counted (default 0)");
+
 #define SLABRELAY_KIND_BITS	0x1e
 
 /* Producer state of one CPU; written only on that CPU with irqs off. */
@@ -227,6 +232,8 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	u64 seq, stamp = 0;
 	u16 evflags = 0;
 
+	if (empty)
+		return;
 	local_irq_save(flags);
 	pc = this_cpu_ptr(&slabrelay_pcpu);
 	ks = &pc->kinds[kind];

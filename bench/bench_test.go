@@ -1,0 +1,309 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/relaytrace"
+	"github.com/slabbench/slabbench/workloads"
+)
+
+var plan Plan
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	var err error
+	if plan, err = PlanFor(os.Getenv("BENCH")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		printConfig()
+	}
+	os.Exit(m.Run())
+}
+
+// Environment says where the benchmarks run: native, or vm-tcg / vm-kvm
+// inside slabbench's VM (which sets SLABBENCH_ENVIRONMENT).
+func Environment() string {
+	if e := os.Getenv("SLABBENCH_ENVIRONMENT"); e != "" {
+		return e
+	}
+	return "native"
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// printConfig writes benchfmt configuration lines, which apply to every
+// result after them, and the units' directions for benchstat.
+func printConfig() {
+	lines := []string{
+		"kernel: " + kernelRelease(),
+		"environment: " + Environment(),
+		fmt.Sprintf("cpus: %d", runtime.NumCPU()),
+		"bench-level: " + plan.Level,
+		fmt.Sprintf("threads: %d", plan.Threads),
+		"truth: on for relay, ringbuf and perfbuf rows (every hit reads the kernel's counting perf event, included in overhead); off for empty rows",
+		"relay-memory: subbuf x n per CPU",
+		"perfbuf-memory: subbuf x n per CPU, rounded up to a power of two pages",
+		fmt.Sprintf("ringbuf-rounding: subbuf x n x %d CPUs, rounded up to a power of two", runtime.NumCPU()),
+		"ringbuf-wakeup: every = kernel default (wake when the reader caught up); batched = wake once one sub-buffer of bytes is pending",
+		"perf-record-memory: subbuf x n per CPU (-m, rounded up to a power of two pages)",
+		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
+		"overhead: (ns/op - ns/op of path=none, same workload and rate, this run) / events/op; closed loop only",
+	}
+	if err := relaytrace.Available(""); err != nil {
+		lines = append(lines, "relay: rows skipped here: "+err.Error())
+	}
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	for _, u := range []string{"events/op better=higher", "lost-% better=lower", "overhead-ns/event better=lower",
+		"consumer-ns/event better=lower", "captured-MB/s better=higher", "buffer-B better=lower",
+		"max-backlog better=lower", "events/s better=higher", "ns/event better=lower"} {
+		fmt.Println("Unit " + u)
+	}
+}
+
+// progress shows finished rows and an estimate of what is left on stderr,
+// when SLABBENCH_PROGRESS=1 (make bench sets it and keeps stderr apart from
+// the results; under go test the two streams are merged).
+var (
+	progressOnce sync.Once
+	bar          *progressbar.ProgressBar
+)
+
+func rowDone(total int) {
+	if os.Getenv("SLABBENCH_PROGRESS") != "1" {
+		return
+	}
+	progressOnce.Do(func() {
+		count := 1
+		if f := flag.Lookup("test.count"); f != nil {
+			fmt.Sscan(f.Value.String(), &count)
+		}
+		// testing runs each leaf once with b.N = 1, then, unless
+		// -benchtime is 1x, again with the real b.N (more often with a
+		// time-based -benchtime, which the estimate then undercounts).
+		callsPerRow := 2
+		if f := flag.Lookup("test.benchtime"); f != nil && f.Value.String() == "1x" {
+			callsPerRow = 1
+		}
+		bar = progressbar.NewOptions(total*count*callsPerRow,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription("benchmarks"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
+			progressbar.OptionThrottle(500*time.Millisecond))
+	})
+	bar.Add(1)
+}
+
+// baselines holds ns/op of path=none per workload and rate, this run.
+var baselines = map[string]float64{}
+
+func BenchmarkCapture(b *testing.B) {
+	testenv.RequireRoot(b)
+	total := plan.CaptureRows()
+	for _, wl := range plan.Workloads {
+		b.Run("workload="+wl, func(b *testing.B) {
+			for _, rate := range plan.Rates {
+				b.Run("rate="+RateName(rate), func(b *testing.B) {
+					benchRate(b, wl, rate, total)
+				})
+			}
+		})
+	}
+}
+
+func benchRate(b *testing.B, wl string, rate float64, total int) {
+	key := wl + "/" + RateName(rate)
+	wcfg := workloads.Config{Name: wl, Threads: plan.Threads, Rate: rate}
+	leaf := func(name string, f func(b *testing.B)) {
+		b.Run(name, func(b *testing.B) {
+			defer rowDone(total)
+			f(b)
+		})
+	}
+	leaf("path=none", func(b *testing.B) {
+		cfg := wcfg
+		cfg.Ops = int64(b.N)
+		b.ResetTimer()
+		wr, err := workloads.Run(context.Background(), cfg)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		baselines[key] = float64(wr.Elapsed.Nanoseconds()) / float64(b.N)
+	})
+	geoms := plan.RateGeometries
+	if rate == 0 {
+		geoms = plan.Geometries
+		for _, a := range plan.Attaches {
+			leaf("path=empty-bpf/attach="+string(a), func(b *testing.B) {
+				benchEmptyBPF(b, wcfg, a, key)
+			})
+		}
+		leaf("path=empty-kmod", func(b *testing.B) { benchEmptyKmod(b, wcfg, key) })
+	}
+	for _, g := range geoms {
+		geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
+		base := capture.Config{Kinds: event.AllKinds, Truth: true, Workload: wcfg,
+			SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs}
+		leaf("path=relay/"+geo, func(b *testing.B) {
+			if err := relaytrace.Available(""); err != nil {
+				b.Skip("relay: ", err)
+			}
+			cfg := base
+			cfg.Path = capture.PathRelay
+			benchCapture(b, cfg, key)
+		})
+		for _, a := range plan.Attaches {
+			for _, wake := range plan.RingbufWakeups {
+				leaf(fmt.Sprintf("path=ringbuf/attach=%s/wakeup=%s/%s", a, wake, geo), func(b *testing.B) {
+					cfg := base
+					cfg.Path, cfg.Attach = capture.PathRingbuf, a
+					if wake == "batched" {
+						cfg.WakeupBytes = g.SubbufSize
+					}
+					benchCapture(b, cfg, key)
+				})
+			}
+		}
+		for _, a := range plan.Attaches {
+			leaf(fmt.Sprintf("path=perfbuf/attach=%s/%s", a, geo), func(b *testing.B) {
+				cfg := base
+				cfg.Path, cfg.Attach = capture.PathPerfbuf, a
+				benchCapture(b, cfg, key)
+			})
+		}
+		leaf("path=perf-record/"+geo, func(b *testing.B) {
+			benchPerfRecord(b, wcfg, g, key)
+		})
+	}
+}
+
+// benchCapture times b.N workload ops under one capture, checks the
+// accounting and reports the metrics.
+func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
+	cfg.Workload.Ops = int64(b.N)
+	s, err := capture.Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ResetTimer()
+	wr, err := workloads.Run(context.Background(), cfg.Workload)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := s.Finish(wr.Ops, wr.Elapsed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !res.Verified {
+		b.Fatalf("accounting check failed, nothing reported: %s", res.VerifyError)
+	}
+	if cfg.Truth && res.Captured+res.Lost != res.Truth {
+		b.Fatalf("captured %d + lost %d != truth %d", res.Captured, res.Lost, res.Truth)
+	}
+	report(b, res.Captured, res.Lost, res.Truth, wr.Elapsed, wr.Elapsed, res.ConsumerCPUNs, res.BufferBytes, baseKey, cfg.Workload.Rate)
+	if cfg.Path == capture.PathRelay {
+		b.ReportMetric(float64(res.MaxBacklog), "max-backlog")
+	}
+}
+
+// report writes the common metrics. events is what the kernel counted
+// (truth), so events/op does not depend on loss.
+// window is the span the captured records came from (the workload's, or
+// perf's whole recording window).
+func report(b *testing.B, captured, lost, events uint64, elapsed, window time.Duration, consumerNs int64, bufferBytes int, baseKey string, rate float64) {
+	n := float64(b.N)
+	b.ReportMetric(float64(events)/n, "events/op")
+	if captured+lost > 0 {
+		b.ReportMetric(100*float64(lost)/float64(captured+lost), "lost-%")
+	}
+	if base, ok := baselines[baseKey]; ok && rate == 0 && events > 0 {
+		nsPerOp := float64(elapsed.Nanoseconds()) / n
+		b.ReportMetric((nsPerOp-base)/(float64(events)/n), "overhead-ns/event")
+	}
+	if captured > 0 {
+		b.ReportMetric(float64(consumerNs)/float64(captured), "consumer-ns/event")
+	}
+	if secs := window.Seconds(); secs > 0 {
+		b.ReportMetric(float64(captured)*float64(event.RecordSize)/secs/1e6, "captured-MB/s")
+	}
+	b.ReportMetric(float64(bufferBytes), "buffer-B")
+}
+
+// benchEmptyBPF attaches programs that return at once: the floor of any
+// BPF capture.
+func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach, baseKey string) {
+	c, err := bpftrace.Open(bpftrace.Config{Transport: bpftrace.Ringbuf, Attach: a, Kinds: event.AllKinds,
+		RingbufSize: 4096, Empty: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	wcfg.Ops = int64(b.N)
+	b.ResetTimer()
+	wr, err := workloads.Run(context.Background(), wcfg)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportFloor(b, wr.Elapsed, baseKey)
+}
+
+// benchEmptyKmod loads the module with probes that return at once: the
+// floor of the relay path.
+func benchEmptyKmod(b *testing.B, wcfg workloads.Config, baseKey string) {
+	if err := relaytrace.Available(""); err != nil {
+		b.Skip("relay: ", err)
+	}
+	c, err := relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	wcfg.Ops = int64(b.N)
+	b.ResetTimer()
+	wr, err := workloads.Run(context.Background(), wcfg)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportFloor(b, wr.Elapsed, baseKey)
+}
+
+// reportFloor reports the overhead of an empty probe per op (it counts
+// no events of its own).
+func reportFloor(b *testing.B, elapsed time.Duration, baseKey string) {
+	if base, ok := baselines[baseKey]; ok {
+		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)-base, "overhead-ns/op")
+	}
+}
+

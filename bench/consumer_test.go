@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/relaytrace"
+)
+
+// Consumer benchmarks: one op is one record read by the consumer, with
+// the buffer filled beforehand (untimed), so ns/op is the reader's cost per
+// event. The copy row is the floor: the same record bytes copied out.
+
+const consumerSubbuf, consumerSubbufs = 64 << 10, 16
+
+func BenchmarkConsumer(b *testing.B) {
+	b.Run("reader=copy", benchCopy)
+	b.Run("reader=relay", benchRelayWalker)
+	b.Run("reader=ringbuf", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf) })
+	b.Run("reader=perfbuf", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf) })
+}
+
+func reportRate(b *testing.B) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "events/s")
+	}
+}
+
+// syntheticRelayBuffer lays out n full sub-buffers exactly as the module
+// writes them: header, records back to back, padding.
+func syntheticRelayBuffer(subbuf, n, cpu int) ([]byte, int) {
+	mem := make([]uint64, subbuf*n/8) // 8-byte aligned, as a mapping is
+	buf := unsafeBytes(mem)
+	perSub := (subbuf - relaytrace.HeaderSize) / event.RecordSize
+	for i := range n {
+		base := i * subbuf
+		h := relaytrace.SubbufHeader{Magic: relaytrace.SubbufMagic, CPU: uint32(cpu), Seq: uint64(i),
+			Commit: uint32(relaytrace.HeaderSize + perSub*event.RecordSize), NRec: uint32(perSub)}
+		for r := range perSub {
+			kind := event.AllKinds[r%len(event.AllKinds)]
+			h.KindNRec[kind]++
+			rec := event.Record{TsNs: uint64(r), Seq: uint64(i*perSub + r), CPU: uint32(cpu), Kind: kind, Ptr: 0xffff888000000000}
+			rec.Encode(buf[base+relaytrace.HeaderSize+r*event.RecordSize:])
+		}
+		h.Encode(buf[base:])
+	}
+	return buf, perSub * n
+}
+
+func benchCopy(b *testing.B) {
+	buf, records := syntheticRelayBuffer(consumerSubbuf, consumerSubbufs, 0)
+	var dst [event.RecordSize]byte
+	perSub := records / consumerSubbufs
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := i % records
+		off := (r/perSub)*consumerSubbuf + relaytrace.HeaderSize + (r%perSub)*event.RecordSize
+		copy(dst[:], buf[off:off+event.RecordSize])
+	}
+	reportRate(b)
+	_ = dst
+}
+
+func benchRelayWalker(b *testing.B) {
+	buf, _ := syntheticRelayBuffer(consumerSubbuf, consumerSubbufs, 0)
+	w, err := relaytrace.NewWalker(buf, consumerSubbuf, consumerSubbufs, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rec event.Record
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		step, err := w.Step(&rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch step {
+		case relaytrace.StepRecord:
+			i++
+		case relaytrace.StepDone:
+			w.Settle(false)
+		case relaytrace.StepEmpty:
+			// Every sub-buffer read: walk the same bytes again.
+			if w, err = relaytrace.NewWalker(buf, consumerSubbuf, consumerSubbufs, 0); err != nil {
+				b.Fatal(err)
+			}
+		default:
+			b.Fatalf("unexpected step %d", step)
+		}
+	}
+	reportRate(b)
+}
+
+// benchBPFReader fills the buffer with records written by the real BPF
+// program, run through BPF_PROG_TEST_RUN (untimed), then times reading
+// them.
+func benchBPFReader(b *testing.B, tr bpftrace.Transport) {
+	testenv.RequireRoot(b)
+	memory := consumerSubbuf * consumerSubbufs
+	c, err := bpftrace.Open(bpftrace.Config{Transport: tr, Attach: bpftrace.AttachRawTP,
+		Kinds: []event.Kind{event.KindKmalloc}, RingbufSize: memory, PerCPUBufferSize: memory, Detached: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	// Records that fit with room to spare: ring buffer records carry an
+	// 8-byte header, perf samples a 16-byte one.
+	batch := memory / (event.RecordSize + 16) / 2
+	var rec event.Record
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		b.StopTimer()
+		if err := c.Inject(n); err != nil {
+			b.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(time.Second))
+		b.StartTimer()
+		for range n {
+			if err := c.ReadInto(&rec); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					b.Fatalf("after %d of %d records: the buffer held fewer records than were injected", done, b.N)
+				}
+				b.Fatal(err)
+			}
+		}
+		done += n
+	}
+	b.StopTimer()
+	reportRate(b)
+	st, err := c.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if tot := st.Total(); tot.Lost != 0 {
+		b.Fatalf("%d records dropped while filling: the batch is too large", tot.Lost)
+	}
+}
