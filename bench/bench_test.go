@@ -306,4 +306,3 @@ func reportFloor(b *testing.B, elapsed time.Duration, baseKey string) {
 		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)-base, "overhead-ns/op")
 	}
 }
-

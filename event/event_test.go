@@ -24,7 +24,7 @@ func TestSeqTrackerGaps(t *testing.T) {
 		tr.Observe(&Record{CPU: 1, Kind: KindKfree, Seq: seq})
 	}
 	tr.Observe(&Record{CPU: 1, Kind: KindKfree, Seq: 5}) // a duplicate
-	if g := tr.Gaps(1, KindKfree, 12); g != 5+2 {       // 10, 11 lost after the last
+	if g := tr.Gaps(1, KindKfree, 12); g != 5+2 {        // 10, 11 lost after the last
 		t.Fatalf("gaps %d, want 7", g)
 	}
 	if d := tr.Disorder(1, KindKfree); d != 1 {
@@ -53,10 +53,10 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("missed hits not counted as lost: %+v", k)
 	}
 	broken := map[string]func(*Stats){
-		"captured":   func(s *Stats) { s.PerCPU[1].Kinds[KindKmalloc].Captured = 49 },
-		"gaps":       func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].SeqGaps = 9 },
-		"disorder":   func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Disorder = 1 },
-		"truth":      func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Truth = 99 },
+		"captured": func(s *Stats) { s.PerCPU[1].Kinds[KindKmalloc].Captured = 49 },
+		"gaps":     func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].SeqGaps = 9 },
+		"disorder": func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Disorder = 1 },
+		"truth":    func(s *Stats) { s.PerCPU[0].Kinds[KindKmalloc].Truth = 99 },
 	}
 	for name, breakIt := range broken {
 		st := good()
