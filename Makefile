@@ -44,6 +44,7 @@ test-native:
 test-vm:
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v ./relaytrace
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose' ./capture
+	SLABBENCH_BIN=$(BIN) CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'Interrupt' ./cmd/slabbench
 
 # One op per benchmark row, natively and in the VM, so the benchmarks
 # cannot rot; results go to a scratch directory.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -93,9 +94,12 @@ func runCapture(args []string) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	res, err := capture.Run(ctx, cfg)
-	if err != nil {
+	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
+	if err != nil && !interrupted {
 		return err
 	}
+	// Ctrl-C ends the window early: everything is already detached and
+	// unloaded; report what was captured up to then.
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -107,6 +111,10 @@ func runCapture(args []string) error {
 	}
 	if !res.Verified {
 		return fmt.Errorf("accounting check failed: %s", res.VerifyError)
+	}
+	if interrupted {
+		fmt.Fprintln(os.Stderr, "slabbench capture: interrupted; probes detached")
+		return exitError{code: 130}
 	}
 	return nil
 }

@@ -15,6 +15,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// In the VM (go test -exec) the toolchain's cache is read-only: use
+	// the binary make built.
+	if prebuilt := os.Getenv("SLABBENCH_BIN"); prebuilt != "" {
+		binary = prebuilt
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "slabbench-cli")
 	if err != nil {
 		panic(err)
