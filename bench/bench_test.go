@@ -148,15 +148,7 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 		})
 	}
 	leaf("path=none", func(b *testing.B) {
-		cfg := wcfg
-		cfg.Ops = int64(b.N)
-		b.ResetTimer()
-		wr, err := workloads.Run(context.Background(), cfg)
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		baselines[key] = float64(wr.Elapsed.Nanoseconds()) / float64(b.N)
+		baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)
 	})
 	geoms := plan.RateGeometries
 	if rate == 0 {
@@ -205,21 +197,28 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 	}
 }
 
+// timeWorkload runs b.N ops of wcfg with the benchmark timer on around
+// the workload alone.
+func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
+	wcfg.Ops = int64(b.N)
+	b.ResetTimer()
+	wr, err := workloads.Run(context.Background(), wcfg)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return wr
+}
+
 // benchCapture times b.N workload ops under one capture, checks the
 // accounting and reports the metrics.
 func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
-	cfg.Workload.Ops = int64(b.N)
 	s, err := capture.Start(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	b.ResetTimer()
-	wr, err := workloads.Run(context.Background(), cfg.Workload)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
+	wr := timeWorkload(b, cfg.Workload)
 	res, err := s.Finish(wr.Ops, wr.Elapsed)
 	if err != nil {
 		b.Fatal(err)
@@ -268,14 +267,7 @@ func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach, baseK
 		b.Fatal(err)
 	}
 	defer c.Close()
-	wcfg.Ops = int64(b.N)
-	b.ResetTimer()
-	wr, err := workloads.Run(context.Background(), wcfg)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportFloor(b, wr.Elapsed, baseKey)
+	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
 }
 
 // benchEmptyKmod loads the module with probes that return at once: the
@@ -289,14 +281,7 @@ func benchEmptyKmod(b *testing.B, wcfg workloads.Config, baseKey string) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	wcfg.Ops = int64(b.N)
-	b.ResetTimer()
-	wr, err := workloads.Run(context.Background(), wcfg)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportFloor(b, wr.Elapsed, baseKey)
+	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
 }
 
 // reportFloor reports the overhead of an empty probe per op (it counts

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"sync"
 	"testing"
 
@@ -58,13 +57,7 @@ func benchPerfRecord(b *testing.B, wcfg workloads.Config, g Geometry, baseKey st
 	}
 	defer s.Close()
 	innerStart := truthTotals(b, tc)
-	wcfg.Ops = int64(b.N)
-	b.ResetTimer()
-	wr, err := workloads.Run(context.Background(), wcfg)
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
+	wr := timeWorkload(b, wcfg)
 	inner := delta(truthTotals(b, tc), innerStart)
 	res, err := s.Stop()
 	if err != nil {
