@@ -213,6 +213,8 @@ func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
 // benchCapture times b.N workload ops under one capture, checks the
 // accounting and reports the metrics.
 func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
+	// Start checks the workload it will run, so it needs the op count.
+	cfg.Workload.Ops = int64(b.N)
 	s, err := capture.Start(cfg)
 	if err != nil {
 		b.Fatal(err)
