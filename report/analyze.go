@@ -1,0 +1,554 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/slabbench/slabbench/bench"
+	"github.com/slabbench/slabbench/internal/size"
+)
+
+// Paths are the capture paths the report sizes, in report order (the
+// transports of bench.BenchmarkCapture; none and empty-* are floors).
+var Paths = []string{"relay", "ringbuf", "perfbuf", "perf-record"}
+
+// Floors are the paths without a transport: the workload alone and empty
+// probes.
+var Floors = []string{"none", "empty-bpf", "empty-kmod"}
+
+// Metric units of the capture rows.
+const (
+	UnitLost     = "lost-%"
+	UnitOverhead = "overhead-ns/event"
+	UnitConsumer = "consumer-ns/event"
+	UnitBuffer   = "buffer-B"
+	UnitBacklog  = "max-backlog"
+)
+
+// HeadlineAttach and HeadlineWakeup select the headline rows.
+const (
+	HeadlineRate   = "max"
+	HeadlineAttach = "tracepoint"
+	HeadlineWakeup = "every"
+)
+
+// Variant is a path with its attach mode and ring buffer wakeup (empty
+// where the path has none).
+type Variant struct{ Path, Attach, Wakeup string }
+
+func (v Variant) String() string {
+	s := v.Path
+	if v.Attach != "" {
+		s += " " + v.Attach
+	}
+	if v.Wakeup != "" {
+		s += ", wakeup=" + v.Wakeup
+	}
+	return s
+}
+
+func variantOf(r *Row) Variant {
+	return Variant{Path: r.Keys["path"], Attach: r.Keys["attach"], Wakeup: r.Keys["wakeup"]}
+}
+
+// Workloads lists the workloads of the capture rows, in file order.
+func (s *Section) Workloads() []string {
+	var out []string
+	for _, r := range s.Rows {
+		if w := r.Keys["workload"]; r.Bench == "Capture" && !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// captureRows returns the capture rows of a workload and rate.
+func (s *Section) captureRows(workload, rate string) []*Row {
+	var out []*Row
+	for _, r := range s.Rows {
+		if r.Bench == "Capture" && r.Keys["workload"] == workload && r.Keys["rate"] == rate {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// plan returns the benchmark matrix the file's bench-level config line
+// names, when it is one the bench package knows.
+func (s *Section) plan() (bench.Plan, bool) {
+	lvl := s.ConfigValue("bench-level")
+	if lvl == "" {
+		return bench.Plan{}, false
+	}
+	p, err := bench.PlanFor(lvl)
+	return p, err == nil
+}
+
+// Rates lists the rates of a workload's capture rows and the rates the
+// bench-level plans: max first, then ascending.
+func (s *Section) Rates(workload string) []string {
+	var out []string
+	for _, r := range s.Rows {
+		if r.Bench == "Capture" && r.Keys["workload"] == workload && !slices.Contains(out, r.Keys["rate"]) {
+			out = append(out, r.Keys["rate"])
+		}
+	}
+	if p, ok := s.plan(); ok {
+		for _, rate := range p.Rates {
+			if n := bench.RateName(rate); !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.SortStableFunc(out, compareRates)
+	return out
+}
+
+func compareRates(a, b string) int {
+	if a == b {
+		return 0
+	}
+	if a == "max" {
+		return -1
+	}
+	if b == "max" {
+		return 1
+	}
+	fa, ea := strconv.ParseFloat(a, 64)
+	fb, eb := strconv.ParseFloat(b, 64)
+	if ea == nil && eb == nil {
+		return cmp.Compare(fa, fb)
+	}
+	return cmp.Compare(a, b)
+}
+
+// plannedVariants are the capture variants the bench-level runs at a rate.
+func plannedVariants(p bench.Plan) []Variant {
+	var out []Variant
+	for _, path := range Paths {
+		switch path {
+		case "ringbuf":
+			for _, a := range p.Attaches {
+				for _, w := range p.RingbufWakeups {
+					out = append(out, Variant{path, string(a), w})
+				}
+			}
+		case "perfbuf":
+			for _, a := range p.Attaches {
+				out = append(out, Variant{Path: path, Attach: string(a)})
+			}
+		default:
+			out = append(out, Variant{Path: path})
+		}
+	}
+	return out
+}
+
+// plannedGeometries are the subbuf=…/n=… name parts the bench-level runs
+// at a rate.
+func plannedGeometries(p bench.Plan, rate string) []string {
+	geoms := p.RateGeometries
+	if rate == HeadlineRate {
+		geoms = p.Geometries
+	}
+	var out []string
+	for _, g := range geoms {
+		out = append(out, geometryName(g.SubbufSize, g.NumSubbufs))
+	}
+	return out
+}
+
+func geometryName(subbuf, n int) string {
+	return fmt.Sprintf("subbuf=%s/n=%d", size.Format(subbuf), n)
+}
+
+func rowGeometryName(r *Row) string {
+	return "subbuf=" + r.Keys["subbuf"] + "/n=" + r.Keys["n"]
+}
+
+// MissingReason says why a path has no rows: the file's config line named
+// after the path (e.g. "relay: rows skipped here: …") when there is one.
+func (s *Section) MissingReason(path string) string {
+	key := path
+	if path == "empty-kmod" {
+		key = "relay" // the empty module is skipped with the relay path
+	}
+	if v := s.ConfigValue(key); v != "" {
+		return fmt.Sprintf("config line `%s: %s`", key, v)
+	}
+	if p, ok := s.plan(); ok {
+		return fmt.Sprintf("no config line gives a reason; bench-level %s runs these rows, so the file may be partial", p.Level)
+	}
+	return "no config line gives a reason"
+}
+
+// Missing is a path or row set the data lacks, and why.
+type Missing struct {
+	What   string
+	Reason string
+}
+
+// Headline is the closed loop with tracepoint attachment and the ring
+// buffer woken for every record.
+type Headline struct {
+	Workload string
+	Rows     []*Row // by per-CPU memory, sub-buffer size, then path
+	Floor    []*Row // path=none and the empty probes
+	Missing  []Missing
+}
+
+func headlineRow(r *Row) bool {
+	a, w := r.Keys["attach"], r.Keys["wakeup"]
+	return slices.Contains(Paths, r.Keys["path"]) && (a == "" || a == HeadlineAttach) && (w == "" || w == HeadlineWakeup)
+}
+
+// Headline returns the headline rows of a workload.
+func (s *Section) Headline(workload string) Headline {
+	h := Headline{Workload: workload}
+	rows := s.captureRows(workload, HeadlineRate)
+	for _, r := range rows {
+		switch {
+		case slices.Contains(Floors, r.Keys["path"]):
+			h.Floor = append(h.Floor, r)
+		case headlineRow(r):
+			h.Rows = append(h.Rows, r)
+		}
+	}
+	slices.SortStableFunc(h.Rows, func(a, b *Row) int {
+		ma, _ := a.PerCPUBytes()
+		mb, _ := b.PerCPUBytes()
+		sa, _, _ := a.Geometry()
+		sb, _, _ := b.Geometry()
+		return cmp.Or(cmp.Compare(ma, mb), cmp.Compare(sa, sb),
+			cmp.Compare(pathRank(a.Keys["path"]), pathRank(b.Keys["path"])))
+	})
+	slices.SortStableFunc(h.Floor, func(a, b *Row) int {
+		return cmp.Compare(slices.Index(Floors, a.Keys["path"]), slices.Index(Floors, b.Keys["path"]))
+	})
+	has := func(path string, rows []*Row) bool {
+		return slices.ContainsFunc(rows, func(r *Row) bool { return r.Keys["path"] == path })
+	}
+	for _, p := range Paths {
+		if !has(p, h.Rows) {
+			h.Missing = append(h.Missing, Missing{"path=" + p, s.MissingReason(p)})
+		}
+	}
+	for _, p := range Floors {
+		if !has(p, h.Floor) {
+			h.Missing = append(h.Missing, Missing{"path=" + p, s.MissingReason(p)})
+		}
+	}
+	return h
+}
+
+func pathRank(p string) int {
+	if i := slices.Index(Paths, p); i >= 0 {
+		return i
+	}
+	return len(Paths)
+}
+
+// Sizing is one variant at one rate: the smallest per-CPU memory that lost
+// nothing, and which sub-buffer count lost least there.
+type Sizing struct {
+	Variant Variant
+	Rows    []*Row // the variant's rows, by per-CPU memory then sub-buffer size
+	// Missing says why there are no rows ("" when there are).
+	Missing string
+	// NotRun lists the geometries the bench-level runs that the file lacks.
+	NotRun []string
+	// ZeroLossBytes is the smallest per-CPU memory (subbuf × n) at which
+	// a geometry reported lost-% = 0 in every run; 0 when none did.
+	ZeroLossBytes int
+	// AtMemory holds the rows at ZeroLossBytes, least loss first; when
+	// nothing was loss-free, the rows at the memory of Pick.
+	AtMemory []*Row
+	// Pick is the row that lost least at that memory; when nothing was
+	// loss-free, the row with the least median lost-% of all.
+	Pick *Row
+}
+
+// RateSizing is the sizing of every variant at one rate, and what the data
+// says to pick.
+type RateSizing struct {
+	Workload, Rate string
+	Sizings        []Sizing
+	// Missing says why the rate has no capture rows at all ("" when it
+	// has some).
+	Missing string
+	// LeastMemory are the variants whose zero-loss memory is the smallest
+	// of all (several when tied).
+	LeastMemory []Sizing
+	// CostUnit is the per-event cost compared: overhead-ns/event where
+	// the rows have it (closed loop), else consumer-ns/event.
+	CostUnit string
+	// Cheapest is the zero-loss row (any variant, any memory) with the
+	// least median cost, or, when nothing was loss-free, the cheapest row;
+	// RunnerUp is the cheapest such row of another variant.
+	Cheapest, RunnerUp *Row
+}
+
+// lossOrder sorts rows by: loss-free in every run first, then median and
+// max lost-%, then the median per-event cost, then the smaller sub-buffer.
+func lossOrder(costUnit string) func(a, b *Row) int {
+	return func(a, b *Row) int {
+		za, zb := a.ZeroLoss(), b.ZeroLoss()
+		if za != zb {
+			if za {
+				return -1
+			}
+			return 1
+		}
+		la, lb := a.Metric(UnitLost), b.Metric(UnitLost)
+		if (la == nil) != (lb == nil) {
+			if la == nil {
+				return 1
+			}
+			return -1
+		}
+		if la != nil {
+			if c := cmp.Or(cmp.Compare(la.Median, lb.Median), cmp.Compare(la.Max, lb.Max)); c != 0 {
+				return c
+			}
+		}
+		ca, oka := a.Median(costUnit)
+		cb, okb := b.Median(costUnit)
+		if oka && okb {
+			if c := cmp.Compare(ca, cb); c != 0 {
+				return c
+			}
+		}
+		sa, _, _ := a.Geometry()
+		sb, _, _ := b.Geometry()
+		return cmp.Compare(sa, sb)
+	}
+}
+
+// costUnitOf is overhead-ns/event when any row has it, else
+// consumer-ns/event.
+func costUnitOf(rows []*Row) string {
+	for _, r := range rows {
+		if r.Metric(UnitOverhead) != nil {
+			return UnitOverhead
+		}
+	}
+	return UnitConsumer
+}
+
+// Sizing returns the sizing of every variant of a workload at a rate.
+func (s *Section) Sizing(workload, rate string) RateSizing {
+	rs := RateSizing{Workload: workload, Rate: rate}
+	rows := s.captureRows(workload, rate)
+	plan, planned := s.plan()
+	if len(rows) == 0 {
+		rs.Missing = "no BenchmarkCapture rows at this rate in the file"
+		if planned {
+			rs.Missing += fmt.Sprintf(" (bench-level %s runs them, so the file may be partial)", plan.Level)
+		}
+		return rs
+	}
+	var capture []*Row
+	for _, r := range rows {
+		if slices.Contains(Paths, r.Keys["path"]) {
+			capture = append(capture, r)
+		}
+	}
+	rs.CostUnit = costUnitOf(capture)
+
+	// Variants: those in the file, then any the plan runs and the file
+	// lacks, grouped by path in report order.
+	var variants []Variant
+	for _, r := range capture {
+		if v := variantOf(r); !slices.Contains(variants, v) {
+			variants = append(variants, v)
+		}
+	}
+	if planned {
+		for _, v := range plannedVariants(plan) {
+			if !slices.Contains(variants, v) {
+				variants = append(variants, v)
+			}
+		}
+	}
+	for _, p := range Paths {
+		if !slices.ContainsFunc(variants, func(v Variant) bool { return v.Path == p }) {
+			variants = append(variants, Variant{Path: p})
+		}
+	}
+	slices.SortStableFunc(variants, func(a, b Variant) int {
+		return cmp.Compare(pathRank(a.Path), pathRank(b.Path))
+	})
+
+	order := lossOrder(rs.CostUnit)
+	for _, v := range variants {
+		sz := Sizing{Variant: v}
+		for _, r := range capture {
+			if variantOf(r) == v {
+				if _, ok := r.PerCPUBytes(); ok {
+					sz.Rows = append(sz.Rows, r)
+				}
+			}
+		}
+		if len(sz.Rows) == 0 {
+			sz.Missing = s.MissingReason(v.Path)
+			rs.Sizings = append(rs.Sizings, sz)
+			continue
+		}
+		if planned {
+			for _, g := range plannedGeometries(plan, rate) {
+				if !slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
+					sz.NotRun = append(sz.NotRun, g)
+				}
+			}
+		}
+		slices.SortStableFunc(sz.Rows, func(a, b *Row) int {
+			ma, _ := a.PerCPUBytes()
+			mb, _ := b.PerCPUBytes()
+			sa, _, _ := a.Geometry()
+			sb, _, _ := b.Geometry()
+			return cmp.Or(cmp.Compare(ma, mb), cmp.Compare(sa, sb))
+		})
+		for _, r := range sz.Rows {
+			if r.ZeroLoss() {
+				sz.ZeroLossBytes, _ = r.PerCPUBytes()
+				break
+			}
+		}
+		if sz.ZeroLossBytes > 0 {
+			sz.AtMemory = rowsAt(sz.Rows, sz.ZeroLossBytes)
+		} else {
+			least := slices.Clone(sz.Rows)
+			slices.SortStableFunc(least, order) // ties keep the smaller memory first
+			mem, _ := least[0].PerCPUBytes()
+			sz.AtMemory = rowsAt(sz.Rows, mem)
+		}
+		slices.SortStableFunc(sz.AtMemory, order)
+		sz.Pick = sz.AtMemory[0]
+		rs.Sizings = append(rs.Sizings, sz)
+	}
+
+	// What to pick: the least zero-loss memory over the variants, and the
+	// cheapest loss-free row.
+	least := 0
+	for _, sz := range rs.Sizings {
+		if sz.ZeroLossBytes > 0 && (least == 0 || sz.ZeroLossBytes < least) {
+			least = sz.ZeroLossBytes
+		}
+	}
+	for _, sz := range rs.Sizings {
+		if least > 0 && sz.ZeroLossBytes == least {
+			rs.LeastMemory = append(rs.LeastMemory, sz)
+		}
+	}
+	var candidates []*Row
+	for _, r := range capture {
+		if r.ZeroLoss() {
+			candidates = append(candidates, r)
+		}
+	}
+	if len(candidates) == 0 {
+		candidates = capture
+	}
+	byCost := func(a, b *Row) int {
+		ca, oka := a.Median(rs.CostUnit)
+		cb, okb := b.Median(rs.CostUnit)
+		if oka != okb {
+			if oka {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(ca, cb)
+	}
+	candidates = slices.Clone(candidates)
+	slices.SortStableFunc(candidates, byCost)
+	if len(candidates) > 0 && candidates[0].Metric(rs.CostUnit) != nil {
+		rs.Cheapest = candidates[0]
+		for _, r := range candidates[1:] {
+			if variantOf(r) != variantOf(rs.Cheapest) && r.Metric(rs.CostUnit) != nil {
+				rs.RunnerUp = r
+				break
+			}
+		}
+	}
+	return rs
+}
+
+func rowsAt(rows []*Row, perCPU int) []*Row {
+	var out []*Row
+	for _, r := range rows {
+		if m, _ := r.PerCPUBytes(); m == perCPU {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Consumers returns the BenchmarkConsumer rows in file order and the copy
+// floor (reader=copy) when present.
+func (s *Section) Consumers() (rows []*Row, floor *Row) {
+	for _, r := range s.Rows {
+		if r.Bench == "Consumer" {
+			rows = append(rows, r)
+			if r.Keys["reader"] == "copy" {
+				floor = r
+			}
+		}
+	}
+	return rows, floor
+}
+
+// ConsumerNsPerEvent is the reader's cost per record: the ns/event metric
+// when the row has it, else ns/op (one op is one record read).
+func ConsumerNsPerEvent(r *Row) *Metric {
+	if m := r.Metric("ns/event"); m != nil {
+		return m
+	}
+	return r.Metric("ns/op")
+}
+
+// Point is one point of a loss curve: the geometry that lost least at a
+// per-CPU memory.
+type Point struct {
+	PerCPUBytes int
+	Row         *Row
+}
+
+// Series is the loss curve of one variant of a workload.
+type Series struct {
+	Workload string
+	Variant  Variant
+	Points   []Point // ascending memory
+}
+
+// LossSeries returns, per workload and headline variant (tracepoint attach,
+// both ring buffer wakeups), the median lost-% of the geometry that lost
+// least at each per-CPU memory in the closed loop.
+func (s *Section) LossSeries() []Series {
+	var out []Series
+	for _, wl := range s.Workloads() {
+		rs := s.Sizing(wl, HeadlineRate)
+		order := lossOrder(rs.CostUnit)
+		for _, sz := range rs.Sizings {
+			if a := sz.Variant.Attach; len(sz.Rows) == 0 || (a != "" && a != HeadlineAttach) {
+				continue
+			}
+			ser := Series{Workload: wl, Variant: sz.Variant}
+			for i := 0; i < len(sz.Rows); {
+				mem, _ := sz.Rows[i].PerCPUBytes()
+				at := rowsAt(sz.Rows, mem)
+				i += len(at)
+				slices.SortStableFunc(at, order)
+				if at[0].Metric(UnitLost) != nil {
+					ser.Points = append(ser.Points, Point{mem, at[0]})
+				}
+			}
+			if len(ser.Points) > 0 {
+				out = append(out, ser)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,319 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/perf/benchfmt"
+	"golang.org/x/perf/benchmath"
+
+	"github.com/slabbench/slabbench/internal/size"
+)
+
+// Confidence is the level of the confidence interval of the median.
+const Confidence = 0.95
+
+// Config is one file configuration line ("key: value") as the benchmark
+// printed it. Values holds each distinct value in the order they appeared
+// (usually one; a file made of several runs may repeat a key).
+type Config struct {
+	Key    string
+	Values []string
+}
+
+// Section is what one results file holds for one environment and kernel.
+type Section struct {
+	File        string // the path the results were read from
+	Environment string // config line "environment:", or "unknown"
+	Kernel      string // config line "kernel:", or "unknown"
+	Config      []Config
+	Rows        []*Row   // in the order the rows first appear in the file
+	Warnings    []string // lines benchfmt could not parse
+
+	config map[string]int
+	rows   map[string]*Row
+}
+
+// ConfigValue returns the first value of a config line, or "".
+func (s *Section) ConfigValue(key string) string {
+	if i, ok := s.config[key]; ok {
+		return s.Config[i].Values[0]
+	}
+	return ""
+}
+
+// Row is one benchmark (one full name) with all its runs.
+type Row struct {
+	Bench string            // the base name without "Benchmark": Capture, Consumer
+	Name  string            // the full name without the -GOMAXPROCS suffix
+	Procs string            // the GOMAXPROCS suffix, e.g. "2", or ""
+	Keys  map[string]string // the name's key=value parts
+	Runs  int               // result lines read for this name
+	Line  int               // the line of its first result in the file
+
+	metrics map[string]*Metric
+	units   []string
+}
+
+// Metric is one unit's values over a row's runs and their summary.
+type Metric struct {
+	Unit   string    // as written in the file (ns/op, lost-%, ...)
+	Values []float64 // one per run that reported the unit, ascending
+	Median float64
+	Min    float64
+	Max    float64
+	// CI is benchmath's distribution-free confidence interval of the
+	// median at level Confidence (±Inf when there are too few runs).
+	CI benchmath.Summary
+}
+
+// N is the number of runs that reported the metric.
+func (m *Metric) N() int { return len(m.Values) }
+
+// Metric returns the named metric (unit as written in the file), or nil.
+func (r *Row) Metric(unit string) *Metric { return r.metrics[unit] }
+
+// Units lists the row's metrics in the order they first appeared.
+func (r *Row) Units() []string { return slices.Clone(r.units) }
+
+// Median returns the median of a metric and whether the row has it.
+func (r *Row) Median(unit string) (float64, bool) {
+	if m := r.metrics[unit]; m != nil {
+		return m.Median, true
+	}
+	return 0, false
+}
+
+// PerCPUBytes is the row's buffer memory per CPU, subbuf × n, from its
+// name keys.
+func (r *Row) PerCPUBytes() (int, bool) {
+	sb, n, ok := r.Geometry()
+	return sb * n, ok
+}
+
+// Geometry returns the sub-buffer size and count from the name keys.
+func (r *Row) Geometry() (subbuf, n int, ok bool) {
+	s, ok1 := r.Keys["subbuf"]
+	c, ok2 := r.Keys["n"]
+	if !ok1 || !ok2 {
+		return 0, 0, false
+	}
+	sb, err := size.Parse(s)
+	if err != nil {
+		return 0, 0, false
+	}
+	cnt, err := strconv.Atoi(c)
+	if err != nil || sb <= 0 || cnt <= 0 {
+		return 0, 0, false
+	}
+	return sb, cnt, true
+}
+
+// ZeroLoss reports whether every run of the row reported lost-% and every
+// one was 0.
+func (r *Row) ZeroLoss() bool {
+	m := r.metrics["lost-%"]
+	if m == nil || m.N() != r.Runs {
+		return false
+	}
+	return m.Max == 0 && m.Min == 0
+}
+
+// ErrNoCaptureRows is wrapped by Read's error for a file without any
+// BenchmarkCapture result.
+var ErrNoCaptureRows = errors.New("no BenchmarkCapture rows")
+
+// ReadFile reads one results file. It is an error when the file holds no
+// BenchmarkCapture result.
+func ReadFile(path string) ([]*Section, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pass a results file such as results/native-$(uname -r).txt", err)
+	}
+	defer f.Close()
+	return Read(f, path)
+}
+
+// Read parses benchfmt from r; file names the input in the report and in
+// errors. Lines benchfmt cannot parse (e.g. a last line cut off while the
+// file is still being written) become the sections' Warnings.
+func Read(r io.Reader, file string) ([]*Section, error) {
+	br := benchfmt.NewReader(r, file)
+	var sections []*Section
+	byEnv := map[[2]string]*Section{}
+	var warnings []string
+	for br.Scan() {
+		switch rec := br.Result().(type) {
+		case *benchfmt.SyntaxError:
+			warnings = append(warnings, rec.Error())
+		case *benchfmt.Result:
+			env := orUnknown(rec.GetConfig("environment"))
+			kernel := orUnknown(rec.GetConfig("kernel"))
+			key := [2]string{env, kernel}
+			s := byEnv[key]
+			if s == nil {
+				s = &Section{File: file, Environment: env, Kernel: kernel,
+					config: map[string]int{}, rows: map[string]*Row{}}
+				byEnv[key] = s
+				sections = append(sections, s)
+			}
+			s.add(rec)
+		}
+	}
+	if err := br.Err(); err != nil {
+		return nil, err
+	}
+	captures := 0
+	for _, s := range sections {
+		s.Warnings = warnings
+		for _, row := range s.Rows {
+			row.summarise()
+			if row.Bench == "Capture" {
+				captures++
+			}
+		}
+	}
+	if captures == 0 {
+		return nil, fmt.Errorf("%s: %w: pass a results file written by `go test -bench BenchmarkCapture ./bench` (make bench writes results/<environment>-<kernel>.txt)", file, ErrNoCaptureRows)
+	}
+	return sections, nil
+}
+
+// ReadFiles reads each path in turn (see ReadFile).
+func ReadFiles(paths ...string) ([]*Section, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no results files: pass one or more results/<environment>-<kernel>.txt files")
+	}
+	var all []*Section
+	for _, p := range paths {
+		s, err := ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, s...)
+	}
+	return all, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func (s *Section) add(res *benchfmt.Result) {
+	for _, c := range res.Config {
+		if !c.File {
+			continue
+		}
+		v := string(c.Value)
+		if i, ok := s.config[c.Key]; ok {
+			if !slices.Contains(s.Config[i].Values, v) {
+				s.Config[i].Values = append(s.Config[i].Values, v)
+			}
+			continue
+		}
+		s.config[c.Key] = len(s.Config)
+		s.Config = append(s.Config, Config{Key: c.Key, Values: []string{v}})
+	}
+	full := res.Name.String()
+	row := s.rows[full]
+	if row == nil {
+		base, parts := res.Name.Parts()
+		bench := strings.TrimPrefix(string(base), "Benchmark") // benchfmt drops the prefix
+		row = &Row{Bench: bench, Name: "Benchmark" + bench,
+			Keys: map[string]string{}, metrics: map[string]*Metric{}}
+		row.Line = lineOf(res)
+		for _, p := range parts {
+			switch {
+			case len(p) > 0 && p[0] == '-':
+				row.Procs = string(p[1:])
+			default:
+				row.Name += string(p)
+				if k, v, ok := strings.Cut(strings.TrimPrefix(string(p), "/"), "="); ok {
+					row.Keys[k] = v
+				}
+			}
+		}
+		s.rows[full] = row
+		s.Rows = append(s.Rows, row)
+	}
+	row.Runs++
+	for _, v := range res.Values {
+		unit, val := v.Unit, v.Value
+		if v.OrigUnit != "" { // benchfmt tidies ns to sec and MB to B; keep the file's unit
+			unit, val = v.OrigUnit, v.OrigValue
+		}
+		m := row.metrics[unit]
+		if m == nil {
+			m = &Metric{Unit: unit}
+			row.metrics[unit] = m
+			row.units = append(row.units, unit)
+		}
+		m.Values = append(m.Values, val)
+	}
+}
+
+func lineOf(res *benchfmt.Result) int {
+	_, line := res.Pos()
+	return line
+}
+
+func (r *Row) summarise() {
+	for _, m := range r.metrics {
+		m.Values = benchmath.NewSample(m.Values, &benchmath.DefaultThresholds).Values
+		m.Min, m.Max = m.Values[0], m.Values[len(m.Values)-1]
+		m.CI = benchmath.AssumeNothing.Summary(&benchmath.Sample{Values: m.Values}, Confidence)
+		m.Median = m.CI.Center
+	}
+}
+
+// CIFor describes what benchmath's distribution-free 95% confidence
+// interval of the median is for n runs: which order statistics bound it
+// and its actual confidence level, or that it is not finite.
+func CIFor(n int) string {
+	if n < 1 {
+		return "no runs"
+	}
+	ranks := make([]float64, n)
+	for i := range ranks {
+		ranks[i] = float64(i + 1)
+	}
+	s := benchmath.AssumeNothing.Summary(benchmath.NewSample(ranks, &benchmath.DefaultThresholds), Confidence)
+	if math.IsInf(s.Lo, 0) || math.IsInf(s.Hi, 0) {
+		msg := "not finite"
+		if len(s.Warnings) > 0 {
+			msg += " (" + s.Warnings[0].Error() + ")"
+		}
+		return msg
+	}
+	span := fmt.Sprintf("from the %s to the %s smallest run", ordinal(int(s.Lo)), ordinal(int(s.Hi)))
+	if int(s.Lo) == 1 && int(s.Hi) == n {
+		span += ", i.e. exactly the min–max range shown"
+	}
+	return fmt.Sprintf("%s (actual confidence %.1f%%)", span, 100*s.Confidence)
+}
+
+func ordinal(i int) string {
+	suffix := "th"
+	switch {
+	case i%100 >= 11 && i%100 <= 13:
+	case i%10 == 1:
+		suffix = "st"
+	case i%10 == 2:
+		suffix = "nd"
+	case i%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", i, suffix)
+}
+
+// String is the row's benchmark name.
+func (r *Row) String() string { return r.Name }

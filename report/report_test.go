@@ -1,0 +1,313 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// testdata/handwritten.txt is hand-written test input, not a measurement;
+// its header says which picks its numbers are chosen to produce.
+const handwritten = "testdata/handwritten.txt"
+
+func readHandwritten(t *testing.T) *Section {
+	t.Helper()
+	sections, err := ReadFile(handwritten)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sections) != 1 {
+		t.Fatalf("%d sections, want 1", len(sections))
+	}
+	s := sections[0]
+	if s.Environment != "testenv" || s.Kernel != "0.0-handwritten" {
+		t.Fatalf("section %s/%s, want testenv/0.0-handwritten", s.Environment, s.Kernel)
+	}
+	return s
+}
+
+func sizingOf(t *testing.T, rs RateSizing, v Variant) Sizing {
+	t.Helper()
+	for _, sz := range rs.Sizings {
+		if sz.Variant == v {
+			return sz
+		}
+	}
+	t.Fatalf("rate=%s: no sizing for %s", rs.Rate, v)
+	return Sizing{}
+}
+
+func TestParseAndSummarise(t *testing.T) {
+	s := readHandwritten(t)
+	var none *Row
+	for _, r := range s.Rows {
+		if r.Keys["rate"] == "max" && r.Keys["path"] == "none" {
+			none = r
+		}
+	}
+	if none == nil {
+		t.Fatal("no path=none row at rate=max")
+	}
+	m := none.Metric("ns/op")
+	if none.Runs != 3 || m == nil || m.Median != 2000 || m.Min != 1900 || m.Max != 2100 {
+		t.Errorf("path=none: runs %d, ns/op %+v; want 3 runs, median 2000 in [1900, 2100]", none.Runs, m)
+	}
+	if none.Procs != "2" || none.Name != "BenchmarkCapture/workload=openclose/rate=max/path=none" {
+		t.Errorf("name %q procs %q", none.Name, none.Procs)
+	}
+	// The cut-off last line is a warning, not a run.
+	if len(s.Warnings) != 1 {
+		t.Errorf("warnings %q, want the one cut-off line", s.Warnings)
+	}
+	if got := s.ConfigValue("cpus"); got != "2" {
+		t.Errorf("cpus config %q", got)
+	}
+}
+
+func TestSizingClosedLoop(t *testing.T) {
+	s := readHandwritten(t)
+	rs := s.Sizing("openclose", "max")
+	if rs.Missing != "" {
+		t.Fatalf("rate=max missing: %s", rs.Missing)
+	}
+
+	every := sizingOf(t, rs, Variant{"ringbuf", "tracepoint", "every"})
+	if every.ZeroLossBytes != 32<<10 {
+		t.Errorf("ringbuf every: smallest zero-loss memory %d, want 32KiB", every.ZeroLossBytes)
+	}
+	if every.Pick == nil || geomLabel(every.Pick) != "16KiB×2" {
+		t.Errorf("ringbuf every: pick %v, want 16KiB×2 (4KiB×8 lost 0.5%% in one run)", every.Pick)
+	}
+	if len(every.AtMemory) != 2 || geomLabel(every.AtMemory[1]) != "4KiB×8" {
+		t.Errorf("ringbuf every: rows at 32KiB %v, want 16KiB×2 then 4KiB×8", every.AtMemory)
+	}
+
+	batched := sizingOf(t, rs, Variant{"ringbuf", "tracepoint", "batched"})
+	if batched.ZeroLossBytes != 8<<10 || geomLabel(batched.Pick) != "4KiB×2" {
+		t.Errorf("ringbuf batched: %d at %v, want 8KiB at 4KiB×2", batched.ZeroLossBytes, batched.Pick)
+	}
+
+	perfbuf := sizingOf(t, rs, Variant{Path: "perfbuf", Attach: "tracepoint"})
+	if perfbuf.ZeroLossBytes != 0 {
+		t.Errorf("perfbuf: zero-loss memory %d, want none", perfbuf.ZeroLossBytes)
+	}
+	if geomLabel(perfbuf.Pick) != "4KiB×8" {
+		t.Errorf("perfbuf: least-loss pick %s, want 4KiB×8", geomLabel(perfbuf.Pick))
+	}
+
+	if len(rs.LeastMemory) != 1 || rs.LeastMemory[0].Variant != batched.Variant {
+		t.Errorf("least memory %v, want ringbuf batched alone", rs.LeastMemory)
+	}
+	if rs.CostUnit != UnitOverhead {
+		t.Errorf("closed-loop cost unit %s", rs.CostUnit)
+	}
+	if rs.Cheapest == nil || geomLabel(rs.Cheapest) != "4KiB×32" || variantOf(rs.Cheapest) != every.Variant {
+		t.Errorf("cheapest %v, want ringbuf every 4KiB×32 (700 ns/event)", rs.Cheapest)
+	}
+	if rs.RunnerUp == nil || variantOf(rs.RunnerUp) != batched.Variant {
+		t.Errorf("runner-up %v, want ringbuf batched", rs.RunnerUp)
+	}
+}
+
+func TestSizingOpenLoop(t *testing.T) {
+	s := readHandwritten(t)
+	rs := s.Sizing("openclose", "20000")
+	if len(rs.LeastMemory) != 2 || rs.LeastMemory[0].ZeroLossBytes != 32<<10 {
+		t.Fatalf("least memory %+v, want ringbuf and perfbuf at 32KiB", rs.LeastMemory)
+	}
+	if rs.CostUnit != UnitConsumer {
+		t.Errorf("open-loop cost unit %s, want %s (no overhead there)", rs.CostUnit, UnitConsumer)
+	}
+	if rs.Cheapest == nil || variantOf(rs.Cheapest).Path != "ringbuf" {
+		t.Errorf("cheapest %v, want ringbuf", rs.Cheapest)
+	}
+	if got := s.Rates("openclose"); strings.Join(got, ",") != "max,20000" {
+		t.Errorf("rates %v", got)
+	}
+}
+
+func TestMissingPaths(t *testing.T) {
+	s := readHandwritten(t)
+	rs := s.Sizing("openclose", "max")
+	relay := sizingOf(t, rs, Variant{Path: "relay"})
+	if len(relay.Rows) != 0 || !strings.Contains(relay.Missing, "test reason for the missing relay rows") {
+		t.Errorf("relay: %d rows, missing %q; want none, with the config line's reason", len(relay.Rows), relay.Missing)
+	}
+	perf := sizingOf(t, rs, Variant{Path: "perf-record"})
+	if len(perf.Rows) != 0 || !strings.Contains(perf.Missing, "no config line") {
+		t.Errorf("perf-record: %d rows, missing %q", len(perf.Rows), perf.Missing)
+	}
+	h := s.Headline("openclose")
+	var missing []string
+	for _, m := range h.Missing {
+		missing = append(missing, m.What)
+	}
+	if got := strings.Join(missing, ","); got != "path=relay,path=perf-record,path=empty-kmod" {
+		t.Errorf("headline missing %s", got)
+	}
+	for _, r := range h.Rows {
+		if r.Keys["wakeup"] == "batched" || r.Keys["rate"] != "max" {
+			t.Errorf("headline holds %s", r.Name)
+		}
+	}
+	if len(h.Rows) != 7 || len(h.Floor) != 2 {
+		t.Errorf("headline %d rows, %d floor rows; want 7 and 2", len(h.Rows), len(h.Floor))
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	s := readHandwritten(t)
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, []*Section{s}, Options{PlotLinks: map[*Section]string{s: "x.loss.png"}}); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"## testenv, kernel 0.0-handwritten (`testdata/handwritten.txt`)",
+		"- `truth: test input, no truth counter was read`",
+		"### Headline: workload=openclose",
+		"| 32KiB | 16KiB×2 | ringbuf | 64KiB | 1000 [1000–1000] | 0 [0–0] | 1000 [1000–1000] | 3 |",
+		"- path=relay: config line `relay: rows skipped here: test reason for the missing relay rows`",
+		"| perfbuf tracepoint | 8KiB, 32KiB | none of the tested sizes |",
+		"**16KiB×2: 0 [0–0]**; 4KiB×8: 0 [0–0.5]",
+		"**Recommendation at rate=max** (`testdata/handwritten.txt`, medians over 3 runs, [min–max]): ringbuf tracepoint, wakeup=batched (4KiB×2, 0 in 3/3 runs) loses nothing with the least memory, 8KiB per CPU",
+		"ranges do not overlap",
+		"**Recommendation at rate=20000**",
+		"| ringbuf | 55.0 [50.0–60.0] | 18.2M [16.7M–20.0M] | 5.00× | 0 [0–0] | 3 |",
+		"for n=3: not finite",
+		"![lost-% against per-CPU buffer memory, testenv 0.0-handwritten](x.loss.png)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+}
+
+func TestNoCaptureRows(t *testing.T) {
+	for name, in := range map[string]string{
+		"empty":         "",
+		"config only":   "kernel: x\nenvironment: y\n",
+		"consumer only": "BenchmarkConsumer/reader=copy-2\t100\t10 ns/op\n",
+	} {
+		_, err := Read(strings.NewReader(in), name+".txt")
+		if !errors.Is(err, ErrNoCaptureRows) {
+			t.Errorf("%s: err %v, want ErrNoCaptureRows", name, err)
+		} else if !strings.Contains(err.Error(), name+".txt") {
+			t.Errorf("%s: error %q does not name the file", name, err)
+		}
+	}
+	if _, err := ReadFiles(); err == nil {
+		t.Error("ReadFiles() without paths: no error")
+	}
+}
+
+func TestPlot(t *testing.T) {
+	s := readHandwritten(t)
+	series := s.LossSeries()
+	if len(series) != 3 { // ringbuf every, ringbuf batched, perfbuf
+		t.Errorf("%d series, want 3", len(series))
+	}
+	var b bytes.Buffer
+	if err := PlotPNG(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b.Bytes(), []byte("\x89PNG")) {
+		t.Error("not a PNG")
+	}
+	if got := PlotPaths([]*Section{s})[s]; got != "testdata/handwritten.loss.png" {
+		t.Errorf("plot path %s", got)
+	}
+}
+
+// TestRealResults reads the committed (possibly partial) native results.
+func TestRealResults(t *testing.T) {
+	const file = "../results/native-6.18.44-fc-v782.txt"
+	if _, err := os.Stat(file); err != nil {
+		t.Skip(err)
+	}
+	sections, err := ReadFile(file)
+	if errors.Is(err, ErrNoCaptureRows) {
+		t.Skipf("%v (the file may still be being written)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	if !strings.Contains(md, "### Headline: workload=") {
+		t.Fatalf("no headline section:\n%s", md)
+	}
+	rows := 0
+	for _, s := range sections {
+		for _, wl := range s.Workloads() {
+			rows += len(s.Headline(wl).Rows)
+		}
+	}
+	if rows == 0 {
+		t.Errorf("no headline rows in %s", file)
+	}
+	head := md[strings.Index(md, "### Headline"):]
+	if !strings.Contains(head, "| per-CPU | subbuf × n | path |") {
+		t.Errorf("headline section has no table")
+	}
+}
+
+// testdata/vm-handwritten.txt is hand-written test input too: a partial
+// file of bench-level vm.
+func TestPartialPlannedFile(t *testing.T) {
+	sections, err := ReadFiles(handwritten, "testdata/vm-handwritten.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sections) != 2 {
+		t.Fatalf("%d sections, want 2", len(sections))
+	}
+	vm := sections[1]
+	if vm.Environment != "vm-tcg" {
+		t.Fatalf("second section %s", vm.Environment)
+	}
+	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,5000,20000" {
+		t.Errorf("rates %s, want the vm plan's max,5000,20000", got)
+	}
+	rs := vm.Sizing("openclose", "max")
+	relay := sizingOf(t, rs, Variant{Path: "relay"})
+	if relay.ZeroLossBytes != 32<<10 || geomLabel(relay.Pick) != "4KiB×8" {
+		t.Errorf("relay: %d at %v, want 32KiB at 4KiB×8", relay.ZeroLossBytes, relay.Pick)
+	}
+	if len(relay.NotRun) != 10 { // the vm plan's 12 geometries less the 2 present
+		t.Errorf("relay: not run %v", relay.NotRun)
+	}
+	ringbuf := sizingOf(t, rs, Variant{"ringbuf", "tracepoint", "every"})
+	if !strings.Contains(ringbuf.Missing, "may be partial") {
+		t.Errorf("ringbuf missing reason %q", ringbuf.Missing)
+	}
+	if open := vm.Sizing("openclose", "5000"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
+		t.Errorf("rate=5000 missing %q", open.Missing)
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"## vm-tcg, kernel 0.0-vm (`testdata/vm-handwritten.txt`)",
+		"| 32KiB | 4KiB×8 | relay | 64KiB | 1200 [1200–1200] | 0 [0–0] | 400 [400–400] | 5.50 [5.00–6.00] | 2 |",
+		"| path=empty-kmod | 32000 [32000–32000] | 1000 [1000–1000] | 2 |",
+		"No BenchmarkConsumer rows in `testdata/vm-handwritten.txt` (make bench runs them",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(md)
+	}
+}
