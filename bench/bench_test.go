@@ -67,7 +67,7 @@ func printConfig() {
 		"relay-memory: subbuf x n per CPU",
 		"perfbuf-memory: subbuf x n per CPU, rounded up to a power of two pages",
 		fmt.Sprintf("ringbuf-rounding: subbuf x n x %d CPUs, rounded up to a power of two", runtime.NumCPU()),
-		"ringbuf-wakeup: every = kernel default (wake when the reader caught up); batched = wake once one sub-buffer of bytes is pending",
+		"wakeup: every = wake the reader for every record (ringbuf: the kernel's default, which wakes when the reader has caught up; perfbuf: wakeup_events = 1); batched = wake once one sub-buffer of bytes is pending (ringbuf: BPF_RB_NO_WAKEUP/FORCE_WAKEUP; perfbuf: watermark = subbuf); relay wakes the reader (from a timer) when a sub-buffer is finished",
 		"perf-record-memory: subbuf x n per CPU (-m, rounded up to a power of two pages)",
 		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
 		"overhead: (ns/op - ns/op of path=none, same workload and rate, this run) / events/op; closed loop only",
@@ -173,7 +173,7 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 			benchCapture(b, cfg, key)
 		})
 		for _, a := range plan.Attaches {
-			for _, wake := range plan.RingbufWakeups {
+			for _, wake := range plan.Wakeups {
 				leaf(fmt.Sprintf("path=ringbuf/attach=%s/wakeup=%s/%s", a, wake, geo), func(b *testing.B) {
 					cfg := base
 					cfg.Path, cfg.Attach = capture.PathRingbuf, a
@@ -185,11 +185,16 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 			}
 		}
 		for _, a := range plan.Attaches {
-			leaf(fmt.Sprintf("path=perfbuf/attach=%s/%s", a, geo), func(b *testing.B) {
-				cfg := base
-				cfg.Path, cfg.Attach = capture.PathPerfbuf, a
-				benchCapture(b, cfg, key)
-			})
+			for _, wake := range plan.Wakeups {
+				leaf(fmt.Sprintf("path=perfbuf/attach=%s/wakeup=%s/%s", a, wake, geo), func(b *testing.B) {
+					cfg := base
+					cfg.Path, cfg.Attach = capture.PathPerfbuf, a
+					if wake == "batched" {
+						cfg.WakeupBytes = g.SubbufSize // the watermark
+					}
+					benchCapture(b, cfg, key)
+				})
+			}
 		}
 		leaf("path=perf-record/"+geo, func(b *testing.B) {
 			benchPerfRecord(b, wcfg, g, key)

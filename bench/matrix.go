@@ -25,10 +25,12 @@ type Plan struct {
 	Geometries     []Geometry
 	RateGeometries []Geometry
 	Attaches       []bpftrace.Attach
-	// RingbufWakeups: "every" (the kernel's default) and "batched" (wake
-	// the reader once a sub-buffer's worth of bytes is pending).
-	RingbufWakeups []string
-	Threads        int
+	// Wakeups of the ringbuf and perfbuf readers: "every" record (the
+	// ring buffer's default; a perf buffer watermark of one record) and
+	// "batched" (wake the reader once a sub-buffer's worth of bytes is
+	// pending, as relay does when a sub-buffer is finished).
+	Wakeups []string
+	Threads int
 }
 
 func grid(sizes, counts []int) []Geometry {
@@ -44,7 +46,7 @@ func grid(sizes, counts []int) []Geometry {
 // PlanFor returns the matrix of a level: full, vm, quick or smoke.
 func PlanFor(level string) (Plan, error) {
 	p := Plan{Level: level, Workloads: []string{"openclose"}, Threads: 2,
-		Attaches: []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, RingbufWakeups: []string{"every", "batched"}}
+		Attaches: []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
 	switch level {
 	case "", "full":
 		p.Level = "full"
@@ -67,7 +69,7 @@ func PlanFor(level string) (Plan, error) {
 		p.Rates = []float64{0}
 		p.Geometries = grid([]int{16 << 10}, []int{8})
 		p.Attaches = p.Attaches[:1]
-		p.RingbufWakeups = p.RingbufWakeups[:1]
+		p.Wakeups = p.Wakeups[:1]
 	default:
 		return p, fmt.Errorf("BENCH=%q: use full, vm, quick or smoke", level)
 	}
@@ -110,7 +112,7 @@ func (p Plan) CaptureRows() int {
 		} else {
 			geoms = p.RateGeometries
 		}
-		perGeom := 1 + len(p.Attaches)*len(p.RingbufWakeups) + len(p.Attaches) + 1 // relay, ringbuf, perfbuf, perf-record
+		perGeom := 1 + 2*len(p.Attaches)*len(p.Wakeups) + 1 // relay, ringbuf and perfbuf, perf-record
 		rows += perRate + perGeom*len(geoms)
 	}
 	return rows * len(p.Workloads)

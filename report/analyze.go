@@ -129,15 +129,11 @@ func plannedVariants(p bench.Plan) []Variant {
 	var out []Variant
 	for _, path := range Paths {
 		switch path {
-		case "ringbuf":
+		case "ringbuf", "perfbuf":
 			for _, a := range p.Attaches {
-				for _, w := range p.RingbufWakeups {
+				for _, w := range p.Wakeups {
 					out = append(out, Variant{path, string(a), w})
 				}
-			}
-		case "perfbuf":
-			for _, a := range p.Attaches {
-				out = append(out, Variant{Path: path, Attach: string(a)})
 			}
 		default:
 			out = append(out, Variant{Path: path})

@@ -27,7 +27,7 @@ run_matrix() { # env-name level ops runner...
 	local level=$1 ops=$2
 	shift 2
 	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-		-test.bench '^BenchmarkCapture$' -test.benchtime "${ops}x" -test.count "$count"
+		-test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$' -test.benchtime "${ops}x" -test.count "$count"
 	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
 		-test.bench '^BenchmarkConsumer$' -test.benchtime "${consumer_ops}x" -test.count "$count"
 }
@@ -38,16 +38,19 @@ tables() { # results-file
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
 		echo "## Paths at equal memory: closed loop, tracepoint attachment, ring buffer woken for every record"
-		go tool benchstat -col /path -row /subbuf,/n -filter '/rate:max -/attach:rawtp -/wakeup:batched' "$f"
+		go tool benchstat -col /path -row /subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/wakeup:batched' "$f"
 		echo
 		echo "## Loss versus rate (open loops), 16KiB or 4KiB sub-buffers"
 		go tool benchstat -col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched' "$f"
 		echo
-		echo "## Ring buffer wakeup policy"
-		go tool benchstat -col /wakeup -row /attach,/subbuf,/n -filter '/path:ringbuf /rate:max' "$f"
+		echo "## Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending"
+		go tool benchstat -col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max' "$f"
 		echo
 		echo "## Attach mode (eBPF rows)"
 		go tool benchstat -col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max' "$f"
+		echo
+		echo "## Truth stamping cost: the same capture with the in-band truth stamp on and off (64KiB x 32)"
+		go tool benchstat -col /truth -row /path -filter '.name:TruthCost -/path:none' "$f"
 		echo
 		echo "## Consumers: one op is one record read from a full buffer"
 		go tool benchstat -col /reader -filter '.name:Consumer' "$f"
@@ -59,6 +62,7 @@ native=$out/native-$(uname -r).txt
 echo "== native matrix (BENCH=$level, $native_ops ops per row, -count $count) -> $native" >&2
 run_matrix "$level" "$native_ops" env > "$native"
 tables "$native"
+files=("$native")
 
 if [[ ${BENCH_VM:-1} == 1 ]]; then
 	vmtmp=$out/.vm-run.txt
@@ -70,4 +74,8 @@ if [[ ${BENCH_VM:-1} == 1 ]]; then
 	mv "$vmtmp" "$vmfile"
 	echo "wrote $vmfile" >&2
 	tables "$vmfile"
+	files+=("$vmfile")
 fi
+
+# The sizing report over every results file of this run, with loss plots.
+bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"

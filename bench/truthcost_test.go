@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/relaytrace"
+	"github.com/slabbench/slabbench/workloads"
+)
+
+// BenchmarkTruthCost prices the in-band truth stamp that every
+// BenchmarkCapture row pays: the same closed-loop capture with truth=on
+// (each hit reads the kernel's counting perf event) and truth=off (the
+// probes' own attempt counts are the reference, so captured + lost ==
+// attempts is checked instead of == truth). The perf-record row of
+// BenchmarkCapture pays no stamp, so this is the difference to keep in
+// mind when comparing it with the other paths. The geometry is large
+// enough that loss is rare, so the rows time writing, not refusing.
+func BenchmarkTruthCost(b *testing.B) {
+	testenv.RequireRoot(b)
+	g := Geometry{SubbufSize: 64 << 10, NumSubbufs: 32}
+	geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
+	for _, wl := range plan.Workloads {
+		b.Run("workload="+wl, func(b *testing.B) {
+			wcfg := workloads.Config{Name: wl, Threads: plan.Threads}
+			key := "truthcost/" + wl
+			b.Run("path=none", func(b *testing.B) {
+				baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)
+			})
+			rows := []struct {
+				name string
+				path capture.Path
+			}{
+				{"path=relay", capture.PathRelay},
+				{"path=ringbuf/attach=tracepoint/wakeup=every", capture.PathRingbuf},
+				{"path=perfbuf/attach=tracepoint/wakeup=every", capture.PathPerfbuf},
+			}
+			for _, row := range rows {
+				for _, truth := range []bool{true, false} {
+					name := fmt.Sprintf("%s/%s/truth=%s", row.name, geo, onOff(truth))
+					b.Run(name, func(b *testing.B) {
+						if row.path == capture.PathRelay {
+							if err := relaytrace.Available(""); err != nil {
+								b.Skip("relay: ", err)
+							}
+						}
+						cfg := capture.Config{Path: row.path, Kinds: event.AllKinds, Truth: truth, Workload: wcfg,
+							SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs}
+						if row.path != capture.PathRelay {
+							cfg.Attach = bpftrace.AttachTracepoint
+						}
+						benchCapture(b, cfg, key)
+					})
+				}
+			}
+		})
+	}
+}
+
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}
