@@ -213,12 +213,7 @@ func (s *Section) Headline(workload string) Headline {
 		}
 	}
 	slices.SortStableFunc(h.Rows, func(a, b *Row) int {
-		ma, _ := a.PerCPUBytes()
-		mb, _ := b.PerCPUBytes()
-		sa, _, _ := a.Geometry()
-		sb, _, _ := b.Geometry()
-		return cmp.Or(cmp.Compare(ma, mb), cmp.Compare(sa, sb),
-			cmp.Compare(pathRank(a.Keys["path"]), pathRank(b.Keys["path"])))
+		return cmp.Or(byMemory(a, b), cmp.Compare(pathRank(a.Keys["path"]), pathRank(b.Keys["path"])))
 	})
 	slices.SortStableFunc(h.Floor, func(a, b *Row) int {
 		return cmp.Compare(slices.Index(Floors, a.Keys["path"]), slices.Index(Floors, b.Keys["path"]))
@@ -399,13 +394,7 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 				}
 			}
 		}
-		slices.SortStableFunc(sz.Rows, func(a, b *Row) int {
-			ma, _ := a.PerCPUBytes()
-			mb, _ := b.PerCPUBytes()
-			sa, _, _ := a.Geometry()
-			sb, _, _ := b.Geometry()
-			return cmp.Or(cmp.Compare(ma, mb), cmp.Compare(sa, sb))
-		})
+		slices.SortStableFunc(sz.Rows, byMemory)
 		for _, r := range sz.Rows {
 			if r.ZeroLoss() {
 				sz.ZeroLossBytes, _ = r.PerCPUBytes()
@@ -520,7 +509,7 @@ type Series struct {
 }
 
 // LossSeries returns, per workload and headline variant (tracepoint attach,
-// both ring buffer wakeups), the median lost-% of the geometry that lost
+// both reader wakeups of the ring and perf buffers), the median lost-% of the geometry that lost
 // least at each per-CPU memory in the closed loop.
 func (s *Section) LossSeries() []Series {
 	var out []Series
@@ -547,4 +536,13 @@ func (s *Section) LossSeries() []Series {
 		}
 	}
 	return out
+}
+
+// byMemory orders rows by per-CPU memory, then by sub-buffer size.
+func byMemory(a, b *Row) int {
+	ma, _ := a.PerCPUBytes()
+	mb, _ := b.PerCPUBytes()
+	sa, _, _ := a.Geometry()
+	sb, _, _ := b.Geometry()
+	return cmp.Or(cmp.Compare(ma, mb), cmp.Compare(sa, sb))
 }

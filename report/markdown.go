@@ -106,7 +106,7 @@ func writeSection(b *bytes.Buffer, s *Section, opt Options) {
 	if link := opt.PlotLinks[s]; link != "" {
 		fmt.Fprintf(b, "### Loss against buffer memory\n\n")
 		fmt.Fprintf(b, "![lost-%% against per-CPU buffer memory, %s %s](%s)\n\n", s.Environment, s.Kernel, link)
-		fmt.Fprintf(b, "Source: `%s`, rate=max, attach=%s (relay and perf-record have no attach key), both ring buffer wakeups. "+
+		fmt.Fprintf(b, "Source: `%s`, rate=max, attach=%s (relay and perf-record have no attach key), both reader wakeups (every, batched) of the ring and perf buffers. "+
 			"Each point is the median lost-%% over the runs of the sub-buffer count that lost least at that per-CPU memory "+
 			"(the same choice as the sizing tables); the x axis is log2.\n\n", s.File, HeadlineAttach)
 	}
@@ -125,7 +125,7 @@ func writeConfig(b *bytes.Buffer, c Config) {
 }
 
 func writeHeadline(b *bytes.Buffer, s *Section, h Headline) {
-	fmt.Fprintf(b, "### Headline: workload=%s, closed loop (rate=%s), attach=%s, ring buffer wakeup=%s\n\n",
+	fmt.Fprintf(b, "### Headline: workload=%s, closed loop (rate=%s), attach=%s, reader wakeup=%s (ring and perf buffers)\n\n",
 		h.Workload, HeadlineRate, HeadlineAttach, HeadlineWakeup)
 	fmt.Fprintf(b, "Source: `%s`, rows `BenchmarkCapture/workload=%s/rate=%s/path=…` with attach=%s or none and wakeup=%s or none. "+
 		"Cells: median [min–max] over n runs. overhead-ns/event is the workload's slowdown per captured-or-lost event against "+

@@ -37,7 +37,7 @@ tables() { # results-file
 	{
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
-		echo "## Paths at equal memory: closed loop, tracepoint attachment, ring buffer woken for every record"
+		echo "## Paths at equal memory: closed loop, tracepoint attachment, ring and perf buffers woken for every record"
 		go tool benchstat -col /path -row /subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/wakeup:batched' "$f"
 		echo
 		echo "## Loss versus rate (open loops), 16KiB or 4KiB sub-buffers"
