@@ -44,10 +44,14 @@ type Config struct {
 	SMP int
 	// MemoryMiB is the guest memory; 0 means 1024.
 	MemoryMiB int
-	// Accel is "kvm", "tcg" or "" for automatic: the environment variable
-	// SLABBENCH_VM_ACCEL=kvm|tcg if set, else kvm only where /dev/kvm
-	// exists and the CPU advertises vmx or svm (a /dev/kvm without them
-	// has been seen to hang guests), else tcg.
+	// Accel is "kvm", "tcg", "tcg-single" or "" for automatic: the
+	// environment variable SLABBENCH_VM_ACCEL if set, else kvm only where
+	// /dev/kvm exists and the CPU advertises vmx or svm (a /dev/kvm
+	// without them has been seen to hang guests), else tcg. tcg runs one
+	// host thread per vCPU (thread=multi); tcg-single runs all vCPUs on
+	// one host thread, slower, but Debian's 6.12 kernel oopses (int3 in
+	// a half-patched static call) under thread=multi when a tracepoint
+	// probe attaches while another vCPU allocates.
 	Accel string
 	// Timeout bounds the whole run, boot included; 0 means 10 minutes.
 	// On expiry qemu is killed and Run returns an error saying so.
@@ -65,7 +69,7 @@ type Config struct {
 	Writable []string
 	// Env is added to the guest command's environment, which otherwise is
 	// PATH, HOME=/root, SLABBENCH_VM=1, SLABBENCH_OUT and
-	// SLABBENCH_ENVIRONMENT (vm-tcg or vm-kvm).
+	// SLABBENCH_ENVIRONMENT (vm-tcg, vm-tcg-single or vm-kvm).
 	Env []string
 	// Dir is the guest command's working directory, a host path; ""
 	// means the caller's current directory.
@@ -77,7 +81,7 @@ type Result struct {
 	ExitCode int           // the guest command's exit status (128+N for signal N)
 	BootTime time.Duration // from starting qemu until the guest command started
 	Duration time.Duration // from starting qemu until it exited
-	Accel    string        // "kvm" or "tcg"
+	Accel    string        // "kvm", "tcg" or "tcg-single"
 	Kernel   string        // the vmlinuz booted
 	Release  string        // its release, e.g. "6.1.0-56-amd64"
 }
@@ -185,9 +189,12 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 		"-device", "virtio-serial-pci,id=vser",
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
 	}
-	if res.Accel == "kvm" {
+	switch res.Accel {
+	case "kvm":
 		args = append(args, "-accel", "kvm", "-cpu", "host")
-	} else {
+	case "tcg-single":
+		args = append(args, "-accel", "tcg,thread=single", "-cpu", "max")
+	default:
 		args = append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
 	}
 	for i, name := range names[1:] {
@@ -313,7 +320,7 @@ func chooseAccel(accel string) (string, error) {
 		accel, source = os.Getenv("SLABBENCH_VM_ACCEL"), "SLABBENCH_VM_ACCEL"
 	}
 	switch accel {
-	case "kvm", "tcg":
+	case "kvm", "tcg", "tcg-single":
 		return accel, nil
 	case "":
 		if kvmUsable() {
@@ -321,7 +328,7 @@ func chooseAccel(accel string) (string, error) {
 		}
 		return "tcg", nil
 	}
-	return "", fmt.Errorf("%s=%q: want kvm, tcg or empty for automatic", source, accel)
+	return "", fmt.Errorf("%s=%q: want kvm, tcg, tcg-single or empty for automatic", source, accel)
 }
 
 // kvmUsable reports whether /dev/kvm exists and the CPU advertises hardware

@@ -226,3 +226,16 @@ func TestResolveModulesOrdersDependenciesFirst(t *testing.T) {
 		t.Errorf("9p missing from %v", files)
 	}
 }
+
+func TestChooseAccel(t *testing.T) {
+	for _, accel := range []string{"kvm", "tcg", "tcg-single"} {
+		got, err := chooseAccel(accel)
+		if err != nil || got != accel {
+			t.Errorf("chooseAccel(%q) = %q, %v; want %q", accel, got, err, accel)
+		}
+	}
+	_, err := chooseAccel("tcg,thread=single")
+	if err == nil || !strings.Contains(err.Error(), "tcg-single") {
+		t.Errorf("chooseAccel of a raw qemu option: error %v, want one naming the accepted values", err)
+	}
+}

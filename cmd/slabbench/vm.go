@@ -35,7 +35,7 @@ func runVM(args []string) error {
 	fs.IntVar(&cfg.SMP, "smp", 2, "virtual CPUs")
 	fs.IntVar(&cfg.MemoryMiB, "memory", 1024, "guest memory in MiB")
 	fs.StringVar(&cfg.Kernel, "kernel", "", "vmlinuz to boot (default: newest /boot/vmlinuz-* with /lib/modules/<release>)")
-	fs.StringVar(&cfg.Accel, "accel", "", "kvm or tcg (default: $SLABBENCH_VM_ACCEL, else kvm only if the CPU advertises vmx/svm)")
+	fs.StringVar(&cfg.Accel, "accel", "", "kvm, tcg (one host thread per vCPU) or tcg-single (one host thread in all; needed for Debian 6.12 guests) (default: $SLABBENCH_VM_ACCEL, else kvm only if the CPU advertises vmx/svm)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "limit for the whole run, boot included")
 	fs.StringVar(&cfg.OutDir, "out", "", "host dir the guest may write, passed as $SLABBENCH_OUT (default: a scratch dir)")
 	fs.Var(&writable, "rw", "further host `dir` the guest may write (repeatable); the host temp dir always is")
