@@ -26,7 +26,7 @@ type Plan struct {
 	RateGeometries []Geometry
 	Attaches       []bpftrace.Attach
 	// Wakeups of the ringbuf and perfbuf readers: "every" record (the
-	// ring buffer's default; a perf buffer watermark of one record) and
+	// ring buffer's default; a perf buffer woken for every event) and
 	// "batched" (wake the reader once a sub-buffer's worth of bytes is
 	// pending, as relay does when a sub-buffer is finished).
 	Wakeups []string
