@@ -164,7 +164,7 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{
+	requireContains(t, md, []string{
 		"## testenv, kernel 0.0-handwritten (`testdata/handwritten.txt`)",
 		"- `truth: test input, no truth counter was read`",
 		"### Headline: workload=openclose",
@@ -178,14 +178,7 @@ func TestMarkdown(t *testing.T) {
 		"| ringbuf | 55.0 [50.0–60.0] | 18.2M [16.7M–20.0M] | 5.00× | 0 [0–0] | 3 |",
 		"for n=3: not finite",
 		"![lost-% against per-CPU buffer memory, testenv 0.0-handwritten](x.loss.png)",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("report lacks %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Log(md)
-	}
+	})
 }
 
 func TestNoCaptureRows(t *testing.T) {
@@ -297,12 +290,18 @@ func TestPartialPlannedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{
+	requireContains(t, md, []string{
 		"## vm-tcg, kernel 0.0-vm (`testdata/vm-handwritten.txt`)",
 		"| 32KiB | 4KiB×8 | relay | 64KiB | 1200 [1200–1200] | 0 [0–0] | 400 [400–400] | 5.50 [5.00–6.00] | 2 |",
 		"| path=empty-kmod | 32000 [32000–32000] | 1000 [1000–1000] | 2 |",
 		"No BenchmarkConsumer rows in `testdata/vm-handwritten.txt` (make bench runs them",
-	} {
+	})
+}
+
+// requireContains fails t for every want that md lacks, and then logs md.
+func requireContains(t *testing.T, md string, wants []string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
