@@ -173,28 +173,21 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 			cfg.Path = capture.PathRelay
 			benchCapture(b, cfg, key)
 		})
-		for _, a := range plan.Attaches {
-			for _, wake := range plan.Wakeups {
-				leaf(fmt.Sprintf("path=ringbuf/attach=%s/wakeup=%s/%s", a, wake, geo), func(b *testing.B) {
-					cfg := base
-					cfg.Path, cfg.Attach = capture.PathRingbuf, a
-					if wake == "batched" {
-						cfg.WakeupBytes = g.SubbufSize
-					}
-					benchCapture(b, cfg, key)
-				})
-			}
-		}
-		for _, a := range plan.Attaches {
-			for _, wake := range plan.Wakeups {
-				leaf(fmt.Sprintf("path=perfbuf/attach=%s/wakeup=%s/%s", a, wake, geo), func(b *testing.B) {
-					cfg := base
-					cfg.Path, cfg.Attach = capture.PathPerfbuf, a
-					if wake == "batched" {
-						cfg.WakeupBytes = g.SubbufSize // the watermark
-					}
-					benchCapture(b, cfg, key)
-				})
+		// The BPF transports, each attach mode and reader wakeup; batched
+		// wakes the reader once a sub-buffer of bytes is pending (ringbuf:
+		// the program's wakeup threshold; perfbuf: the watermark).
+		for _, path := range []capture.Path{capture.PathRingbuf, capture.PathPerfbuf} {
+			for _, a := range plan.Attaches {
+				for _, wake := range plan.Wakeups {
+					leaf(fmt.Sprintf("path=%s/attach=%s/wakeup=%s/%s", path, a, wake, geo), func(b *testing.B) {
+						cfg := base
+						cfg.Path, cfg.Attach = path, a
+						if wake == "batched" {
+							cfg.WakeupBytes = g.SubbufSize
+						}
+						benchCapture(b, cfg, key)
+					})
+				}
 			}
 		}
 		leaf("path=perf-record/"+geo, func(b *testing.B) {
