@@ -406,10 +406,19 @@ func Start(cfg Config) (*Session, error) {
 
 // command sends cmd on perf's control fd and waits for its "ack".
 func (s *Session) command(cmd string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	if _, err := s.ctl.Write([]byte(cmd + "\n")); err != nil {
+		// EPIPE: perf closed its end of the control fifo, so it is
+		// exiting; say so, as for an EOF on the ack fifo below.
+		if errors.Is(err, syscall.EPIPE) {
+			select {
+			case <-s.done:
+				return fmt.Errorf("perf exited (%v) before reading %q%s", s.waitErr, cmd, s.stderrNote())
+			case <-time.After(timeout):
+			}
+		}
 		return fmt.Errorf("send %q: %w%s", cmd, err, s.stderrNote())
 	}
-	deadline := time.Now().Add(timeout)
 	if err := s.ack.SetReadDeadline(deadline); err != nil {
 		return err
 	}
