@@ -1,14 +1,13 @@
 package bpftrace
 
 import (
-	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/event/eventtest"
 	"github.com/slabbench/slabbench/internal/testenv"
 )
 
@@ -35,67 +34,29 @@ func slabActivity(t *testing.T) {
 	}
 }
 
+// TestReaderContract holds both eBPF readers to the contract every path
+// keeps (event/eventtest). Records come from the real raw tracepoint
+// program run through BPF_PROG_TEST_RUN, so each check knows exactly how
+// many are pending.
 func TestReaderContract(t *testing.T) {
 	for _, tr := range []Transport{Ringbuf, Perfbuf} {
 		t.Run(string(tr), func(t *testing.T) {
-			c := openTest(t, tr, []event.Kind{event.KindKmemCacheAlloc})
-
-			// Deadline: pending records first, then ErrDeadlineExceeded.
-			slabActivity(t)
-			c.SetDeadline(time.Now().Add(50 * time.Millisecond))
-			var rec event.Record
-			n := 0
-			var err error
-			for err = c.ReadInto(&rec); err == nil; err = c.ReadInto(&rec) {
-				if rec.Kind != event.KindKmemCacheAlloc || rec.Flags&event.FlagTruth == 0 {
-					t.Fatalf("unexpected record %+v", rec)
-				}
-				n++
-			}
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("after %d records: want os.ErrDeadlineExceeded, got %v", n, err)
-			}
-			if n < 200 {
-				t.Fatalf("read %d records for 200 opens", n)
-			}
-
-			// No allocation per record once warm.
-			c.SetDeadline(time.Time{})
-			slabActivity(t) // at least 200 records pending, 101 are read
-			allocs := testing.AllocsPerRun(100, func() {
-				if err := c.ReadInto(&rec); err != nil {
-					t.Fatal(err)
-				}
+			eventtest.Run(t, eventtest.Harness{
+				Open: func(t *testing.T) event.Capture {
+					testenv.RequireRoot(t)
+					c, err := Open(Config{Transport: tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmalloc},
+						RingbufSize: 1 << 20, PerCPUBufferSize: 256 << 10, Detached: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return c
+				},
+				Produce: func(t *testing.T, c event.Capture, n int) {
+					if err := c.(*Capture).Inject(n); err != nil {
+						t.Fatal(err)
+					}
+				},
 			})
-			if allocs > 0 {
-				t.Fatalf("ReadInto allocates %.1f times per record", allocs)
-			}
-
-			// Close unblocks a blocked reader with os.ErrClosed, and is idempotent.
-			if err := c.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			c.SetDeadline(time.Now())
-			for c.ReadInto(&rec) == nil {
-			}
-			c.SetDeadline(time.Time{})
-			done := make(chan error, 1)
-			go func() { done <- c.ReadInto(&rec) }()
-			time.Sleep(50 * time.Millisecond)
-			if err := c.Close(); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-done:
-				if !errors.Is(err, os.ErrClosed) {
-					t.Fatalf("blocked ReadInto after Close: want os.ErrClosed, got %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Close did not unblock ReadInto")
-			}
-			if err := c.Close(); err != nil {
-				t.Fatalf("second Close: %v", err)
-			}
 		})
 	}
 }

@@ -57,6 +57,9 @@ type cpuBuf struct {
 	file *os.File
 	mem  []byte
 	w    *Walker
+	// consume is c.consume for this CPU, bound once so that reading
+	// does not allocate.
+	consume consumeFunc
 }
 
 // Capture is a running relay capture; it implements event.Capture.
@@ -208,6 +211,7 @@ func (c *Capture) open() error {
 		if cb.w, err = NewWalker(cb.mem, c.cfg.SubbufSize, c.cfg.NumSubbufs, cpu); err != nil {
 			return err
 		}
+		cb.consume = func(next uint64) (bool, error) { return c.consume(cb.cpu, next) }
 		c.pollFds = append(c.pollFds, unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLIN})
 	}
 	if c.wakeFd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
@@ -230,51 +234,37 @@ func (c *Capture) command(cmd []byte) error {
 	return err
 }
 
-// consume tells the module that cb's sub-buffers before Next are read;
+// consume tells the module that cpu's sub-buffers before next are read;
 // the answer says whether an overwrite consumed them first.
-func (c *Capture) consume(cb *cpuBuf) (stale bool, err error) {
+func (c *Capture) consume(cpu int, next uint64) (stale bool, err error) {
 	c.cmd = append(c.cmd[:0], "consumed "...)
-	c.cmd = strconv.AppendInt(c.cmd, int64(cb.cpu), 10)
+	c.cmd = strconv.AppendInt(c.cmd, int64(cpu), 10)
 	c.cmd = append(c.cmd, ' ')
-	c.cmd = strconv.AppendUint(c.cmd, cb.w.Next(), 10)
+	c.cmd = strconv.AppendUint(c.cmd, next, 10)
 	err = c.command(c.cmd)
 	if errors.Is(err, unix.ESTALE) {
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("relay consumed count of cpu %d: %w", cb.cpu, err)
+		return false, fmt.Errorf("relay consumed count of cpu %d: %w", cpu, err)
 	}
 	return false, nil
 }
 
 // step tries every CPU once for a record.
 func (c *Capture) step(rec *event.Record) (bool, error) {
-	for i := 0; i < len(c.cpus); {
+	for i := range c.cpus {
 		idx := (c.rr + i) % len(c.cpus)
 		cb := c.cpus[idx]
-		st, err := cb.w.Step(rec)
+		ok, err := readCPU(cb.w, rec, cb.consume)
 		if err != nil {
 			return false, err
 		}
-		switch st {
-		case StepRecord:
+		if ok {
 			c.tracker.Observe(rec)
 			c.rr = idx
 			return true, nil
-		case StepDone:
-			stale, err := c.consume(cb)
-			if err != nil {
-				return false, err
-			}
-			cb.w.Settle(stale)
-			continue // same CPU, next sub-buffer
-		case StepLost:
-			if _, err := c.consume(cb); err != nil {
-				return false, err
-			}
-			continue
 		}
-		i++
 	}
 	return false, nil
 }
@@ -413,18 +403,9 @@ func (c *Capture) statsLocked() (event.Stats, error) {
 		}
 		cs.MaxBacklog = int(m.backlog)
 		for _, k := range event.AllKinds {
-			km := m.kinds[k]
-			cnt := event.Counts{
-				Captured: c.tracker.Captured(cb.cpu, k),
-				Attempts: km.attempts,
-				Lost:     km.drops + km.overwritten - cb.w.Recaptured(k),
-				SeqGaps:  c.tracker.Gaps(cb.cpu, k, km.attempts),
-				Disorder: c.tracker.Disorder(cb.cpu, k),
+			if cs.Kinds[k], err = kindCounts(cb.cpu, k, &c.tracker, cb.w, m.kinds[k], c.cfg.Truth); err != nil {
+				return st, err
 			}
-			if c.cfg.Truth && km.attempts > 0 {
-				cnt.Truth = km.truthLast - km.truthFirst + 1
-			}
-			cs.Kinds[k] = cnt
 		}
 		st.PerCPU = append(st.PerCPU, cs)
 	}

@@ -271,3 +271,61 @@ func (w *Walker) check(h *SubbufHeader) error {
 	}
 	return nil
 }
+
+// consumeFunc tells the module that the sub-buffers of one CPU before next
+// are read; stale reports that an overwrite had consumed them first
+// (ESTALE).
+type consumeFunc func(next uint64) (stale bool, err error)
+
+// readCPU returns the next record of one CPU's buffer in rec, telling the
+// module through consume each time a sub-buffer has been read or was lost.
+// It returns false when no complete sub-buffer is waiting.
+func readCPU(w *Walker, rec *event.Record, consume consumeFunc) (bool, error) {
+	for {
+		st, err := w.Step(rec)
+		if err != nil {
+			return false, err
+		}
+		switch st {
+		case StepRecord:
+			return true, nil
+		case StepEmpty:
+			return false, nil
+		case StepDone:
+			stale, err := consume(w.Next())
+			if err != nil {
+				return false, err
+			}
+			w.Settle(stale)
+		case StepLost:
+			if _, err := consume(w.Next()); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+// kindCounts is the accounting of kind k on one CPU: what the reader saw
+// (tracker, w) against what the module counted (km). Lost is the module's
+// drops plus, in overwrite mode, the records of overwritten sub-buffers
+// that this reader had not returned.
+func kindCounts(cpu int, k event.Kind, tracker *event.SeqTracker, w *Walker, km kindModuleStats, truthOn bool) (event.Counts, error) {
+	cnt := event.Counts{
+		Captured: tracker.Captured(cpu, k),
+		Attempts: km.attempts,
+		Lost:     km.drops + km.overwritten - w.Recaptured(k),
+		SeqGaps:  tracker.Gaps(cpu, k, km.attempts),
+		Disorder: tracker.Disorder(cpu, k),
+	}
+	if !truthOn {
+		return cnt, nil
+	}
+	if km.truthErrors > 0 {
+		return cnt, fmt.Errorf("cpu %d %s: the truth counter could not be read on %d hits (its perf event was not active)",
+			cpu, k, km.truthErrors)
+	}
+	if km.attempts > 0 {
+		cnt.Truth = km.truthLast - km.truthFirst + 1
+	}
+	return cnt, nil
+}

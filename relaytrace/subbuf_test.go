@@ -114,7 +114,7 @@ func (f *fakeModule) consume(seq uint64) bool {
 	return false
 }
 
-// reader drives a Walker like Capture.step does, on one fake CPU.
+// reader reads one fake CPU with the code Capture uses on each CPU.
 type reader struct {
 	w       *Walker
 	f       *fakeModule
@@ -122,40 +122,25 @@ type reader struct {
 }
 
 func (r *reader) step(rec *event.Record) (bool, error) {
-	for {
-		st, err := r.w.Step(rec)
-		if err != nil {
-			return false, err
-		}
-		switch st {
-		case StepRecord:
-			r.tracker.Observe(rec)
-			return true, nil
-		case StepEmpty:
-			return false, nil
-		case StepDone:
-			r.w.Settle(r.f.consume(r.w.Next()))
-		case StepLost:
-			r.f.consume(r.w.Next())
-		}
+	ok, err := readCPU(r.w, rec, func(next uint64) (bool, error) { return r.f.consume(next), nil })
+	if ok {
+		r.tracker.Observe(rec)
 	}
+	return ok, err
 }
 
-func (r *reader) stats() event.Stats {
-	st := event.Stats{}
+// stats accounts the fake CPU as Capture.Stats does the module's counters.
+func (r *reader) stats(t *testing.T) event.Stats {
+	t.Helper()
 	cs := event.CPUStats{CPU: int(r.f.cpu)}
 	for _, k := range event.AllKinds {
-		a := r.f.attempts[k]
-		cs.Kinds[k] = event.Counts{
-			Captured: r.tracker.Captured(int(r.f.cpu), k),
-			Attempts: a,
-			Lost:     r.f.drops[k] + r.f.overwritten[k] - r.w.Recaptured(k),
-			SeqGaps:  r.tracker.Gaps(int(r.f.cpu), k, a),
-			Disorder: r.tracker.Disorder(int(r.f.cpu), k),
+		km := kindModuleStats{attempts: r.f.attempts[k], drops: r.f.drops[k], overwritten: r.f.overwritten[k]}
+		var err error
+		if cs.Kinds[k], err = kindCounts(int(r.f.cpu), k, &r.tracker, r.w, km, false); err != nil {
+			t.Fatal(err)
 		}
 	}
-	st.PerCPU = append(st.PerCPU, cs)
-	return st
+	return event.Stats{PerCPU: []event.CPUStats{cs}}
 }
 
 func TestWalkerSimple(t *testing.T) {
@@ -193,7 +178,7 @@ func TestWalkerSimple(t *testing.T) {
 	if ok, _ := r.step(&rec); ok {
 		t.Fatal("record after the flushed ones")
 	}
-	st := r.stats()
+	st := r.stats(t)
 	if err := st.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -226,14 +211,12 @@ func TestWalkerNoOverwriteDrops(t *testing.T) {
 	if n != 6 {
 		t.Fatalf("read %d records before flush, want 6", n)
 	}
+	// The fourth sub-buffer was refused, so a flush has nothing to close.
 	f.flush()
-	for ok := true; ok; n++ {
-		var err error
-		if ok, err = r.step(&rec); err != nil {
-			t.Fatal(err)
-		}
+	if ok, err := r.step(&rec); ok || err != nil {
+		t.Fatalf("after the flush: record %v, err %v; want none", ok, err)
 	}
-	st := r.stats()
+	st := r.stats(t)
 	if err := st.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +268,7 @@ func TestWalkerRandom(t *testing.T) {
 						break
 					}
 				}
-				st := r.stats()
+				st := r.stats(t)
 				if err := st.Verify(); err != nil {
 					t.Fatal(err)
 				}
@@ -483,5 +466,28 @@ func TestModuleParams(t *testing.T) {
 	}
 	if err := checkSizes(MinSubbufSize, MinSubbufs); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestKindCountsTruth: the truth window is last - first + 1, and a hit
+// whose counter could not be read fails the accounting instead of
+// shrinking the window silently.
+func TestKindCountsTruth(t *testing.T) {
+	w, err := NewWalker(make([]byte, 2*MinSubbufSize), MinSubbufSize, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr event.SeqTracker
+	km := kindModuleStats{attempts: 10, drops: 10, truthFirst: 100, truthLast: 111}
+	c, err := kindCounts(0, event.KindKfree, &tr, w, km, true)
+	if err != nil || c.Truth != 12 || c.Lost != 10 {
+		t.Fatalf("counts %+v, err %v; want truth 12, lost 10", c, err)
+	}
+	km.truthErrors = 1
+	if _, err := kindCounts(0, event.KindKfree, &tr, w, km, true); err == nil || !strings.Contains(err.Error(), "truth counter") {
+		t.Fatalf("truth errors: got %v", err)
+	}
+	if _, err := kindCounts(0, event.KindKfree, &tr, w, km, false); err != nil {
+		t.Fatalf("truth off: %v", err)
 	}
 }

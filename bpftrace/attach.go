@@ -1,0 +1,78 @@
+package bpftrace
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf/link"
+	"github.com/slabbench/slabbench/event"
+)
+
+// functionCandidates lists, per kind, the allocator functions a function
+// probe attaches to, newest kernel first (6.10 renamed them *_noprof).
+var functionCandidates = map[event.Kind][]string{
+	event.KindKmalloc:        {"__kmalloc_noprof", "__kmalloc"},
+	event.KindKfree:          {"kfree"},
+	event.KindKmemCacheAlloc: {"kmem_cache_alloc_noprof", "kmem_cache_alloc"},
+	event.KindKmemCacheFree:  {"kmem_cache_free"},
+}
+
+// kernelFunction returns the allocator function of kind k this kernel has.
+func kernelFunction(k event.Kind) (string, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return "", fmt.Errorf("finding the allocator functions: %w", err)
+	}
+	defer f.Close()
+	present := map[string]bool{}
+	for _, c := range functionCandidates[k] {
+		present[c] = false
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 {
+			if _, ok := present[fields[2]]; ok {
+				present[fields[2]] = true
+			}
+		}
+	}
+	for _, c := range functionCandidates[k] {
+		if present[c] {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("no %s function in /proc/kallsyms (looked for %s): use --attach tracepoint or rawtp",
+		k, strings.Join(functionCandidates[k], ", "))
+}
+
+func (c *Capture) attach() error {
+	for _, k := range c.cfg.Kinds {
+		prog := c.progs[k]
+		var l link.Link
+		var err error
+		switch c.cfg.Attach {
+		case AttachTracepoint:
+			l, err = link.Tracepoint("kmem", k.String(), prog, nil)
+		case AttachRawTP:
+			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: k.String(), Program: prog})
+		case AttachKprobe:
+			var sym string
+			if sym, err = kernelFunction(k); err == nil {
+				l, err = link.Kprobe(sym, prog, nil)
+			}
+			if err != nil {
+				return fmt.Errorf("attaching a kprobe for %s failed (%v): this kernel has no usable kprobes (CONFIG_KPROBES); use --attach tracepoint or rawtp here, or run in the VM: slabbench vm -- capture --attach kprobe ...", k, err)
+			}
+		case AttachFentry:
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		}
+		if err != nil {
+			return fmt.Errorf("attaching the %s program for %s: %w", c.cfg.Attach, k, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package bpftrace
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+
+	"github.com/slabbench/slabbench/event"
+)
+
+// Transport is the BPF buffer the records go through.
+type Transport string
+
+// The two eBPF transports.
+const (
+	Ringbuf Transport = "ringbuf" // one BPF ring buffer shared by all CPUs
+	Perfbuf Transport = "perfbuf" // one perf buffer per CPU
+)
+
+// Attach is how the programs hook the slab events.
+type Attach string
+
+// The four attach modes.
+const (
+	AttachTracepoint Attach = "tracepoint" // BPF_PROG_TYPE_TRACEPOINT on kmem:*
+	AttachRawTP      Attach = "rawtp"      // raw tracepoint on kmem:*
+	AttachKprobe     Attach = "kprobe"     // kprobes on the allocator functions
+	AttachFentry     Attach = "fentry"     // fentry/fexit on the allocator functions
+)
+
+// IsFunctionProbe reports whether a sees function calls rather than
+// tracepoint hits, so that its counts can't be compared with the truth
+// counter.
+func (a Attach) IsFunctionProbe() bool { return a == AttachKprobe || a == AttachFentry }
+
+// Config of one eBPF capture.
+type Config struct {
+	Transport Transport
+	Attach    Attach
+	Kinds     []event.Kind
+	// Truth stamps every hit with the kernel's counting perf event on the
+	// same tracepoint, so Stats can check captured + lost == truth.
+	// Tracepoint and raw tracepoint attachment only.
+	Truth bool
+	// RingbufSize is the ring buffer's size in bytes; it is rounded up to
+	// a power of two of at least one page, as the kernel requires.
+	RingbufSize int
+	// PerCPUBufferSize is each CPU's perf buffer in bytes, rounded up to a
+	// power of two pages.
+	PerCPUBufferSize int
+	// WakeupBytes batches reader wakeups: the ring buffer program only
+	// wakes the reader once at least this many bytes are pending (0: the
+	// kernel's default, a wakeup whenever the reader has caught up); for
+	// the perf buffer it is the watermark.
+	WakeupBytes int
+	// Empty attaches programs that return at once: the floor every
+	// capture path pays. Nothing is recorded or counted.
+	Empty bool
+	// Detached loads the programs without attaching them: records then
+	// come only from Inject (the consumer benchmarks).
+	Detached bool
+}
+
+// programNames maps attach mode and kind to the program in slab.c.
+var programNames = map[Attach]map[event.Kind]string{
+	AttachTracepoint: {event.KindKmalloc: "tp_kmalloc", event.KindKfree: "tp_kfree",
+		event.KindKmemCacheAlloc: "tp_kmem_cache_alloc", event.KindKmemCacheFree: "tp_kmem_cache_free"},
+	AttachRawTP: {event.KindKmalloc: "rawtp_kmalloc", event.KindKfree: "rawtp_kfree",
+		event.KindKmemCacheAlloc: "rawtp_kmem_cache_alloc", event.KindKmemCacheFree: "rawtp_kmem_cache_free"},
+	AttachKprobe: {event.KindKmalloc: "kprobe_kmalloc", event.KindKfree: "kprobe_kfree",
+		event.KindKmemCacheAlloc: "kprobe_kmem_cache_alloc", event.KindKmemCacheFree: "kprobe_kmem_cache_free"},
+	AttachFentry: {event.KindKmalloc: "fexit_kmalloc", event.KindKfree: "fentry_kfree",
+		event.KindKmemCacheAlloc: "fexit_kmem_cache_alloc", event.KindKmemCacheFree: "fentry_kmem_cache_free"},
+}
+
+// RoundRingbufSize returns the size the kernel accepts for a ring buffer
+// of at least size bytes: a power of two, at least one page.
+func RoundRingbufSize(size int) int {
+	page := os.Getpagesize()
+	if size < page {
+		return page
+	}
+	return 1 << bits.Len(uint(size-1))
+}
+
+// Validate checks cfg and names the flag to change.
+func (cfg *Config) Validate() error {
+	switch cfg.Transport {
+	case Ringbuf:
+		if cfg.RingbufSize <= 0 {
+			return fmt.Errorf("ring buffer size %d: must be > 0 (--ringbuf-size)", cfg.RingbufSize)
+		}
+		if cfg.RingbufSize > 1<<30 {
+			return fmt.Errorf("ring buffer size %d: at most 1GiB (--ringbuf-size)", cfg.RingbufSize)
+		}
+		if cfg.WakeupBytes < 0 || cfg.WakeupBytes >= RoundRingbufSize(cfg.RingbufSize) {
+			return fmt.Errorf("wakeup bytes %d: must be >= 0 and below the ring buffer size %d (--wakeup-bytes)",
+				cfg.WakeupBytes, RoundRingbufSize(cfg.RingbufSize))
+		}
+	case Perfbuf:
+		if cfg.PerCPUBufferSize <= 0 {
+			return fmt.Errorf("perf buffer size %d per CPU: must be > 0 (--subbuf-size x --subbufs)", cfg.PerCPUBufferSize)
+		}
+		if cfg.PerCPUBufferSize > 256<<20 {
+			return fmt.Errorf("perf buffer size %d per CPU: at most 256MiB (--subbuf-size x --subbufs)", cfg.PerCPUBufferSize)
+		}
+		if cfg.WakeupBytes < 0 || cfg.WakeupBytes >= cfg.PerCPUBufferSize {
+			return fmt.Errorf("wakeup bytes %d: must be >= 0 and below the per-CPU buffer %d (--wakeup-bytes)",
+				cfg.WakeupBytes, cfg.PerCPUBufferSize)
+		}
+	default:
+		return fmt.Errorf("unknown eBPF transport %q: use ringbuf or perfbuf (--path)", cfg.Transport)
+	}
+	if _, ok := programNames[cfg.Attach]; !ok {
+		return fmt.Errorf("unknown attach mode %q: use tracepoint, rawtp, kprobe or fentry (--attach)", cfg.Attach)
+	}
+	if len(cfg.Kinds) == 0 {
+		return errors.New("no events selected (--events)")
+	}
+	for _, k := range cfg.Kinds {
+		if !k.Valid() {
+			return fmt.Errorf("unknown event kind %d (--events)", k)
+		}
+	}
+	if cfg.Truth && cfg.Attach.IsFunctionProbe() {
+		return fmt.Errorf("the truth counter counts tracepoint hits, which %s probes do not see: use --truth off with --attach %s", cfg.Attach, cfg.Attach)
+	}
+	return nil
+}

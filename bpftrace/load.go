@@ -1,0 +1,198 @@
+package bpftrace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/perf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/truth"
+)
+
+var truthMapNames = map[event.Kind]string{
+	event.KindKmalloc:        "truth_kmalloc",
+	event.KindKfree:          "truth_kfree",
+	event.KindKmemCacheAlloc: "truth_kmem_cache_alloc",
+	event.KindKmemCacheFree:  "truth_kmem_cache_free",
+}
+
+// Open loads the programs for cfg, attaches them and returns the running
+// capture. The caller must Close it; Close detaches everything even when
+// the consumer is still blocked in ReadInto.
+func Open(cfg Config) (_ *Capture, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("loading BPF programs needs root (CAP_BPF, CAP_PERFMON): run slabbench with sudo")
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK for BPF maps: %w", err)
+	}
+
+	c := &Capture{cfg: cfg, progs: map[event.Kind]*ebpf.Program{}}
+	c.deadlineGen.Store(1) // the first ReadInto arms the reader's deadline slice
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+
+	spec, err := loadSlab()
+	if err != nil {
+		return nil, fmt.Errorf("parsing the embedded BPF object: %w", err)
+	}
+	if err := c.configure(spec); err != nil {
+		return nil, err
+	}
+	if cfg.Truth {
+		// Opened before anything attaches, so every handled hit finds its
+		// counter running.
+		if c.truth, err = truth.Open(cfg.Kinds); err != nil {
+			return nil, err
+		}
+	}
+
+	c.coll, err = ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, loadError(cfg.Attach, err)
+	}
+	for _, k := range cfg.Kinds {
+		c.progs[k] = c.coll.Programs[programNames[cfg.Attach][k]]
+	}
+	if c.truth != nil {
+		if err := c.fillTruthMaps(); err != nil {
+			return nil, err
+		}
+	}
+
+	switch cfg.Transport {
+	case Ringbuf:
+		if c.ring, err = ringbuf.NewReader(c.coll.Maps["events_ringbuf"]); err != nil {
+			return nil, fmt.Errorf("ring buffer reader: %w", err)
+		}
+		c.bufBytes = c.ring.BufferSize()
+	case Perfbuf:
+		c.perfReader, err = perf.NewReaderWithOptions(c.coll.Maps["events_perfbuf"], cfg.PerCPUBufferSize,
+			perf.ReaderOptions{Watermark: cfg.WakeupBytes})
+		if err != nil {
+			return nil, fmt.Errorf("perf buffer reader: %w", err)
+		}
+		cpus, err := ebpf.PossibleCPU()
+		if err != nil {
+			return nil, err
+		}
+		c.bufBytes = c.perfReader.BufferSize() * cpus
+	}
+
+	if !cfg.Detached {
+		if err := c.attach(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Inject runs the raw tracepoint kmalloc program n times with
+// BPF_PROG_TEST_RUN, writing n records into the buffer exactly as a real
+// hit would, without any workload. It needs Attach rawtp and kmalloc among
+// the kinds, and Truth off (a test run has no tracepoint to count).
+func (c *Capture) Inject(n int) error {
+	prog := c.progs[event.KindKmalloc]
+	if c.cfg.Attach != AttachRawTP || prog == nil || c.cfg.Truth {
+		return errors.New("Inject needs --attach rawtp, kmalloc selected and the truth counter off")
+	}
+	// kmalloc(call_site, ptr, bytes_req, bytes_alloc, gfp_flags, node)
+	args := []uint64{0xffffffff81000000, 0xffff888000000000, 64, 64, 0xcc0, 0}
+	for i := range n {
+		args[1] += 64
+		args[2] = uint64(8 + i%256)
+		if _, err := prog.Run(&ebpf.RunOptions{Context: args}); err != nil {
+			return fmt.Errorf("BPF_PROG_TEST_RUN of the raw tracepoint program: %w", err)
+		}
+	}
+	return nil
+}
+
+// configure sets the load-time constants, sizes the maps and keeps only
+// the programs cfg needs, so a kernel without kprobes or fentry can still
+// load the tracepoint programs.
+func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
+	cfg := c.cfg
+	transport := uint32(0)
+	if cfg.Transport == Perfbuf {
+		transport = 1
+	}
+	consts := map[string]any{
+		"transport":    transport,
+		"truth_on":     boolToU32(cfg.Truth),
+		"wakeup_bytes": uint64(cfg.WakeupBytes),
+		"empty_probe":  boolToU32(cfg.Empty),
+	}
+	for name, v := range consts {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return fmt.Errorf("setting %s in the BPF object: %w", name, err)
+		}
+	}
+	if cfg.Transport == Ringbuf {
+		spec.Maps["events_ringbuf"].MaxEntries = uint32(RoundRingbufSize(cfg.RingbufSize))
+	} else {
+		spec.Maps["events_ringbuf"].MaxEntries = uint32(os.Getpagesize())
+	}
+
+	wanted := map[string]event.Kind{}
+	for _, k := range cfg.Kinds {
+		wanted[programNames[cfg.Attach][k]] = k
+	}
+	for name, ps := range spec.Programs {
+		k, ok := wanted[name]
+		if !ok {
+			delete(spec.Programs, name)
+			continue
+		}
+		if cfg.Attach == AttachFentry {
+			sym, err := kernelFunction(k)
+			if err != nil {
+				return err
+			}
+			ps.AttachTo = sym
+		}
+	}
+	return nil
+}
+
+func boolToU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// loadError explains a failed load; function probes fail on kernels that
+// refuse them, and the user should learn what to use instead.
+func loadError(a Attach, err error) error {
+	var verr *ebpf.VerifierError
+	if a == AttachFentry {
+		return fmt.Errorf("this kernel refused the fentry/fexit programs (%v): fentry needs BTF, JIT and a kernel without lockdown restrictions; use --attach tracepoint or rawtp here, or run in the VM: slabbench vm -- capture --attach fentry ...", err)
+	}
+	if errors.As(err, &verr) {
+		return fmt.Errorf("the kernel's verifier rejected the %s programs: %+v", a, verr)
+	}
+	return fmt.Errorf("loading the %s programs: %w", a, err)
+}
+
+func (c *Capture) fillTruthMaps() error {
+	for _, k := range c.cfg.Kinds {
+		m := c.coll.Maps[truthMapNames[k]]
+		for i, cpu := range c.truth.CPUs() {
+			if err := m.Put(uint32(cpu), uint32(c.truth.FD(k, i))); err != nil {
+				return fmt.Errorf("truth counter of %s on cpu %d into the BPF map: %w", k, cpu, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package bpftrace
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/slabbench/slabbench/event"
+)
+
+// kernelCounts is what the programs counted, per kind and CPU, and the
+// kernel's own count of skipped probe runs per kind.
+type kernelCounts struct {
+	perCPU      [event.NumKinds][]slabSlabKindStats
+	probeMisses [event.NumKinds]uint64
+}
+
+func (c *Capture) readKernelCounts() (kernelCounts, error) {
+	var kc kernelCounts
+	m := c.coll.Maps["kind_stats"]
+	for _, k := range c.cfg.Kinds {
+		if err := m.Lookup(uint32(k), &kc.perCPU[k]); err != nil {
+			return kc, fmt.Errorf("reading the %s counters: %w", k, err)
+		}
+		if s, err := c.progs[k].Stats(); err == nil {
+			kc.probeMisses[k] = s.RecursionMisses
+		}
+	}
+	return kc, nil
+}
+
+// PerfLostRecords returns the records the perf buffer reader was told the
+// kernel could not write (PERF_RECORD_LOST). It never exceeds the
+// programs' drop count and can lag it.
+func (c *Capture) PerfLostRecords() uint64 { return c.perfLostRecords }
+
+// Stats returns the accounting per CPU and kind. Call it after Stop, once
+// the consumer has drained the reader; after Close it returns the
+// producer's counters as they were at Close.
+func (c *Capture) Stats() (event.Stats, error) {
+	st := event.Stats{TruthChecked: c.cfg.Truth}
+	var kc kernelCounts
+	if c.final != nil {
+		kc = *c.final
+	} else {
+		var err error
+		if kc, err = c.readKernelCounts(); err != nil {
+			return st, err
+		}
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return st, err
+	}
+	st.PerCPU = make([]event.CPUStats, ncpu)
+	for cpu := range st.PerCPU {
+		st.PerCPU[cpu].CPU = cpu
+	}
+	for _, k := range c.cfg.Kinds {
+		for cpu, ks := range kc.perCPU[k] {
+			counts := event.Counts{
+				Captured: c.seq.Captured(cpu, k),
+				Lost:     ks.Drops,
+				Attempts: ks.Attempts,
+				SeqGaps:  c.seq.Gaps(cpu, k, ks.Attempts),
+				Disorder: c.seq.Disorder(cpu, k),
+			}
+			if c.cfg.Truth {
+				if ks.TruthErrors > 0 {
+					return st, fmt.Errorf("cpu %d %s: the truth counter could not be read on %d hits", cpu, k, ks.TruthErrors)
+				}
+				if ks.Attempts > 0 {
+					counts.Truth = ks.TruthLast - ks.TruthFirst + 1
+				}
+			}
+			st.PerCPU[cpu].Kinds[k] = counts
+		}
+		st.ProbeMisses[k] = kc.probeMisses[k]
+	}
+	return st, nil
+}
