@@ -74,6 +74,13 @@ var programNames = map[Attach]map[event.Kind]string{
 		event.KindKmemCacheAlloc: "fexit_kmem_cache_alloc", event.KindKmemCacheFree: "fentry_kmem_cache_free"},
 }
 
+// Buffer size limits: the kernel caps a ring buffer's data area, and a perf
+// buffer of more than 256 MiB per CPU is beyond any sensible capture.
+const (
+	MaxRingbufSize      = 1 << 30
+	MaxPerCPUBufferSize = 256 << 20
+)
+
 // RoundRingbufSize returns the size the kernel accepts for a ring buffer
 // of at least size bytes: a power of two, at least one page.
 func RoundRingbufSize(size int) int {
@@ -88,32 +95,26 @@ func RoundRingbufSize(size int) int {
 func (cfg *Config) Validate() error {
 	switch cfg.Transport {
 	case Ringbuf:
-		if cfg.RingbufSize <= 0 {
-			return fmt.Errorf("ring buffer size %d: must be > 0 (--ringbuf-size)", cfg.RingbufSize)
+		if cfg.RingbufSize <= 0 || cfg.RingbufSize > MaxRingbufSize {
+			return fmt.Errorf("ring buffer size %d: want 1..%d bytes (--ringbuf-size, default --subbuf-size x --subbufs x CPUs)",
+				cfg.RingbufSize, MaxRingbufSize)
 		}
-		if cfg.RingbufSize > 1<<30 {
-			return fmt.Errorf("ring buffer size %d: at most 1GiB (--ringbuf-size)", cfg.RingbufSize)
-		}
-		if cfg.WakeupBytes < 0 || cfg.WakeupBytes >= RoundRingbufSize(cfg.RingbufSize) {
-			return fmt.Errorf("wakeup bytes %d: must be >= 0 and below the ring buffer size %d (--wakeup-bytes)",
-				cfg.WakeupBytes, RoundRingbufSize(cfg.RingbufSize))
+		if ring := RoundRingbufSize(cfg.RingbufSize); cfg.WakeupBytes < 0 || cfg.WakeupBytes >= ring {
+			return fmt.Errorf("--wakeup-bytes %d: want 0..%d, below the ring buffer size", cfg.WakeupBytes, ring-1)
 		}
 	case Perfbuf:
-		if cfg.PerCPUBufferSize <= 0 {
-			return fmt.Errorf("perf buffer size %d per CPU: must be > 0 (--subbuf-size x --subbufs)", cfg.PerCPUBufferSize)
-		}
-		if cfg.PerCPUBufferSize > 256<<20 {
-			return fmt.Errorf("perf buffer size %d per CPU: at most 256MiB (--subbuf-size x --subbufs)", cfg.PerCPUBufferSize)
+		if cfg.PerCPUBufferSize <= 0 || cfg.PerCPUBufferSize > MaxPerCPUBufferSize {
+			return fmt.Errorf("perf buffer of %d bytes per CPU: want 1..%d (--subbuf-size x --subbufs)",
+				cfg.PerCPUBufferSize, MaxPerCPUBufferSize)
 		}
 		if cfg.WakeupBytes < 0 || cfg.WakeupBytes >= cfg.PerCPUBufferSize {
-			return fmt.Errorf("wakeup bytes %d: must be >= 0 and below the per-CPU buffer %d (--wakeup-bytes)",
-				cfg.WakeupBytes, cfg.PerCPUBufferSize)
+			return fmt.Errorf("--wakeup-bytes %d: want 0..%d, below the per-CPU perf buffer", cfg.WakeupBytes, cfg.PerCPUBufferSize-1)
 		}
 	default:
-		return fmt.Errorf("unknown eBPF transport %q: use ringbuf or perfbuf (--path)", cfg.Transport)
+		return fmt.Errorf("--path %q: use ringbuf or perfbuf for eBPF", cfg.Transport)
 	}
 	if _, ok := programNames[cfg.Attach]; !ok {
-		return fmt.Errorf("unknown attach mode %q: use tracepoint, rawtp, kprobe or fentry (--attach)", cfg.Attach)
+		return fmt.Errorf("--attach %q: use tracepoint, rawtp, kprobe or fentry", cfg.Attach)
 	}
 	if len(cfg.Kinds) == 0 {
 		return errors.New("no events selected (--events)")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/relaytrace"
 	"github.com/slabbench/slabbench/workloads"
 )
 
@@ -106,50 +107,91 @@ type Result struct {
 	Stats event.Stats `json:"-"`
 }
 
-// Validate checks the parts of cfg common to all paths.
+// Validate checks cfg before anything is loaded; every error names the
+// flag to change and the accepted range.
 func (cfg *Config) Validate() error {
-	if cfg.SubbufSize <= 0 {
-		return fmt.Errorf("sub-buffer size %d: must be > 0 (--subbuf-size)", cfg.SubbufSize)
-	}
-	if cfg.NumSubbufs <= 0 {
-		return fmt.Errorf("sub-buffer count %d: must be > 0 (--subbufs)", cfg.NumSubbufs)
-	}
-	if cfg.ConsumerStall < 0 {
-		return fmt.Errorf("consumer stall %v: must be >= 0 (--consumer-stall)", cfg.ConsumerStall)
-	}
-	if cfg.Workload.Name != "" && cfg.Workload.Name != "none" {
-		if err := cfg.Workload.Validate(); err != nil {
+	switch cfg.Path {
+	case PathRingbuf, PathPerfbuf:
+		if cfg.SubbufSize <= 0 {
+			return fmt.Errorf("--subbuf-size %d: want > 0 bytes", cfg.SubbufSize)
+		}
+		if cfg.NumSubbufs <= 0 {
+			return fmt.Errorf("--subbufs %d: want >= 1", cfg.NumSubbufs)
+		}
+		if cfg.RingbufSize < 0 || (cfg.RingbufSize > 0 && cfg.Path != PathRingbuf) {
+			return fmt.Errorf("--ringbuf-size %d: only for --path ringbuf, 1..%d bytes", cfg.RingbufSize, bpftrace.MaxRingbufSize)
+		}
+		if cfg.Overwrite {
+			return fmt.Errorf("--overwrite: only for --path relay (BPF ring and perf buffers drop new records when full)")
+		}
+		bc := cfg.bpfConfig()
+		if err := bc.Validate(); err != nil {
 			return err
 		}
-	} else if cfg.Workload.Duration <= 0 {
-		return errors.New("--workload none needs --duration > 0")
+	case PathRelay:
+		if cfg.Attach != "" && cfg.Attach != bpftrace.AttachTracepoint {
+			return fmt.Errorf("--attach %s: the relay module hooks tracepoints only; drop --attach or use --path ringbuf|perfbuf", cfg.Attach)
+		}
+		if cfg.RingbufSize != 0 {
+			return fmt.Errorf("--ringbuf-size: only for --path ringbuf")
+		}
+		if cfg.WakeupBytes != 0 {
+			return fmt.Errorf("--wakeup-bytes: only for --path ringbuf or perfbuf (relay wakes the reader once per sub-buffer)")
+		}
+		if err := relaytrace.CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--path %q: use ringbuf, perfbuf or relay", cfg.Path)
+	}
+	if cfg.ConsumerStall < 0 {
+		return fmt.Errorf("--consumer-stall %v: want >= 0", cfg.ConsumerStall)
+	}
+	if cfg.Workload.Name != "" && cfg.Workload.Name != "none" {
+		return cfg.Workload.Validate()
+	}
+	if cfg.Workload.Duration <= 0 {
+		return fmt.Errorf("--workload none: set --duration > 0 (how long to capture what the system does)")
+	}
+	if cfg.Workload.Ops != 0 || cfg.Workload.Rate != 0 {
+		return fmt.Errorf("--workload none runs no ops: drop --ops and --rate, or name a workload")
 	}
 	return nil
 }
 
-// Open opens the transport of cfg without a workload or consumer: for
-// callers (the live view, benchmarks) that consume records themselves.
+// bpfConfig is the eBPF transport's configuration for cfg.
+func (cfg *Config) bpfConfig() bpftrace.Config {
+	ring := cfg.RingbufSize
+	if ring == 0 {
+		ring = cfg.SubbufSize * cfg.NumSubbufs * runtime.NumCPU()
+	}
+	return bpftrace.Config{
+		Transport:        bpftrace.Transport(cfg.Path),
+		Attach:           cfg.Attach,
+		Kinds:            cfg.Kinds,
+		Truth:            cfg.Truth,
+		RingbufSize:      ring,
+		PerCPUBufferSize: cfg.SubbufSize * cfg.NumSubbufs,
+		WakeupBytes:      cfg.WakeupBytes,
+	}
+}
+
+// Open opens the transport of cfg without a workload or consumer, for
+// callers that consume records themselves (the benchmarks).
 func Open(cfg Config) (event.Capture, error) {
-	ncpu := runtime.NumCPU()
 	switch cfg.Path {
 	case PathRingbuf, PathPerfbuf:
-		ring := cfg.RingbufSize
-		if ring == 0 {
-			ring = cfg.SubbufSize * cfg.NumSubbufs * ncpu
-		}
-		return bpftrace.Open(bpftrace.Config{
-			Transport:        bpftrace.Transport(cfg.Path),
-			Attach:           cfg.Attach,
-			Kinds:            cfg.Kinds,
-			Truth:            cfg.Truth,
-			RingbufSize:      ring,
-			PerCPUBufferSize: cfg.SubbufSize * cfg.NumSubbufs,
-			WakeupBytes:      cfg.WakeupBytes,
-		})
+		return bpftrace.Open(cfg.bpfConfig())
 	case PathRelay:
-		return openRelay(cfg)
+		return relaytrace.Open(relaytrace.Config{
+			SubbufSize: cfg.SubbufSize,
+			NumSubbufs: cfg.NumSubbufs,
+			Overwrite:  cfg.Overwrite,
+			Kinds:      cfg.Kinds,
+			Truth:      cfg.Truth,
+		})
 	}
-	return nil, fmt.Errorf("unknown path %q: use ringbuf, perfbuf or relay (--path)", cfg.Path)
+	return nil, fmt.Errorf("--path %q: use ringbuf, perfbuf or relay", cfg.Path)
 }
 
 // Session is a capture in progress: the transport is open and the

@@ -102,7 +102,7 @@ func Open(cfg Config) (*Capture, error) {
 			return nil, fmt.Errorf("relay capture: unknown event kind %d", k)
 		}
 	}
-	if err := checkSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
+	if err := CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
 		return nil, err
 	}
 	if os.Geteuid() != 0 {
@@ -137,17 +137,17 @@ func Open(cfg Config) (*Capture, error) {
 	return c, nil
 }
 
-// checkSizes applies the module's limits, so that a bad size is reported
-// without loading it.
-func checkSizes(size, n int) error {
+// CheckSizes applies the module's limits to a sub-buffer size and count,
+// so that a bad one is reported, naming its flag, without loading it.
+func CheckSizes(size, n int) error {
 	if size < MinSubbufSize || size%8 != 0 || size > MaxCPUBytes/MinSubbufs {
-		return fmt.Errorf("sub-buffer size %d: want a multiple of 8 in %d..%d bytes", size, MinSubbufSize, MaxCPUBytes/MinSubbufs)
+		return fmt.Errorf("--subbuf-size %d: want a multiple of 8 in %d..%d bytes (relay)", size, MinSubbufSize, MaxCPUBytes/MinSubbufs)
 	}
 	if n < MinSubbufs || n > MaxSubbufs {
-		return fmt.Errorf("sub-buffer count %d: want %d..%d", n, MinSubbufs, MaxSubbufs)
+		return fmt.Errorf("--subbufs %d: want %d..%d (relay)", n, MinSubbufs, MaxSubbufs)
 	}
 	if size*n > MaxCPUBytes {
-		return fmt.Errorf("%d sub-buffers of %d bytes: want at most %d bytes (64 MiB) per CPU", n, size, MaxCPUBytes)
+		return fmt.Errorf("--subbuf-size %d x --subbufs %d: want at most %d bytes (64 MiB) per CPU (relay)", size, n, MaxCPUBytes)
 	}
 	return nil
 }

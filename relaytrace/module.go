@@ -22,8 +22,9 @@ const ModuleName = "slabrelay"
 // debugfsDir is where the module publishes its files.
 const debugfsDir = "/sys/kernel/debug/" + ModuleName
 
-// buildHint says how to build the module for the running kernel.
-const buildHint = "build it: make -C /lib/modules/$(uname -r)/build M=$PWD/kmod/slabrelay (from the repository root)"
+// buildHint says how to build the module (kmod/slabrelay/Makefile builds
+// it for the kernel the VM boots).
+const buildHint = "build it from the repository root: make kmod (for the VM's kernel; make kmod KVER=$(uname -r) for the running one)"
 
 // Available reports why the relay path cannot run here, or nil: it needs
 // root, a kernel that loads modules and a built slabrelay.ko.
@@ -143,7 +144,8 @@ func loadModule(path, params string) error {
 		}
 		return fmt.Errorf("slabrelay rejected its parameters %q: %w: %s", params, err, msg)
 	case errors.Is(err, unix.ENOEXEC):
-		return fmt.Errorf("loading %s: %w: it was built for another kernel than %s: %s", path, err, kernelRelease(), buildHint)
+		return fmt.Errorf("loading %s: %w: it was built for another kernel than %s: rebuild it from the repository root: make kmod KVER=%s",
+			path, err, kernelRelease(), kernelRelease())
 	case errors.Is(err, unix.EKEYREJECTED), errors.Is(err, unix.ENOKEY):
 		return fmt.Errorf("loading %s: %w: this kernel only loads signed modules", path, err)
 	}

@@ -460,11 +460,11 @@ func TestModuleParams(t *testing.T) {
 		t.Fatalf("got %q want %q", got, want)
 	}
 	for _, c := range [][2]int{{0, 4}, {100, 4}, {4100, 4}, {4096, 1}, {4096, MaxSubbufs + 1}, {32 << 20, 4}} {
-		if err := checkSizes(c[0], c[1]); err == nil {
-			t.Errorf("checkSizes(%d, %d) accepted", c[0], c[1])
+		if err := CheckSizes(c[0], c[1]); err == nil {
+			t.Errorf("CheckSizes(%d, %d) accepted", c[0], c[1])
 		}
 	}
-	if err := checkSizes(MinSubbufSize, MinSubbufs); err != nil {
+	if err := CheckSizes(MinSubbufSize, MinSubbufs); err != nil {
 		t.Error(err)
 	}
 }

@@ -57,6 +57,9 @@ type Result struct {
 // nanosecond and cannot be scheduled.
 const maxRate = 1e9
 
+// MaxThreads bounds Config.Threads; threads are pinned to CPUs in turn.
+const MaxThreads = 1024
+
 // worker is one thread's instance of a workload: what set-up created (a
 // socketpair, a pipe) and the op that uses it.
 type worker interface {
@@ -111,30 +114,28 @@ func Describe(name string) (string, error) {
 }
 
 func unknownWorkload(name string) error {
-	return fmt.Errorf("unknown workload %q: set -workload to one of %s", name, strings.Join(Names(), ", "))
+	return fmt.Errorf("unknown workload %q: set --workload to one of %s, or none", name, strings.Join(Names(), ", "))
 }
 
 // Validate reports the first problem with c, naming the flag to change.
 func (c Config) Validate() error {
 	if c.Name == "" {
-		return fmt.Errorf("no workload given: set -workload to one of %s", strings.Join(Names(), ", "))
+		return fmt.Errorf("no workload given: set --workload to one of %s", strings.Join(Names(), ", "))
 	}
 	if _, ok := lookup(c.Name); !ok {
 		return unknownWorkload(c.Name)
 	}
 	switch {
-	case c.Threads < 0:
-		return fmt.Errorf("-threads is %d: use 0 or 1 for one thread, or more", c.Threads)
+	case c.Threads < 0 || c.Threads > MaxThreads:
+		return fmt.Errorf("--threads %d: want 1..%d", c.Threads, MaxThreads)
 	case c.Ops < 0:
-		return fmt.Errorf("-ops is %d: use a positive count, or 0 to run for -duration", c.Ops)
+		return fmt.Errorf("--ops %d: want a count > 0, or 0 to run for --duration", c.Ops)
 	case c.Duration < 0:
-		return fmt.Errorf("-duration is %v: use a positive duration, or 0 with -ops set", c.Duration)
+		return fmt.Errorf("--duration %v: want a duration > 0, or 0 with --ops set", c.Duration)
 	case c.Ops == 0 && c.Duration == 0:
-		return errors.New("neither -ops nor -duration is set: set -ops to a count of ops or -duration to how long to run")
-	case math.IsNaN(c.Rate) || c.Rate < 0:
-		return fmt.Errorf("-rate is %v: use ops per second (> 0) for an open loop, or 0 for a closed loop", c.Rate)
-	case c.Rate > maxRate:
-		return fmt.Errorf("-rate is %v: at most %g ops/s can be paced; use 0 for a closed loop (as fast as possible)", c.Rate, float64(maxRate))
+		return errors.New("neither --ops nor --duration is set: set --ops to a count of ops or --duration to how long to run")
+	case math.IsNaN(c.Rate) || c.Rate < 0 || c.Rate > maxRate:
+		return fmt.Errorf("--rate %v: want ops/s in 1..%g for an open loop, or 0 for a closed loop (as fast as possible)", c.Rate, float64(maxRate))
 	}
 	return nil
 }

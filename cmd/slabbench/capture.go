@@ -44,18 +44,21 @@ func runCapture(args []string) error {
 	stall := fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
 	truthFlag := fs.String("truth", "on", "check against the kernel's own count: on or off")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q: capture takes flags only (slabbench capture -h)", fs.Arg(0))
+	}
+	if *threads < 1 || *threads > workloads.MaxThreads {
+		return fmt.Errorf("--threads %d: want 1..%d", *threads, workloads.MaxThreads)
 	}
 	if *duration == 0 && *ops == 0 {
 		*duration = 2 * time.Second
 	}
 	kinds, err := event.ParseKinds(*events)
 	if err != nil {
-		return err
+		return fmt.Errorf("--events: %w", err)
 	}
 	var truthOn bool
 	switch *truthFlag {
@@ -85,8 +88,8 @@ func runCapture(args []string) error {
 		Overwrite:     *overwrite,
 		ConsumerStall: *stall,
 	}
-	if cfg.Path == capture.PathRelay && a != bpftrace.AttachTracepoint {
-		return fmt.Errorf("--attach %s: the relay module hooks tracepoints only; drop --attach or use --path ringbuf|perfbuf", a)
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 
 	// Ctrl-C cancels the workload; Run then detaches and unloads

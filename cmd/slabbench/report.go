@@ -24,7 +24,7 @@ func runReport(args []string) error {
 			"(results/<environment>-<kernel>.txt).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

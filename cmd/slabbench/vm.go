@@ -51,8 +51,21 @@ func runVM(args []string) error {
 		fmt.Fprintf(out, "SLABBENCH_VM_VERBOSE=1 logs the qemu command line, boot time and kernel console.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	switch {
+	case cfg.SMP < 1 || cfg.SMP > 64:
+		return fmt.Errorf("--smp %d: want 1..64 virtual CPUs", cfg.SMP)
+	case cfg.MemoryMiB < 256 || cfg.MemoryMiB > 65536:
+		return fmt.Errorf("--memory %d: want 256..65536 MiB", cfg.MemoryMiB)
+	case cfg.Timeout <= 0:
+		return fmt.Errorf("--timeout %v: want > 0", cfg.Timeout)
+	}
+	switch cfg.Accel {
+	case "", "kvm", "tcg", "tcg-single":
+	default:
+		return fmt.Errorf("--accel %q: want kvm, tcg or tcg-single (or leave it out for automatic)", cfg.Accel)
 	}
 	cfg.Writable = writable
 

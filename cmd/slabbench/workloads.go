@@ -19,8 +19,14 @@ func runWorkloads(args []string) error {
 	fs := flag.NewFlagSet("workloads", flag.ContinueOnError)
 	ops := fs.Int64("ops", 20000, "ops per measurement round (single thread)")
 	measure := fs.Bool("measure", true, "measure events per op with the truth counter (needs root)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *ops < 1 {
+		return fmt.Errorf("--ops %d: want >= 1 ops per round", *ops)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: workloads takes flags only", fs.Arg(0))
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
