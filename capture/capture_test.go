@@ -47,16 +47,12 @@ func TestEBPFTruthEquality(t *testing.T) {
 			for _, wl := range workloads.Names() {
 				t.Run(string(path)+"/"+string(attach)+"/"+wl, func(t *testing.T) {
 					res := mustRun(t, baseConfig(path, attach, wl))
-					if res.Captured == 0 || res.Truth == 0 {
-						t.Fatalf("nothing captured: %+v", res.Kinds)
-					}
-					if res.Captured+res.Lost != res.Truth {
-						t.Fatalf("captured %d + lost %d != truth %d", res.Captured, res.Lost, res.Truth)
-					}
-					for name, k := range res.Kinds {
-						if k.Captured+k.Lost != k.Truth {
-							t.Errorf("%s: captured %d + lost %d != truth %d", name, k.Captured, k.Lost, k.Truth)
-						}
+					// Verify (mustRun) proved the balance; what it cannot
+					// prove is that the window saw the workload at all:
+					// every workload but the pipe control makes at least
+					// 4 slab events per op (README's events-per-op table).
+					if wl != "pipe" && res.Truth < 4*uint64(res.Ops) {
+						t.Fatalf("truth %d for %d ops of %s: the window missed the workload (%+v)", res.Truth, res.Ops, wl, res.Kinds)
 					}
 					t.Logf("%d ops: captured %d lost %d truth %d", res.Ops, res.Captured, res.Lost, res.Truth)
 				})
@@ -80,8 +76,10 @@ func TestStalledConsumerCountsLoss(t *testing.T) {
 			if res.Lost == 0 {
 				t.Fatalf("no loss with a %d-byte buffer and a stalled consumer: %+v", res.BufferBytes, res.Kinds)
 			}
-			if res.SeqGaps != res.Lost-sumMissed(res) {
-				t.Fatalf("sequence gaps %d != drops %d", res.SeqGaps, res.Lost-sumMissed(res))
+			// Verify proved gaps == drops; the cause must be the full
+			// buffer (drops), not probe misses.
+			if drops := res.Lost - sumMissed(res); drops == 0 {
+				t.Fatalf("all %d lost events were probe misses, none a full-buffer drop", res.Lost)
 			}
 			t.Logf("buffer %d B: captured %d lost %d truth %d", res.BufferBytes, res.Captured, res.Lost, res.Truth)
 		})

@@ -32,29 +32,42 @@ run_matrix() { # env-name level ops runner...
 		-test.bench '^BenchmarkConsumer$' -test.benchtime "${consumer_ops}x" -test.count "$count"
 }
 
+# One benchstat table; a failure is written into the tables file and fails
+# the run at the end (after the other tables and the report). benchstat
+# exits 0 after printing an error, so anything on its stderr is a failure.
+failed=()
+benchstat_err=$(mktemp)
+trap 'rm -f "$benchstat_err"' EXIT
+table() { # results-file title benchstat-args...
+	local f=$1 title=$2
+	shift 2
+	echo "## $title"
+	if ! go tool benchstat "$@" "$f" 2>"$benchstat_err" || [[ -s $benchstat_err ]]; then
+		cat "$benchstat_err"
+		echo "benchstat FAILED for this table"
+		failed+=("$f: $title")
+	fi
+	echo
+}
+
 tables() { # results-file
 	local f=$1 t=${1%.txt}.benchstat.txt
 	{
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
-		echo "## Paths at equal memory: closed loop, tracepoint attachment, ring and perf buffers woken for every record"
-		go tool benchstat -col /path -row /subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/wakeup:batched' "$f"
-		echo
-		echo "## Loss versus rate (open loops), 16KiB or 4KiB sub-buffers"
-		go tool benchstat -col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched' "$f"
-		echo
-		echo "## Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending"
-		go tool benchstat -col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max' "$f"
-		echo
-		echo "## Attach mode (eBPF rows)"
-		go tool benchstat -col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max' "$f"
-		echo
-		echo "## Truth stamping cost: the same capture with the in-band truth stamp on and off (64KiB x 32)"
-		go tool benchstat -col /truth -row /path -filter '.name:TruthCost -/path:none' "$f"
-		echo
-		echo "## Consumers: one op is one record read from a full buffer"
-		go tool benchstat -col /reader -filter '.name:Consumer' "$f"
-	} > "$t" 2>&1 || true
+		table "$f" "Paths at equal memory: closed loop, tracepoint attachment, ring and perf buffers woken for every record" \
+			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/wakeup:batched'
+		table "$f" "Loss versus rate (open loops), 16KiB or 4KiB sub-buffers" \
+			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched'
+		table "$f" "Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending" \
+			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max'
+		table "$f" "Attach mode (eBPF rows)" \
+			-col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max'
+		table "$f" "Truth stamping cost: the same capture with the in-band truth stamp on and off (64KiB x 32)" \
+			-col /truth -row /path -filter '.name:TruthCost -/path:none'
+		table "$f" "Consumers: one op is one record read from a full buffer" \
+			-col /reader -filter '.name:Consumer'
+	} > "$t"
 	echo "wrote $t"
 }
 
@@ -79,3 +92,8 @@ fi
 
 # The sizing report over every results file of this run, with loss plots.
 bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"
+
+if ((${#failed[@]})); then
+	printf 'bench: benchstat failed for: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
