@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/sys/unix"
 
+	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
@@ -22,12 +23,12 @@ import (
 	"github.com/slabbench/slabbench/workloads"
 )
 
-var plan Plan
+var matrix plan.Plan
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var err error
-	if plan, err = PlanFor(os.Getenv("BENCH")); err != nil {
+	if matrix, err = plan.For(os.Getenv("BENCH")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -61,8 +62,8 @@ func printConfig() {
 		"kernel: " + kernelRelease(),
 		"environment: " + Environment(),
 		fmt.Sprintf("cpus: %d", runtime.NumCPU()),
-		"bench-level: " + plan.Level,
-		fmt.Sprintf("threads: %d", plan.Threads),
+		"bench-level: " + matrix.Level,
+		fmt.Sprintf("threads: %d", matrix.Threads),
 		"truth: on for relay, ringbuf and perfbuf rows (every hit reads the kernel's counting perf event, included in overhead); off for empty rows",
 		"relay-memory: subbuf x n per CPU",
 		"perfbuf-memory: subbuf x n per CPU, rounded up to a power of two pages",
@@ -127,11 +128,11 @@ var baselines = map[string]float64{}
 
 func BenchmarkCapture(b *testing.B) {
 	testenv.RequireRoot(b)
-	total := plan.CaptureRows()
-	for _, wl := range plan.Workloads {
+	total := matrix.CaptureRows()
+	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
-			for _, rate := range plan.Rates {
-				b.Run("rate="+RateName(rate), func(b *testing.B) {
+			for _, rate := range matrix.Rates {
+				b.Run("rate="+plan.RateName(rate), func(b *testing.B) {
 					benchRate(b, wl, rate, total)
 				})
 			}
@@ -140,8 +141,8 @@ func BenchmarkCapture(b *testing.B) {
 }
 
 func benchRate(b *testing.B, wl string, rate float64, total int) {
-	key := wl + "/" + RateName(rate)
-	wcfg := workloads.Config{Name: wl, Threads: plan.Threads, Rate: rate}
+	key := wl + "/" + plan.RateName(rate)
+	wcfg := workloads.Config{Name: wl, Threads: matrix.Threads, Rate: rate}
 	leaf := func(name string, f func(b *testing.B)) {
 		b.Run(name, func(b *testing.B) {
 			defer rowDone(total)
@@ -151,10 +152,10 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 	leaf("path=none", func(b *testing.B) {
 		baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)
 	})
-	geoms := plan.RateGeometries
+	geoms := matrix.RateGeometries
 	if rate == 0 {
-		geoms = plan.Geometries
-		for _, a := range plan.Attaches {
+		geoms = matrix.Geometries
+		for _, a := range matrix.Attaches {
 			leaf("path=empty-bpf/attach="+string(a), func(b *testing.B) {
 				benchEmptyBPF(b, wcfg, a, key)
 			})
@@ -177,8 +178,8 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 		// wakes the reader once a sub-buffer of bytes is pending (ringbuf:
 		// the program's wakeup threshold; perfbuf: the watermark).
 		for _, path := range []capture.Path{capture.PathRingbuf, capture.PathPerfbuf} {
-			for _, a := range plan.Attaches {
-				for _, wake := range plan.Wakeups {
+			for _, a := range matrix.Attaches {
+				for _, wake := range matrix.Wakeups {
 					leaf(fmt.Sprintf("path=%s/attach=%s/wakeup=%s/%s", path, a, wake, geo), func(b *testing.B) {
 						cfg := base
 						cfg.Path, cfg.Attach = path, a

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/perfrecord"
 	"github.com/slabbench/slabbench/truth"
@@ -40,7 +41,7 @@ func delta(after, before map[event.Kind]uint64) map[event.Kind]uint64 {
 // no in-band window, so the check is a bracket: the hits counted while the
 // workload ran (inside perf's enabled window) <= captured + lost <= the
 // hits counted around Start and Stop.
-func benchPerfRecord(b *testing.B, wcfg workloads.Config, g Geometry, baseKey string) {
+func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry, baseKey string) {
 	perfOnce.Do(func() { perfUnavailable = perfrecord.Available() })
 	if perfUnavailable != nil {
 		b.Skip("perf record: ", perfUnavailable)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
@@ -23,11 +24,11 @@ import (
 // enough that loss is rare, so the rows time writing, not refusing.
 func BenchmarkTruthCost(b *testing.B) {
 	testenv.RequireRoot(b)
-	g := Geometry{SubbufSize: 64 << 10, NumSubbufs: 32}
+	g := plan.Geometry{SubbufSize: 64 << 10, NumSubbufs: 32}
 	geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
-	for _, wl := range plan.Workloads {
+	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
-			wcfg := workloads.Config{Name: wl, Threads: plan.Threads}
+			wcfg := workloads.Config{Name: wl, Threads: matrix.Threads}
 			key := "truthcost/" + wl
 			b.Run("path=none", func(b *testing.B) {
 				baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)

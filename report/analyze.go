@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/slabbench/slabbench/bench"
+	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/internal/size"
 )
 
@@ -77,12 +77,12 @@ func (s *Section) captureRows(workload, rate string) []*Row {
 
 // plan returns the benchmark matrix the file's bench-level config line
 // names, when it is one the bench package knows.
-func (s *Section) plan() (bench.Plan, bool) {
+func (s *Section) plan() (plan.Plan, bool) {
 	lvl := s.ConfigValue("bench-level")
 	if lvl == "" {
-		return bench.Plan{}, false
+		return plan.Plan{}, false
 	}
-	p, err := bench.PlanFor(lvl)
+	p, err := plan.For(lvl)
 	return p, err == nil
 }
 
@@ -97,7 +97,7 @@ func (s *Section) Rates(workload string) []string {
 	}
 	if p, ok := s.plan(); ok {
 		for _, rate := range p.Rates {
-			if n := bench.RateName(rate); !slices.Contains(out, n) {
+			if n := plan.RateName(rate); !slices.Contains(out, n) {
 				out = append(out, n)
 			}
 		}
@@ -125,7 +125,7 @@ func compareRates(a, b string) int {
 }
 
 // plannedVariants are the capture variants the bench-level runs at a rate.
-func plannedVariants(p bench.Plan) []Variant {
+func plannedVariants(p plan.Plan) []Variant {
 	var out []Variant
 	for _, path := range Paths {
 		switch path {
@@ -144,7 +144,7 @@ func plannedVariants(p bench.Plan) []Variant {
 
 // plannedGeometries are the subbuf=…/n=… name parts the bench-level runs
 // at a rate.
-func plannedGeometries(p bench.Plan, rate string) []string {
+func plannedGeometries(p plan.Plan, rate string) []string {
 	geoms := p.RateGeometries
 	if rate == HeadlineRate {
 		geoms = p.Geometries

@@ -1,9 +1,14 @@
-package bench
+// Package plan is the benchmark matrix: which workloads, rates, buffer
+// geometries, attach modes and wakeups each BENCH level runs. The
+// benchmarks (bench/) run it and the report (report/) reads results
+// against it, so neither depends on the other.
+package plan
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/slabbench/slabbench/bpftrace"
 )
@@ -15,7 +20,7 @@ type Geometry struct {
 	NumSubbufs int
 }
 
-// Plan is the benchmark matrix.
+// Plan is the benchmark matrix of one level.
 type Plan struct {
 	Level     string
 	Workloads []string
@@ -43,8 +48,8 @@ func grid(sizes, counts []int) []Geometry {
 	return g
 }
 
-// PlanFor returns the matrix of a level: full, vm, quick or smoke.
-func PlanFor(level string) (Plan, error) {
+// For returns the matrix of a level: full, vm, quick or smoke.
+func For(level string) (Plan, error) {
 	p := Plan{Level: level, Workloads: []string{"openclose"}, Threads: 2,
 		Attaches: []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
 	switch level {
@@ -74,7 +79,7 @@ func PlanFor(level string) (Plan, error) {
 		return p, fmt.Errorf("BENCH=%q: use full, vm, quick or smoke", level)
 	}
 	if w := os.Getenv("BENCH_WORKLOADS"); w != "" {
-		p.Workloads = splitComma(w)
+		p.Workloads = strings.FieldsFunc(w, func(r rune) bool { return r == ',' })
 	}
 	if t := os.Getenv("BENCH_THREADS"); t != "" {
 		n, err := strconv.Atoi(t)
@@ -84,20 +89,6 @@ func PlanFor(level string) (Plan, error) {
 		p.Threads = n
 	}
 	return p, nil
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // CaptureRows counts the leaf benchmarks of BenchmarkCapture, for the
