@@ -68,7 +68,7 @@ func printConfig() {
 		"relay-memory: subbuf x n per CPU",
 		"perfbuf-memory: subbuf x n per CPU, rounded up to a power of two pages",
 		fmt.Sprintf("ringbuf-rounding: subbuf x n x %d CPUs, rounded up to a power of two", runtime.NumCPU()),
-		"wakeup: every = wake the reader for every record (ringbuf: the kernel's default, which wakes when the reader has caught up; perfbuf: wakeup_events = 1); batched = wake once one sub-buffer of bytes is pending (ringbuf: BPF_RB_NO_WAKEUP/FORCE_WAKEUP; perfbuf: watermark = subbuf); relay wakes the reader (from a timer) when a sub-buffer is finished",
+		"wakeup: every = wake the reader for every record (ringbuf: the kernel's default, which wakes when the reader has caught up; perfbuf: wakeup_events = 1); batched = wake once one sub-buffer of bytes is pending (ringbuf: BPF_RB_NO_WAKEUP/FORCE_WAKEUP; perfbuf: watermark = subbuf); relay wakes a waiting reader (through irq_work) when it switches sub-buffers",
 		"perf-record-memory: subbuf x n per CPU (-m, rounded up to a power of two pages)",
 		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
 		"overhead: (ns/op - ns/op of path=none, same workload and rate, this run) / events/op; closed loop only; the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead",

@@ -36,7 +36,7 @@ const volatile __u32 truth_on = 1;
  * least W bytes are pending, then forces one.
  */
 const volatile __u64 wakeup_bytes = 0;
-/* Attached but records nothing: the floor any capture path pays. */
+/* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
 
 struct {
@@ -122,11 +122,14 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
 {
 	__u32 key = kind;
-	struct slab_kind_stats *st = bpf_map_lookup_elem(&kind_stats, &key);
+	struct slab_kind_stats *st;
 	struct bpf_perf_event_value truth_val;
 	__u64 seq, truth = 0;
 
-	if (empty_probe || !st)
+	if (empty_probe)
+		return;
+	st = bpf_map_lookup_elem(&kind_stats, &key);
+	if (!st)
 		return;
 	seq = st->attempts;
 	st->attempts = seq + 1;

@@ -13,23 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type slabSlabEvent struct {
-	_          structs.HostLayout
-	TsNs       uint64
-	Seq        uint64
-	CallSite   uint64
-	Ptr        uint64
-	BytesReq   uint64
-	BytesAlloc uint64
-	GfpFlags   uint64
-	Truth      uint64
-	Tgid       uint32
-	Pid        uint32
-	Cpu        uint32
-	Kind       uint16
-	Flags      uint16
-}
-
 type slabSlabKindStats struct {
 	_           structs.HostLayout
 	Attempts    uint64

@@ -55,8 +55,8 @@ type CPUStats struct {
 // program is attached to the same kmem tracepoints: when the kernel skips
 // such a program for recursion (for example during a bpf() syscall on that
 // CPU), it also skips the hit's perf events, our counter among them, while
-// a raw tracepoint or the module still sees the hit. Seen here with two
-// captures at once: 162 of 8082 hits uncounted. Run one capture at a time.
+// a raw tracepoint or the module still sees the hit. Run one capture at a
+// time (README, Known limits).
 type Stats struct {
 	PerCPU []CPUStats
 	// TruthChecked says whether the in-band truth counter was on, so

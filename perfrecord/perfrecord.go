@@ -38,18 +38,11 @@
 //     done by then) and Stop disables first, so inner lies inside perf's
 //     window and inner <= captured+lost.
 //
-// Check enforces the outer bound, CheckWithin both. Measured on a 2-CPU
-// VM (Linux 6.18, perf 6.1), per kind: captured+lost exceeded inner by
-// 0 to 500 events and fell short of outer by 0.7k to 16k events (perf's
-// start-up and tear-down, and whatever else the machine did meanwhile:
-// both counts are system-wide), around 20000 openclose ops (67k
-// kmem_cache_alloc, 512 KiB per CPU, nothing lost) and around 400000
-// openclose ops on 2 threads (1.24M kmem_cache_alloc, one page per CPU,
-// 53% lost). Exactness cannot be shown: the brackets are as tight as
-// user-space reads around perf's enable and disable acknowledgements.
-//
-// perf's CPU time is dominated by its start-up (about 250 ms here,
-// synthesizing every task of /proc); Result.StartupCPUTime separates it.
+// Check enforces the outer bound, CheckWithin both. Exactness cannot be
+// shown: the brackets are as tight as user-space reads around perf's
+// enable and disable acknowledgements (how wide they were is in
+// results/README.md). Result.StartupCPUTime separates perf's start-up
+// (synthesizing every task of /proc), which dominates its CPU time.
 package perfrecord
 
 import (

@@ -118,7 +118,7 @@ func Open(cfg Config) (*Capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ids [4]uint64
+	var ids tracepointIDs
 	if cfg.Truth {
 		for _, k := range cfg.Kinds {
 			if ids[k-1], err = truth.TracepointID(k); err != nil {

@@ -97,8 +97,13 @@ func Loaded() bool {
 	return err == nil
 }
 
+// tracepointIDs are the tracefs ids of the kmem tracepoints, kind k at
+// index k-1, as the module parameter truth_ids takes them; 0 for a kind
+// not captured.
+type tracepointIDs [event.NumKinds - 1]uint64
+
 // moduleParams formats the module parameters of cfg.
-func moduleParams(cfg *Config, truthIDs [4]uint64) string {
+func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	ow := 0
 	if cfg.Overwrite {
 		ow = 1
@@ -108,7 +113,7 @@ func moduleParams(cfg *Config, truthIDs [4]uint64) string {
 	if cfg.Empty {
 		s += " empty=1"
 	}
-	if truthIDs != [4]uint64{} {
+	if truthIDs != (tracepointIDs{}) {
 		s += fmt.Sprintf(" truth_ids=%d,%d,%d,%d", truthIDs[0], truthIDs[1], truthIDs[2], truthIDs[3])
 	}
 	return s

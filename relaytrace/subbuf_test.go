@@ -455,7 +455,7 @@ kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritte
 
 func TestModuleParams(t *testing.T) {
 	cfg := Config{SubbufSize: 4096, NumSubbufs: 4, Overwrite: true, Kinds: []event.Kind{event.KindKmalloc, event.KindKfree}}
-	got := moduleParams(&cfg, [4]uint64{11, 12, 0, 0})
+	got := moduleParams(&cfg, tracepointIDs{11, 12, 0, 0})
 	if want := "subbuf_size=4096 n_subbufs=4 overwrite=1 events=6 truth_ids=11,12,0,0"; got != want {
 		t.Fatalf("got %q want %q", got, want)
 	}

@@ -79,9 +79,6 @@ func (m *Metric) N() int { return len(m.Values) }
 // Metric returns the named metric (unit as written in the file), or nil.
 func (r *Row) Metric(unit string) *Metric { return r.metrics[unit] }
 
-// Units lists the row's metrics in the order they first appeared.
-func (r *Row) Units() []string { return slices.Clone(r.units) }
-
 // Median returns the median of a metric and whether the row has it.
 func (r *Row) Median(unit string) (float64, bool) {
 	if m := r.metrics[unit]; m != nil {

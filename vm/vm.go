@@ -49,9 +49,8 @@ type Config struct {
 	// /dev/kvm exists and the CPU advertises vmx or svm (a /dev/kvm
 	// without them has been seen to hang guests), else tcg. tcg runs one
 	// host thread per vCPU (thread=multi); tcg-single runs all vCPUs on
-	// one host thread, slower, but Debian's 6.12 kernel oopses (int3 in
-	// a half-patched static call) under thread=multi when a tracepoint
-	// probe attaches while another vCPU allocates.
+	// one host thread, slower, for guests that break under thread=multi
+	// (Debian 6.12: README, Known limits).
 	Accel string
 	// Timeout bounds the whole run, boot included; 0 means 10 minutes.
 	// On expiry qemu is killed and Run returns an error saying so.
