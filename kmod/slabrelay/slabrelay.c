@@ -32,7 +32,7 @@
  * off: the probes, and the control commands through an IPI. So a consumed
  * count and an overwrite are ordered, and the lost-record count is exact.
  */
-#define pr_fmt(fmt) "slabrelay: " fmt
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -56,6 +56,19 @@
 
 #include "slab_event.h"
 #include "slabrelay.h"
+
+/* The Go reader decodes these layouts byte for byte. */
+static_assert(sizeof(struct slab_event) == SLAB_EVENT_SIZE, "slab_event must be SLAB_EVENT_SIZE bytes");
+static_assert(sizeof(struct slabrelay_subbuf_hdr) == SLABRELAY_HDR_SIZE,
+	      "slabrelay_subbuf_hdr must be SLABRELAY_HDR_SIZE bytes");
+
+/* Tracepoint names, indexed by enum slab_event_kind. */
+static const char *const slabrelay_kind_names[SLAB_EVENT_KIND_MAX] = {
+	[SLAB_EVENT_KMALLOC] = "kmalloc",
+	[SLAB_EVENT_KFREE] = "kfree",
+	[SLAB_EVENT_KMEM_CACHE_ALLOC] = "kmem_cache_alloc",
+	[SLAB_EVENT_KMEM_CACHE_FREE] = "kmem_cache_free",
+};
 
 static unsigned int subbuf_size = 16384;
 module_param(subbuf_size, uint, 0444);
@@ -432,10 +445,7 @@ static int slabrelay_create_truth(void)
 			if (IS_ERR(ev)) {
 				pr_err("truth_ids[%d]=%u: counting perf event on cpu %d failed: %ld (pass the id of kmem:%s from tracefs)\n",
 				       k - 1, truth_ids[k - 1], cpu,
-				       PTR_ERR(ev), k == SLAB_EVENT_KMALLOC ?
-				       "kmalloc" : k == SLAB_EVENT_KFREE ?
-				       "kfree" : k == SLAB_EVENT_KMEM_CACHE_ALLOC ?
-				       "kmem_cache_alloc" : "kmem_cache_free");
+				       PTR_ERR(ev), slabrelay_kind_names[k]);
 				slabrelay_release_truth();
 				return PTR_ERR(ev) == -ENOENT ? -EINVAL :
 				       PTR_ERR(ev);
