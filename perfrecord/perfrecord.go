@@ -61,6 +61,7 @@ import (
 	"time"
 
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/tail"
 	"github.com/slabbench/slabbench/truth"
 )
 
@@ -207,7 +208,7 @@ type Session struct {
 	ctl      *os.File // write end of perf's control fd
 	ack      *os.File // read end of perf's ack fd
 	ackBuf   []byte
-	stderr   *lockedBuffer
+	stderr   *tail.Buffer // perf's stderr, the last 64 KiB
 	pid      int
 	done     chan struct{} // closed when perf has exited
 	state    *os.ProcessState
@@ -217,27 +218,6 @@ type Session struct {
 
 	closeOnce sync.Once
 	stopped   bool
-}
-
-// lockedBuffer collects perf's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 64<<10 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.TrimSpace(l.b.String())
 }
 
 func perfPath(p string) (string, error) {
@@ -332,7 +312,7 @@ func Start(cfg Config) (*Session, error) {
 		output: cfg.Output,
 		pages:  pagesFor(perCPU, os.Getpagesize()),
 		cpus:   len(cpus),
-		stderr: &lockedBuffer{},
+		stderr: &tail.Buffer{Max: 64 << 10},
 		done:   make(chan struct{}),
 	}
 	if s.output == "" {

@@ -18,7 +18,6 @@ package vm
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +31,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/slabbench/slabbench/internal/tail"
 )
 
 // Config says which kernel to boot, how big a machine, and how the guest
@@ -210,8 +211,8 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, qemu, args...)
 	cmd.ExtraFiles = writers
-	var qemuStderr tailBuffer
-	cmd.Stderr = &qemuStderr
+	qemuStderr := &tail.Buffer{Max: 8 << 10}
+	cmd.Stderr = qemuStderr
 	// If slabbench dies, qemu must not live on.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
@@ -282,7 +283,7 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 
 	tail := func() string {
 		var b strings.Builder
-		if s := strings.TrimSpace(qemuStderr.String()); s != "" {
+		if s := qemuStderr.String(); s != "" {
 			fmt.Fprintf(&b, "\nqemu stderr:\n%s", s)
 		}
 		if lines := console.lines(); len(lines) > 0 {
@@ -514,26 +515,4 @@ func (r *lineRing) lines() []string {
 		return append([]string(nil), r.buf[:r.next]...)
 	}
 	return append(append([]string(nil), r.buf[r.next:]...), r.buf[:r.next]...)
-}
-
-// tailBuffer keeps the last 8 KiB written to it (qemu's stderr).
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - 8<<10; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }
