@@ -124,8 +124,12 @@ func runCapture(args []string) error {
 
 func printSummary(r capture.Result) {
 	secs := float64(r.DurationNs) / 1e9
-	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d threads) over %.3fs on %d CPUs\n",
-		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, secs, r.CPUs)
+	threads := "threads"
+	if r.Threads == 1 {
+		threads = "thread"
+	}
+	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
+		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
 	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", size.Format(r.BufferBytes), size.Format(r.SubbufSize), r.NumSubbufs)
 	fmt.Printf("%-18s %12s %12s %12s %8s\n", "event", "captured", "lost", "truth", "lost-%")
 	for _, k := range event.AllKinds {
