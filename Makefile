@@ -9,7 +9,7 @@ BIN     := $(CURDIR)/bin/slabbench
 KMOD    := $(CURDIR)/kmod/slabrelay
 VMEXEC  := $(BIN) vm --exec
 
-.PHONY: all deps build bin kmod generate check test test-native test-vm bench-smoke bench clean
+.PHONY: all deps build bin kmod kmod-sid generate check test test-native test-vm test-sid bench-smoke bench clean
 
 all: build
 
@@ -26,6 +26,13 @@ bin:
 kmod:
 	$(MAKE) -C $(KMOD)
 
+# The module against Debian unstable's current kernel, built in a cached
+# unstable root, and that kernel unpacked for the VM (scripts/sid-kernel.sh).
+SLABBENCH_CACHE ?= /var/cache/slabbench
+export SLABBENCH_CACHE
+kmod-sid:
+	@scripts/sid-kernel.sh
+
 # Regenerates the committed BPF objects (needs clang, llvm, libbpf-dev).
 generate:
 	$(GO) generate ./...
@@ -34,7 +41,7 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
 
-test: deps check build test-native test-vm bench-smoke
+test: deps check build test-native test-vm test-sid bench-smoke
 
 # One package at a time: two captures at once disturb each other's truth
 # counters (see event.Stats).
@@ -46,6 +53,12 @@ test-vm:
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v ./relaytrace
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose' ./capture
 	SLABBENCH_BIN=$(BIN) CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'Interrupt' ./cmd/slabbench
+
+# The relay suite on the current Debian kernel. tcg-single: under
+# multi-threaded TCG that kernel oopses as Debian's 6.12 does (README).
+test-sid: bin kmod-sid
+	. $(SLABBENCH_CACHE)/sid.env && SLABBENCH_VM_KERNEL=$$VMLINUZ SLABBENCH_KMOD=$$KMOD SLABBENCH_VM_ACCEL=tcg-single \
+		CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v ./relaytrace
 
 # One op per benchmark row, natively and in the VM, so the benchmarks
 # cannot rot; results go to a scratch directory.

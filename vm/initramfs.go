@@ -28,12 +28,12 @@ var guestModules = []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p"
 // initramfs returns the path of a cached initramfs for the kernel release:
 // busybox, /init and the guest modules. The cache key covers everything
 // packed, so a changed busybox, module or init script makes a new one.
-func initramfs(release string) (string, error) {
+func initramfs(kernel, release string) (string, error) {
 	busybox, err := staticBusybox()
 	if err != nil {
 		return "", err
 	}
-	modules, err := resolveModules(release, guestModules)
+	modules, err := resolveModules(ModulesDir(kernel, release), release, guestModules)
 	if err != nil {
 		return "", err
 	}
@@ -147,10 +147,32 @@ func ELFInterpreter(path string) (string, error) {
 	return "", nil
 }
 
-// resolveModules returns the module files to insmod, dependencies first,
-// for the wanted modules that the kernel does not have built in.
-func resolveModules(release string, wanted []string) ([]string, error) {
-	root := filepath.Join("/lib/modules", release)
+// ModulesDir returns where the modules of the kernel image at kernel
+// (release) are: /lib/modules/<release> when that kernel is installed; the
+// image's own directory when it holds modules.dep (current Debian packages
+// ship the image as lib/modules/<release>/vmlinuz); else
+// lib/modules/<release> beside the boot/ directory holding the image.
+func ModulesDir(kernel, release string) string {
+	installed := filepath.Join("/lib/modules", release)
+	candidates := []string{installed, filepath.Dir(kernel),
+		filepath.Join(filepath.Dir(filepath.Dir(kernel)), "lib/modules", release)}
+	for _, dir := range candidates {
+		if fileExists(filepath.Join(dir, "modules.dep")) {
+			return dir
+		}
+	}
+	return installed
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// resolveModules returns the module files under root to insmod,
+// dependencies first, for the wanted modules that the kernel does not have
+// built in.
+func resolveModules(root, release string, wanted []string) ([]string, error) {
 	deps := map[string][]string{} // module name -> its file and its dependencies' files
 	paths := map[string]string{}  // file relative to root -> module name
 	depFile, err := os.Open(filepath.Join(root, "modules.dep"))

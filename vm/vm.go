@@ -147,7 +147,7 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 	if res.Accel, err = chooseAccel(cfg.Accel); err != nil {
 		return res, err
 	}
-	initrd, err := initramfs(res.Release)
+	initrd, err := initramfs(res.Kernel, res.Release)
 	if err != nil {
 		return res, err
 	}

@@ -206,7 +206,7 @@ func TestResolveModulesOrdersDependenciesFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := resolveModules(release, guestModules)
+	files, err := resolveModules(ModulesDir(kernel, release), release, guestModules)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func runVM(args []string) error {
 	var writable stringList
 	fs.IntVar(&cfg.SMP, "smp", 2, "virtual CPUs")
 	fs.IntVar(&cfg.MemoryMiB, "memory", 1024, "guest memory in MiB")
-	fs.StringVar(&cfg.Kernel, "kernel", "", "vmlinuz to boot (default: newest /boot/vmlinuz-* with /lib/modules/<release>)")
+	fs.StringVar(&cfg.Kernel, "kernel", os.Getenv("SLABBENCH_VM_KERNEL"), "vmlinuz to boot (default: $SLABBENCH_VM_KERNEL, else the newest /boot/vmlinuz-* with /lib/modules/<release>)")
 	fs.StringVar(&cfg.Accel, "accel", "", "kvm, tcg (one host thread per vCPU) or tcg-single (one host thread in all; needed for Debian 6.12 guests) (default: $SLABBENCH_VM_ACCEL, else kvm only if the CPU advertises vmx/svm)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "limit for the whole run, boot included")
 	fs.StringVar(&cfg.OutDir, "out", "", "host dir the guest may write, passed as $SLABBENCH_OUT (default: a scratch dir)")
