@@ -43,6 +43,10 @@ type Config struct {
 	// ModulePath is slabrelay.ko; "" looks in $SLABBENCH_KMOD, next to the
 	// executable and in kmod/slabrelay of the repository (FindModule).
 	ModulePath string
+
+	// nestFirst (tests) makes a kmalloc and kfree hit nest inside the first
+	// kmalloc and kfree hit of each CPU (module parameter nest_first).
+	nestFirst bool
 }
 
 // Defaults of Config.

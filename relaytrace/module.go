@@ -113,6 +113,9 @@ func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	if cfg.Empty {
 		s += " empty=1"
 	}
+	if cfg.nestFirst {
+		s += " nest_first=1"
+	}
 	if truthIDs != (tracepointIDs{}) {
 		s += fmt.Sprintf(" truth_ids=%d,%d,%d,%d", truthIDs[0], truthIDs[1], truthIDs[2], truthIDs[3])
 	}
@@ -247,6 +250,10 @@ type cpuModuleStats struct {
 
 type kindModuleStats struct {
 	attempts, drops, truthFirst, truthLast, truthErrors, overwritten uint64
+	// nested counts handled hits that ran inside another hit of the kind;
+	// firstEmit is the count the first emit probe read, where the window
+	// would start if nesting were ignored (kept to show the difference).
+	nested, firstEmit uint64
 }
 
 // parseStats parses the module's stats file (format in slabrelay.c).
@@ -318,7 +325,8 @@ func parseStats(b []byte) (*moduleStats, error) {
 				return nil, err
 			}
 			cur.kinds[k] = kindModuleStats{attempts: m["attempts"], drops: m["drops"], truthFirst: m["truth_first"],
-				truthLast: m["truth_last"], truthErrors: m["truth_errors"], overwritten: m["overwritten"]}
+				truthLast: m["truth_last"], truthErrors: m["truth_errors"], overwritten: m["overwritten"],
+				nested: m["nested"], firstEmit: m["first_emit"]}
 		default:
 			return nil, bad("unknown line")
 		}

@@ -430,7 +430,7 @@ min_subbufs %d max_subbufs %d max_cpu_bytes %d
 func TestParseStats(t *testing.T) {
 	in := `slabrelay 1 subbuf_size 4096 n_subbufs 4 overwrite 1 events 30 probes 0
 cpu 0 produced 4 consumed 1 overwritten_subbufs 2 max_backlog 4
-kind 0 1 attempts 2063 drops 5 truth_first 1 truth_last 2063 truth_errors 0 overwritten 7
+kind 0 1 attempts 2063 drops 5 truth_first 1 truth_last 2063 truth_errors 0 overwritten 7 nested 3 first_emit 2
 kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritten 0
 `
 	ms, err := parseStats([]byte(in))
@@ -442,7 +442,7 @@ kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritte
 	}
 	c := ms.cpus[0]
 	if c.produced != 4 || c.consumed != 1 || c.overwrittenSubbufs != 2 || c.backlog != 4 ||
-		c.kinds[1] != (kindModuleStats{2063, 5, 1, 2063, 0, 7}) || c.kinds[2].truthFirst != 3 {
+		c.kinds[1] != (kindModuleStats{attempts: 2063, drops: 5, truthFirst: 1, truthLast: 2063, overwritten: 7, nested: 3, firstEmit: 2}) || c.kinds[2].truthFirst != 3 {
 		t.Fatalf("%+v", c)
 	}
 	for _, bad := range []string{"slabrelay 2\n", "kind 0 1 attempts 1\n", "cpu x\n", "cpu 0 produced\n", "what 1\n",

@@ -15,7 +15,8 @@
  * consumed is overwritten and its records, per kind, are added to
  * overwritten. With truth_ids set, a per-CPU counting perf event on the
  * same tracepoint stamps every hit, so the tracepoint hits between the
- * first and the last handled hit are known exactly.
+ * first and the last handled hit are known exactly (see slabrelay_pre for
+ * why that takes a probe on each side of perf's).
  *
  * Files in /sys/kernel/debug/slabrelay:
  *   cpuN     relay buffer of CPU N (mmap it whole, read-only)
@@ -100,7 +101,30 @@ module_param(empty, bool, 0444);
 MODULE_PARM_DESC(empty,
 		 "Register the probes but return at once: the floor every capture pays; nothing is recorded or counted (default 0)");
 
+static bool nest_first;
+module_param(nest_first, bool, 0444);
+MODULE_PARM_DESC(nest_first,
+		 "Test: allocate and free once inside the first kmalloc and kfree hit of each CPU, between the truth counter's probe and the module's, so that a same-kind hit nests there (default 0)");
+
 #define SLABRELAY_KIND_BITS	0x1e
+/* Probe order on a tracepoint: pre, perf's counting probe, nest, emit. */
+#define SLABRELAY_PRIO_PRE	(TRACEPOINT_DEFAULT_PRIO + 1)
+#define SLABRELAY_PRIO_NEST	(TRACEPOINT_DEFAULT_PRIO - 1)
+#define SLABRELAY_PRIO_EMIT	(TRACEPOINT_DEFAULT_PRIO - 2)
+/* Hits of one kind nest at most task, softirq, hardirq, NMI deep. */
+#define SLABRELAY_MAX_DEPTH	32
+
+/* Truth window state of one kind on one CPU (see slabrelay_pre). */
+struct slabrelay_window {
+	u32 depth;		/* hits between their pre and emit probes */
+	u32 handled;		/* bit d: the hit at depth d is handled */
+	bool started;		/* truth_first is set */
+	bool nest_done;		/* nest_first has nested a hit here */
+	u64 nested;		/* handled hits that ran inside another's span */
+	u64 first_emit;		/* count the first emit read: a window start
+				 * that ignores nesting, kept to show the
+				 * difference */
+};
 
 /* Producer state of one CPU; written only on that CPU with irqs off. */
 struct slabrelay_cpu {
@@ -109,6 +133,7 @@ struct slabrelay_cpu {
 	u64 overwritten_subbufs;
 	u64 max_backlog;	/* most sub-buffers produced and not consumed */
 	struct perf_event *truth[SLAB_EVENT_KIND_MAX];
+	struct slabrelay_window win[SLAB_EVENT_KIND_MAX];
 };
 
 static DEFINE_PER_CPU(struct slabrelay_cpu, slabrelay_pcpu);
@@ -120,6 +145,9 @@ static struct dentry *slabrelay_stats;
 /* Serializes control commands; guards slabrelay_probes. */
 static DEFINE_MUTEX(slabrelay_mutex);
 static unsigned int slabrelay_probes;	/* 1 << kind of registered probes */
+static unsigned int slabrelay_pre_probes;	/* and of their pre probes */
+/* Hits on a CPU with no hit of the kind in progress are handled while set. */
+static bool slabrelay_armed;
 
 static inline struct slabrelay_subbuf_hdr *subbuf_hdr(void *subbuf)
 {
@@ -232,6 +260,71 @@ static const struct rchan_callbacks slabrelay_relay_cb = {
 	.remove_buf_file = slabrelay_remove_buf_file,
 };
 
+static bool slabrelay_truth_on(u16 kind)
+{
+	return truth_ids[kind - 1] && !empty;
+}
+
+/*
+ * The truth window under nesting. On each hit the counting perf event's
+ * probe runs between slabrelay_pre (ordered before it) and slabrelay_emit
+ * (after it) with interrupts on, so a same-kind hit in an interrupt can run
+ * whole in between. Stamping only in emit then loses one count when that
+ * happens on the first hit of a window: the nested hit stamps first, and
+ * the outer hit, counted before it, stamps the same value. So pre reads the
+ * count before perf counts the hit: the first handled hit opens the window
+ * at that count + 1, emit's stamps close it, and a hit nested in a handled
+ * hit is handled too (one not handled is never counted inside the window).
+ */
+static void slabrelay_pre(u16 kind)
+{
+	struct slabrelay_window *w;
+	struct slabrelay_cpu *pc;
+	struct perf_event *tev;
+	unsigned long flags;
+	bool handled;
+	u32 d;
+
+	local_irq_save(flags);
+	pc = this_cpu_ptr(&slabrelay_pcpu);
+	w = &pc->win[kind];
+	d = w->depth++;
+	if (d >= SLABRELAY_MAX_DEPTH)
+		goto out;
+	handled = d ? w->handled & BIT(d - 1) : READ_ONCE(slabrelay_armed);
+	if (!handled) {
+		w->handled &= ~BIT(d);
+		goto out;
+	}
+	w->handled |= BIT(d);
+	if (d)
+		w->nested++;
+	if (!w->started) {
+		tev = pc->truth[kind];
+		if (tev && READ_ONCE(tev->state) == PERF_EVENT_STATE_ACTIVE) {
+			pc->kinds[kind].truth_first = local64_read(&tev->count) + 1;
+			w->started = true;
+		} else {
+			pc->kinds[kind].truth_errors++;
+		}
+	}
+out:
+	local_irq_restore(flags);
+}
+
+/* Pops the hit's pre state; returns whether the hit is handled. */
+static bool slabrelay_pop(struct slabrelay_window *w, u16 kind)
+{
+	u32 d;
+
+	if (!slabrelay_truth_on(kind))
+		return READ_ONCE(slabrelay_armed);
+	if (!w->depth)
+		return false;	/* no pre for this hit: probes being registered */
+	d = --w->depth;
+	return d < SLABRELAY_MAX_DEPTH && (w->handled & BIT(d));
+}
+
 /* One hit of one tracepoint on this CPU. */
 static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 			   u64 bytes_req, u64 bytes_alloc, gfp_t gfp)
@@ -249,13 +342,15 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 		return;
 	local_irq_save(flags);
 	pc = this_cpu_ptr(&slabrelay_pcpu);
+	if (!slabrelay_pop(&pc->win[kind], kind))
+		goto out;
 	ks = &pc->kinds[kind];
 	tev = pc->truth[kind];
-	if (truth_ids[kind - 1]) {
+	if (slabrelay_truth_on(kind)) {
 		if (tev && READ_ONCE(tev->state) == PERF_EVENT_STATE_ACTIVE) {
 			stamp = local64_read(&tev->count);
 			if (!ks->attempts)
-				ks->truth_first = stamp;
+				pc->win[kind].first_emit = stamp;
 			ks->truth_last = stamp;
 			evflags |= SLAB_EVENT_F_TRUTH;
 		} else {
@@ -301,6 +396,22 @@ out:
 	local_irq_restore(flags);
 }
 
+/*
+ * nest_first: on the first handled hit of the kind on this CPU, between
+ * perf's probe and slabrelay_emit, make one kmalloc and one kfree hit, as
+ * an interrupt there would. Interrupts stay on, as on a real hit.
+ */
+static void slabrelay_nest(u16 kind)
+{
+	struct slabrelay_window *w = this_cpu_ptr(&slabrelay_pcpu.win[kind]);
+
+	if (w->depth != 1 || !(w->handled & 1) || w->nest_done ||
+	    this_cpu_read(slabrelay_pcpu.kinds[kind].attempts))
+		return;
+	w->nest_done = true;
+	kfree(kmalloc(8, GFP_ATOMIC | __GFP_NOWARN));
+}
+
 static void slabrelay_kmalloc(void *data, unsigned long call_site,
 			      const void *ptr, size_t bytes_req,
 			      size_t bytes_alloc, gfp_t gfp_flags, int node)
@@ -338,19 +449,62 @@ static void slabrelay_cache_free(void *data, unsigned long call_site,
 	slabrelay_emit(SLAB_EVENT_KMEM_CACHE_FREE, call_site, ptr, 0, 0, 0);
 }
 
+static void slabrelay_pre_kmalloc(void *data, unsigned long call_site,
+				  const void *ptr, size_t bytes_req,
+				  size_t bytes_alloc, gfp_t gfp_flags, int node)
+{
+	slabrelay_pre(SLAB_EVENT_KMALLOC);
+}
+
+static void slabrelay_pre_kfree(void *data, unsigned long call_site,
+				const void *ptr)
+{
+	slabrelay_pre(SLAB_EVENT_KFREE);
+}
+
+static void slabrelay_pre_cache_alloc(void *data, unsigned long call_site,
+				      const void *ptr, struct kmem_cache *s,
+				      gfp_t gfp_flags, int node)
+{
+	slabrelay_pre(SLAB_EVENT_KMEM_CACHE_ALLOC);
+}
+
+static void slabrelay_pre_cache_free(void *data, unsigned long call_site,
+				     const void *ptr,
+				     const struct kmem_cache *s)
+{
+	slabrelay_pre(SLAB_EVENT_KMEM_CACHE_FREE);
+}
+
+static void slabrelay_nest_kmalloc(void *data, unsigned long call_site,
+				   const void *ptr, size_t bytes_req,
+				   size_t bytes_alloc, gfp_t gfp_flags,
+				   int node)
+{
+	slabrelay_nest(SLAB_EVENT_KMALLOC);
+}
+
+static void slabrelay_nest_kfree(void *data, unsigned long call_site,
+				 const void *ptr)
+{
+	slabrelay_nest(SLAB_EVENT_KFREE);
+}
+
 static int slabrelay_register_probe(int kind)
 {
 	switch (kind) {
 	case SLAB_EVENT_KMALLOC:
-		return register_trace_kmalloc(slabrelay_kmalloc, NULL);
+		return register_trace_prio_kmalloc(slabrelay_kmalloc, NULL,
+						   SLABRELAY_PRIO_EMIT);
 	case SLAB_EVENT_KFREE:
-		return register_trace_kfree(slabrelay_kfree, NULL);
+		return register_trace_prio_kfree(slabrelay_kfree, NULL,
+						 SLABRELAY_PRIO_EMIT);
 	case SLAB_EVENT_KMEM_CACHE_ALLOC:
-		return register_trace_kmem_cache_alloc(slabrelay_cache_alloc,
-						       NULL);
+		return register_trace_prio_kmem_cache_alloc(slabrelay_cache_alloc,
+							    NULL, SLABRELAY_PRIO_EMIT);
 	case SLAB_EVENT_KMEM_CACHE_FREE:
-		return register_trace_kmem_cache_free(slabrelay_cache_free,
-						      NULL);
+		return register_trace_prio_kmem_cache_free(slabrelay_cache_free,
+							   NULL, SLABRELAY_PRIO_EMIT);
 	}
 	return -EINVAL;
 }
@@ -373,23 +527,94 @@ static void slabrelay_unregister_probe(int kind)
 	}
 }
 
+/* The pre probe of kind and, with nest_first, its nest probe. */
+static int slabrelay_register_pre(int kind)
+{
+	int err = -EINVAL;
+
+	switch (kind) {
+	case SLAB_EVENT_KMALLOC:
+		err = register_trace_prio_kmalloc(slabrelay_pre_kmalloc, NULL,
+						  SLABRELAY_PRIO_PRE);
+		if (!err && nest_first) {
+			err = register_trace_prio_kmalloc(slabrelay_nest_kmalloc,
+							  NULL, SLABRELAY_PRIO_NEST);
+			if (err)
+				unregister_trace_kmalloc(slabrelay_pre_kmalloc, NULL);
+		}
+		break;
+	case SLAB_EVENT_KFREE:
+		err = register_trace_prio_kfree(slabrelay_pre_kfree, NULL,
+						SLABRELAY_PRIO_PRE);
+		if (!err && nest_first) {
+			err = register_trace_prio_kfree(slabrelay_nest_kfree,
+							NULL, SLABRELAY_PRIO_NEST);
+			if (err)
+				unregister_trace_kfree(slabrelay_pre_kfree, NULL);
+		}
+		break;
+	case SLAB_EVENT_KMEM_CACHE_ALLOC:
+		err = register_trace_prio_kmem_cache_alloc(slabrelay_pre_cache_alloc,
+							   NULL, SLABRELAY_PRIO_PRE);
+		break;
+	case SLAB_EVENT_KMEM_CACHE_FREE:
+		err = register_trace_prio_kmem_cache_free(slabrelay_pre_cache_free,
+							  NULL, SLABRELAY_PRIO_PRE);
+		break;
+	}
+	return err;
+}
+
+static void slabrelay_unregister_pre(int kind)
+{
+	switch (kind) {
+	case SLAB_EVENT_KMALLOC:
+		if (nest_first)
+			unregister_trace_kmalloc(slabrelay_nest_kmalloc, NULL);
+		unregister_trace_kmalloc(slabrelay_pre_kmalloc, NULL);
+		break;
+	case SLAB_EVENT_KFREE:
+		if (nest_first)
+			unregister_trace_kfree(slabrelay_nest_kfree, NULL);
+		unregister_trace_kfree(slabrelay_pre_kfree, NULL);
+		break;
+	case SLAB_EVENT_KMEM_CACHE_ALLOC:
+		unregister_trace_kmem_cache_alloc(slabrelay_pre_cache_alloc, NULL);
+		break;
+	case SLAB_EVENT_KMEM_CACHE_FREE:
+		unregister_trace_kmem_cache_free(slabrelay_pre_cache_free, NULL);
+		break;
+	}
+}
+
 /*
- * Unregister every registered probe and wait until none runs any more.
- * Caller holds slabrelay_mutex (or is module init/exit).
+ * Close the window, unregister every registered probe and wait until none
+ * runs any more. Caller holds slabrelay_mutex (or is module init/exit).
  */
 static void slabrelay_unregister_probes(void)
 {
 	int k;
 
-	if (!slabrelay_probes)
+	if (!slabrelay_probes && !slabrelay_pre_probes)
 		return;
-	for (k = 1; k < SLAB_EVENT_KIND_MAX; k++)
+	/* hits in progress when the window closes finish handled */
+	WRITE_ONCE(slabrelay_armed, false);
+	tracepoint_synchronize_unregister();
+	for (k = 1; k < SLAB_EVENT_KIND_MAX; k++) {
+		if (slabrelay_pre_probes & (1u << k))
+			slabrelay_unregister_pre(k);
 		if (slabrelay_probes & (1u << k))
 			slabrelay_unregister_probe(k);
+	}
 	slabrelay_probes = 0;
+	slabrelay_pre_probes = 0;
 	tracepoint_synchronize_unregister();
 }
 
+/*
+ * Register the probes, wait until every CPU runs all of them, then open
+ * the window: a hit handled from then on runs both its pre and emit probe.
+ */
 static int slabrelay_register_probes(void)
 {
 	int k, err;
@@ -398,15 +623,25 @@ static int slabrelay_register_probes(void)
 		if (!(events & (1u << k)))
 			continue;
 		err = slabrelay_register_probe(k);
-		if (err) {
-			pr_err("registering the probe on kmem tracepoint %d failed: %d\n",
-			       k, err);
-			slabrelay_unregister_probes();
-			return err;
-		}
+		if (err)
+			goto unregister;
 		slabrelay_probes |= 1u << k;
+		if (!slabrelay_truth_on(k))
+			continue;
+		err = slabrelay_register_pre(k);
+		if (err)
+			goto unregister;
+		slabrelay_pre_probes |= 1u << k;
 	}
+	tracepoint_synchronize_unregister();
+	WRITE_ONCE(slabrelay_armed, true);
 	return 0;
+
+unregister:
+	pr_err("registering a probe on kmem:%s failed: %d\n",
+	       slabrelay_kind_names[k], err);
+	slabrelay_unregister_probes();
+	return err;
 }
 
 static void slabrelay_release_truth(void)
@@ -424,7 +659,7 @@ static void slabrelay_release_truth(void)
 	}
 }
 
-/* Created before the probes, so the perf probe runs first on each hit. */
+/* Created before the probes are registered (their order is by priority). */
 static int slabrelay_create_truth(void)
 {
 	struct perf_event_attr attr = {
@@ -566,7 +801,10 @@ static const struct file_operations slabrelay_control_fops = {
  * stats, one record per line, "key value" pairs separated by spaces:
  *   slabrelay 1 subbuf_size S n_subbufs N overwrite 0|1 events MASK probes MASK
  *   cpu C produced P consumed Q overwritten_subbufs O max_backlog B
- *   kind C K attempts A drops D truth_first F truth_last L truth_errors E overwritten W
+ *   kind C K attempts A drops D truth_first F truth_last L truth_errors E overwritten W nested N first_emit S
+ * (nested: handled hits that ran inside another hit of the kind; first_emit:
+ * the count the first emit probe read, the window start were nesting
+ * ignored.)
  * A cpu line precedes the kind lines of that CPU (K = 1..4). Values read
  * while probes run are a snapshot; after "stop" they are final.
  */
@@ -592,13 +830,15 @@ static int slabrelay_stats_show(struct seq_file *m, void *v)
 			   READ_ONCE(pc->max_backlog));
 		for (k = 1; k < SLAB_EVENT_KIND_MAX; k++) {
 			ks = &pc->kinds[k];
-			seq_printf(m, "kind %d %d attempts %llu drops %llu truth_first %llu truth_last %llu truth_errors %llu overwritten %llu\n",
+			seq_printf(m, "kind %d %d attempts %llu drops %llu truth_first %llu truth_last %llu truth_errors %llu overwritten %llu nested %llu first_emit %llu\n",
 				   cpu, k, READ_ONCE(ks->attempts),
 				   READ_ONCE(ks->drops),
 				   READ_ONCE(ks->truth_first),
 				   READ_ONCE(ks->truth_last),
 				   READ_ONCE(ks->truth_errors),
-				   READ_ONCE(pc->overwritten[k]));
+				   READ_ONCE(pc->overwritten[k]),
+				   READ_ONCE(pc->win[k].nested),
+				   READ_ONCE(pc->win[k].first_emit));
 		}
 	}
 	return 0;
