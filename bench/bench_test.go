@@ -73,6 +73,10 @@ func printConfig() {
 		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
 		"overhead: (ns/op - ns/op of path=none, same workload and rate, this run) / events/op; closed loop only; the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead",
 		"truth-cost: BenchmarkTruthCost runs the same capture with truth=on and truth=off; with truth=off events/op is the probes' own attempts (captured + lost)",
+		"loss: lost-% = dropped-% (the probe ran and the buffer was full) + missed (the kernel counted the hit and did not run the probe: BPF recursion protection); missed-events is a count per run",
+		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); empty rows report their own",
+		"lag: lag-p50-us, lag-p99-us, lag-max-us = time from each captured record's ts_ns (CLOCK_MONOTONIC, stamped in the probe) to the consumer's read of it, over every captured record (HdrHistogram, 2 significant digits); the consumer pays one clock read per record for it",
+		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a row below 95% of its target logs 'below target' and is not evidence for that rate",
 	}
 	if err := relaytrace.Available(""); err != nil {
 		lines = append(lines, "relay: rows skipped here: "+err.Error())
@@ -82,7 +86,9 @@ func printConfig() {
 	}
 	for _, u := range []string{"events/op better=higher", "lost-% better=lower", "overhead-ns/event better=lower",
 		"consumer-ns/event better=lower", "captured-MB/s better=higher", "buffer-B better=lower",
-		"max-backlog better=lower", "events/s better=higher", "ns/event better=lower"} {
+		"max-backlog better=lower", "events/s better=higher", "ns/event better=lower",
+		"dropped-% better=lower", "missed-events better=lower", "lag-p50-us better=lower", "lag-p99-us better=lower",
+		"lag-max-us better=lower", "achieved-ops/s better=higher", "late-% better=lower", "probe-ns/event better=lower"} {
 		fmt.Println("Unit " + u)
 	}
 }
@@ -165,7 +171,7 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 	for _, g := range geoms {
 		geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
 		base := capture.Config{Kinds: event.AllKinds, Truth: true, Workload: wcfg,
-			SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs}
+			SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs, ProbeTime: true}
 		leaf("path=relay/"+geo, func(b *testing.B) {
 			if err := relaytrace.Available(""); err != nil {
 				b.Skip("relay: ", err)
@@ -221,7 +227,7 @@ func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
 	}
 	defer s.Close()
 	wr := timeWorkload(b, cfg.Workload)
-	res, err := s.Finish(wr.Ops, wr.Elapsed)
+	res, err := s.Finish(wr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,8 +241,32 @@ func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
 		events = res.Captured + res.Lost
 	}
 	report(b, res.Captured, res.Lost, events, wr.Elapsed, wr.Elapsed, res.ConsumerCPUNs, res.BufferBytes, baseKey, cfg.Workload.Rate)
+	reportCapture(b, res)
 	if cfg.Path == capture.PathRelay {
 		b.ReportMetric(float64(res.MaxBacklog), "max-backlog")
+	}
+}
+
+// reportCapture writes what only the in-band capture paths know: loss by
+// cause, delivery lag, and the rate an open loop reached.
+func reportCapture(b *testing.B, res capture.Result) {
+	if all := res.Captured + res.Lost; all > 0 {
+		b.ReportMetric(100*float64(res.Dropped)/float64(all), "dropped-%")
+	}
+	b.ReportMetric(float64(res.Missed), "missed-events")
+	reportProbeTime(b, res.ProbeRuns, res.ProbeNs)
+	if res.Lag.N > 0 {
+		b.ReportMetric(res.Lag.P50Us, "lag-p50-us")
+		b.ReportMetric(res.Lag.P99Us, "lag-p99-us")
+		b.ReportMetric(res.Lag.MaxUs, "lag-max-us")
+	}
+	if res.TargetOpsPerSec > 0 {
+		b.ReportMetric(res.AchievedOpsPerSec, "achieved-ops/s")
+		b.ReportMetric(res.LatePercent, "late-%")
+		if res.AchievedOpsPerSec < 0.95*res.TargetOpsPerSec {
+			b.Logf("below target: reached %.0f of %.0f ops/s (%.0f%%): not evidence for this rate",
+				res.AchievedOpsPerSec, res.TargetOpsPerSec, 100*res.AchievedOpsPerSec/res.TargetOpsPerSec)
+		}
 	}
 }
 
@@ -263,16 +293,29 @@ func report(b *testing.B, captured, lost, events uint64, elapsed, window time.Du
 	b.ReportMetric(float64(bufferBytes), "buffer-B")
 }
 
+// reportProbeTime writes the time spent inside the probes per run, as
+// the kernel measured it.
+func reportProbeTime(b *testing.B, runs, ns uint64) {
+	if runs > 0 {
+		b.ReportMetric(float64(ns)/float64(runs), "probe-ns/event")
+	}
+}
+
 // benchEmptyBPF attaches programs that return at once: the floor of any
 // BPF capture.
 func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach, baseKey string) {
 	c, err := bpftrace.Open(bpftrace.Config{Transport: bpftrace.Ringbuf, Attach: a, Kinds: event.AllKinds,
-		RingbufSize: 4096, Empty: true})
+		RingbufSize: 4096, Empty: true, ProbeTime: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
+	runs, total, err := c.ProbeTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
 }
 
 // benchEmptyKmod loads the module with probes that return at once: the

@@ -2,6 +2,7 @@ package bpftrace
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +29,7 @@ type Capture struct {
 	ring       *ringbuf.Reader
 	perfReader *perf.Reader
 	bufBytes   int
+	runStats   io.Closer // BPF_ENABLE_STATS while open (Config.ProbeTime)
 
 	// deadline is the consumer's deadline (unix ns, 0: none); every
 	// SetDeadline bumps deadlineGen so that ReadInto re-arms the library
@@ -97,6 +99,9 @@ func (c *Capture) Close() error {
 		}
 		if c.truth != nil {
 			c.truth.Close()
+		}
+		if c.runStats != nil {
+			c.runStats.Close()
 		}
 	})
 	return err

@@ -60,6 +60,11 @@ type Config struct {
 	// Detached loads the programs without attaching them: records then
 	// come only from Inject (the consumer benchmarks).
 	Detached bool
+	// ProbeTime turns on the kernel's BPF run-time statistics
+	// (BPF_ENABLE_STATS) while the capture is open, so that ProbeTime
+	// reports the time spent inside the programs. The kernel then reads
+	// its clock around every program run, which the programs pay.
+	ProbeTime bool
 }
 
 // programNames maps attach mode and kind to the program in slab.c.

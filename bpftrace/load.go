@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/truth"
+	"golang.org/x/sys/unix"
 )
 
 var truthMapNames = map[event.Kind]string{
@@ -89,6 +90,11 @@ func Open(cfg Config) (_ *Capture, err error) {
 		c.bufBytes = c.perfReader.BufferSize() * cpus
 	}
 
+	if cfg.ProbeTime {
+		if c.runStats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			return nil, fmt.Errorf("turning on BPF run-time statistics (BPF_ENABLE_STATS, Linux 5.8+): %w", err)
+		}
+	}
 	if !cfg.Detached {
 		if err := c.attach(); err != nil {
 			return nil, err

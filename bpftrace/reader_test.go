@@ -97,3 +97,36 @@ func TestPerfLostRecordsBoundedByDrops(t *testing.T) {
 		t.Fatalf("perf reader reported %d lost records, programs counted %d drops", c.PerfLostRecords(), tot.Lost-tot.Missed)
 	}
 }
+
+// TestProbeTime: with the kernel's run-time statistics on, the programs'
+// run count is exactly the hits they handled, and they took some time.
+func TestProbeTime(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, attach := range []Attach{AttachTracepoint, AttachRawTP} {
+		t.Run(string(attach), func(t *testing.T) {
+			c, err := Open(Config{Transport: Ringbuf, Attach: attach, Kinds: []event.Kind{event.KindKmemCacheAlloc},
+				RingbufSize: 1 << 20, ProbeTime: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			slabActivity(t)
+			if err := c.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			runs, total, err := c.ProbeTime()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			attempts := st.Kind(event.KindKmemCacheAlloc).Attempts
+			t.Logf("%d runs, %v in all, %.0f ns per run; %d attempts", runs, total, float64(total.Nanoseconds())/float64(runs), attempts)
+			if runs != attempts || runs < 200 || total <= 0 {
+				t.Fatalf("%d runs taking %v for %d attempts; want runs == attempts >= 200 and time > 0", runs, total, attempts)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package bpftrace
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -27,6 +28,21 @@ func (c *Capture) readKernelCounts() (kernelCounts, error) {
 		}
 	}
 	return kc, nil
+}
+
+// ProbeTime returns how often the programs ran and the time they spent
+// running, summed over all of them, from the kernel's run-time statistics
+// (Config.ProbeTime; zero without it). Call it before Close.
+func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
+	for _, k := range c.cfg.Kinds {
+		st, err := c.progs[k].Stats()
+		if err != nil {
+			return 0, 0, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+		}
+		runs += st.RunCount
+		total += st.Runtime
+	}
+	return runs, total, nil
 }
 
 // PerfLostRecords returns the records the perf buffer reader was told the

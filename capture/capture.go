@@ -8,14 +8,9 @@ package capture
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/event"
@@ -55,56 +50,16 @@ type Config struct {
 	// Overwrite puts the relay channel in flight-recorder mode.
 	Overwrite bool
 
+	// ProbeTime measures the time spent inside the probes, in the kernel
+	// (eBPF: BPF run-time statistics; relay: the module's clock around
+	// its probes), at the cost of a clock read or two per hit.
+	ProbeTime bool
+
 	// ConsumerStall delays the consumer's first read, to provoke loss.
 	ConsumerStall time.Duration
 	// OnRecord, if set, sees every record the consumer reads (the
 	// consumer goroutine calls it; it must not keep rec).
 	OnRecord func(rec *event.Record)
-}
-
-// KindResult is the accounting of one kind.
-type KindResult struct {
-	Captured uint64 `json:"captured"`
-	Lost     uint64 `json:"lost"`
-	Truth    uint64 `json:"truth"`
-	Attempts uint64 `json:"attempts"`
-	Missed   uint64 `json:"missed"`
-	SeqGaps  uint64 `json:"seq_gaps"`
-}
-
-// Result is what one capture measured. Its JSON form is the contract of
-// `slabbench capture --json`.
-type Result struct {
-	Path          Path                  `json:"path"`
-	Attach        string                `json:"attach"`
-	Workload      string                `json:"workload"`
-	Threads       int                   `json:"threads"`
-	Ops           int64                 `json:"ops"`
-	DurationNs    int64                 `json:"duration_ns"`
-	CPUs          int                   `json:"cpus"`
-	BufferBytes   int                   `json:"buffer_bytes"`
-	SubbufSize    int                   `json:"subbuf_size"`
-	NumSubbufs    int                   `json:"subbufs"`
-	WakeupBytes   int                   `json:"wakeup_bytes"`
-	Captured      uint64                `json:"captured"`
-	Lost          uint64                `json:"lost"`
-	Truth         uint64                `json:"truth"`
-	TruthChecked  bool                  `json:"truth_checked"`
-	Kinds         map[string]KindResult `json:"kinds"`
-	ProbeMisses   uint64                `json:"probe_misses"`
-	SeqGaps       uint64                `json:"seq_gaps"`
-	MaxBacklog    int                   `json:"max_backlog,omitempty"`
-	ConsumerCPUNs int64                 `json:"consumer_cpu_ns"`
-	CapturedBytes uint64                `json:"captured_bytes"`
-	// Reference says what Truth is compared with: "tracepoint hits" (the
-	// kernel's counting perf events), or "own attempts" for function
-	// probes, which see calls, not tracepoint hits.
-	Reference string `json:"reference"`
-	// Verified is true when every accounting rule held (event.Stats.Verify).
-	Verified    bool   `json:"verified"`
-	VerifyError string `json:"verify_error,omitempty"`
-
-	Stats event.Stats `json:"-"`
 }
 
 // Validate checks cfg before anything is loaded; every error names the
@@ -173,6 +128,7 @@ func (cfg *Config) bpfConfig() bpftrace.Config {
 		RingbufSize:      ring,
 		PerCPUBufferSize: cfg.SubbufSize * cfg.NumSubbufs,
 		WakeupBytes:      cfg.WakeupBytes,
+		ProbeTime:        cfg.ProbeTime,
 	}
 }
 
@@ -192,6 +148,12 @@ func Open(cfg Config) (event.Capture, error) {
 		})
 	}
 	return nil, fmt.Errorf("--path %q: use ringbuf, perfbuf or relay", cfg.Path)
+}
+
+// ProbeTimer is a capture that measures the time spent inside its probes.
+type ProbeTimer interface {
+	// ProbeTime returns how often the probes ran and their total time.
+	ProbeTime() (runs uint64, total time.Duration, err error)
 }
 
 // Session is a capture in progress: the transport is open and the
@@ -229,14 +191,28 @@ func Start(cfg Config) (*Session, error) {
 }
 
 // Finish closes the capture window, lets the consumer drain what was
-// written, and accounts for every event. ops and elapsed describe the
-// workload that ran since Start. The session is closed afterwards.
-func (s *Session) Finish(ops int64, elapsed time.Duration) (Result, error) {
+// written, and accounts for every event. wr describes the workload that
+// ran since Start (zero for none). The session is closed afterwards.
+func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	defer s.Close()
 	res := s.res
-	res.Ops = ops
-	res.DurationNs = elapsed.Nanoseconds()
+	res.Ops = wr.Ops
+	res.DurationNs = wr.Elapsed.Nanoseconds()
+	if secs := wr.Elapsed.Seconds(); secs > 0 && wr.Ops > 0 {
+		res.AchievedOpsPerSec = float64(wr.Ops) / secs
+	}
+	if rate := s.cfg.Workload.Rate; rate > 0 && wr.Ops > 0 {
+		res.TargetOpsPerSec = rate
+		res.LatePercent = 100 * float64(wr.Late) / float64(wr.Ops)
+	}
 	stopErr := s.c.Stop()
+	if pt, ok := s.c.(ProbeTimer); ok && s.cfg.ProbeTime && stopErr == nil {
+		runs, total, err := pt.ProbeTime()
+		if err != nil {
+			return res, err
+		}
+		res.ProbeRuns, res.ProbeNs = runs, uint64(total.Nanoseconds())
+	}
 	s.cons.finish()
 	if stopErr != nil {
 		return res, fmt.Errorf("stopping the capture: %w", stopErr)
@@ -246,6 +222,7 @@ func (s *Session) Finish(ops int64, elapsed time.Duration) (Result, error) {
 	}
 	res.ConsumerCPUNs = s.cons.cpuNs
 	res.CapturedBytes = s.cons.records * uint64(event.RecordSize)
+	res.Lag = s.cons.lag.result()
 	st, err := s.c.Stats()
 	if err != nil {
 		return res, err
@@ -272,122 +249,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer s.Close()
 	start := time.Now()
-	var ops int64
+	var wr workloads.Result
 	var werr error
-	var elapsed time.Duration
 	if s.res.Workload == "none" {
 		select {
 		case <-time.After(cfg.Workload.Duration):
 		case <-ctx.Done():
 			werr = ctx.Err()
 		}
-		elapsed = time.Since(start)
+		wr.Elapsed = time.Since(start)
 	} else {
-		var wr workloads.Result
-		wr, werr = workloads.Run(ctx, cfg.Workload)
-		ops, elapsed = wr.Ops, wr.Elapsed // set-up excluded
+		wr, werr = workloads.Run(ctx, cfg.Workload) // set-up excluded
 	}
-	res, err := s.Finish(ops, elapsed)
+	res, err := s.Finish(wr)
 	if werr != nil {
 		return res, fmt.Errorf("workload %s: %w", res.Workload, werr)
 	}
 	return res, err
-}
-
-func (res *Result) fill(st event.Stats, cfg Config) {
-	res.Stats = st
-	res.Kinds = map[string]KindResult{}
-	for _, k := range cfg.Kinds {
-		kc := st.Kind(k)
-		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
-			Attempts: kc.Attempts, Missed: kc.Missed, SeqGaps: kc.SeqGaps}
-		res.Captured += kc.Captured
-		res.Lost += kc.Lost
-		res.Truth += kc.Truth
-		res.SeqGaps += kc.SeqGaps
-		res.ProbeMisses += st.ProbeMisses[k]
-	}
-	for _, cs := range st.PerCPU {
-		res.MaxBacklog = max(res.MaxBacklog, cs.MaxBacklog)
-	}
-	switch {
-	case cfg.Attach.IsFunctionProbe() && cfg.Path != PathRelay:
-		res.Reference = "own attempts (function calls, not tracepoint hits)"
-	case cfg.Truth:
-		res.Reference = "tracepoint hits (kernel counting perf events)"
-	default:
-		res.Reference = "own attempts (truth counter off)"
-	}
-	if err := st.Verify(); err != nil {
-		res.VerifyError = err.Error()
-		if cfg.Truth {
-			res.VerifyError += " (a mismatch is a bug, or another BPF program on the kmem tracepoints, such as a second capture, suppressing perf counting)"
-		}
-	} else {
-		res.Verified = true
-	}
-}
-
-// consumer drains a capture on a goroutine locked to one OS thread, so its
-// CPU time can be read from that thread alone.
-type consumer struct {
-	c       event.Capture
-	done    chan struct{}
-	records uint64
-	cpuNs   int64
-	err     error
-	once    sync.Once
-}
-
-func startConsumer(c event.Capture, stall time.Duration, onRecord func(*event.Record)) *consumer {
-	cons := &consumer{c: c, done: make(chan struct{})}
-	started := make(chan struct{})
-	go func() {
-		defer close(cons.done)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		before := threadCPUTime()
-		close(started)
-		if stall > 0 {
-			time.Sleep(stall)
-		}
-		var rec event.Record
-		for {
-			err := c.ReadInto(&rec)
-			if err != nil {
-				if !errors.Is(err, event.ErrFlushed) && !errors.Is(err, os.ErrDeadlineExceeded) {
-					cons.err = err
-				}
-				break
-			}
-			cons.records++
-			if onRecord != nil {
-				onRecord(&rec)
-			}
-		}
-		cons.cpuNs = threadCPUTime() - before
-	}()
-	<-started
-	return cons
-}
-
-// finish asks the reader to return everything pending and waits for the
-// consumer to end. Call it after Stop.
-func (cons *consumer) finish() {
-	cons.once.Do(func() {
-		if err := cons.c.Flush(); err != nil {
-			// A reader that cannot flush still returns pending records
-			// before a past deadline.
-			cons.c.SetDeadline(time.Now())
-		}
-		<-cons.done
-	})
-}
-
-func threadCPUTime() int64 {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -131,18 +131,30 @@ func printSummary(r capture.Result) {
 	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
 		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
 	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", size.Format(r.BufferBytes), size.Format(r.SubbufSize), r.NumSubbufs)
-	fmt.Printf("%-18s %12s %12s %12s %8s\n", "event", "captured", "lost", "truth", "lost-%")
+	fmt.Printf("%-18s %12s %12s %12s %12s %8s\n", "event", "captured", "dropped", "missed", "truth", "lost-%")
 	for _, k := range event.AllKinds {
 		kr, ok := r.Kinds[k.String()]
 		if !ok {
 			continue
 		}
-		fmt.Printf("%-18s %12d %12d %12s %8.3f\n", k, kr.Captured, kr.Lost, truthCell(r, kr.Truth), lostPct(kr.Captured, kr.Lost))
+		fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", k, kr.Captured, kr.Dropped, kr.Missed, truthCell(r, kr.Truth), lostPct(kr.Captured, kr.Lost))
 	}
-	fmt.Printf("%-18s %12d %12d %12s %8.3f\n", "total", r.Captured, r.Lost, truthCell(r, r.Truth), lostPct(r.Captured, r.Lost))
+	fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", "total", r.Captured, r.Dropped, r.Missed, truthCell(r, r.Truth), lostPct(r.Captured, r.Lost))
+	fmt.Println("dropped: the buffer was full (a bigger buffer or a faster reader helps); missed: the kernel did not run the probe (BPF recursion protection; no buffer helps)")
 	if secs > 0 {
 		fmt.Printf("captured %.0f events/s, %.2f MB/s; consumer CPU %.0f ns/event\n",
 			float64(r.Captured)/secs, float64(r.CapturedBytes)/secs/1e6, perEvent(r.ConsumerCPUNs, r.Captured))
+	}
+	if r.Lag.N > 0 {
+		fmt.Printf("delivery lag (record stamp to read): p50 %.0f us, p99 %.0f us, max %.0f us\n", r.Lag.P50Us, r.Lag.P99Us, r.Lag.MaxUs)
+	}
+	if r.TargetOpsPerSec > 0 {
+		fmt.Printf("open loop: reached %.0f of %.0f ops/s (%.1f%%), %.2f%% of ops late", r.AchievedOpsPerSec, r.TargetOpsPerSec,
+			100*r.AchievedOpsPerSec/r.TargetOpsPerSec, r.LatePercent)
+		if r.AchievedOpsPerSec < 0.95*r.TargetOpsPerSec {
+			fmt.Print(": below 95% of the target, so this is not a run at that rate")
+		}
+		fmt.Println()
 	}
 	if r.MaxBacklog > 0 {
 		fmt.Printf("max sub-buffer backlog %d of %d\n", r.MaxBacklog, r.NumSubbufs)

@@ -1,0 +1,104 @@
+package capture
+
+import "github.com/slabbench/slabbench/event"
+
+// KindResult is the accounting of one kind. Lost = Dropped + Missed.
+type KindResult struct {
+	Captured uint64 `json:"captured"`
+	Lost     uint64 `json:"lost"`
+	Truth    uint64 `json:"truth"`
+	Attempts uint64 `json:"attempts"`
+	// Dropped: the probe ran and the buffer was full (or, in relay's
+	// overwrite mode, its sub-buffer was overwritten unread).
+	Dropped uint64 `json:"dropped"`
+	// Missed: the kernel counted the hit but did not run the probe (BPF
+	// recursion protection).
+	Missed  uint64 `json:"missed"`
+	SeqGaps uint64 `json:"seq_gaps"`
+}
+
+// Result is what one capture measured. Its JSON form is the contract of
+// `slabbench capture --json`.
+type Result struct {
+	Path          Path                  `json:"path"`
+	Attach        string                `json:"attach"`
+	Workload      string                `json:"workload"`
+	Threads       int                   `json:"threads"`
+	Ops           int64                 `json:"ops"`
+	DurationNs    int64                 `json:"duration_ns"`
+	CPUs          int                   `json:"cpus"`
+	BufferBytes   int                   `json:"buffer_bytes"`
+	SubbufSize    int                   `json:"subbuf_size"`
+	NumSubbufs    int                   `json:"subbufs"`
+	WakeupBytes   int                   `json:"wakeup_bytes"`
+	Captured      uint64                `json:"captured"`
+	Lost          uint64                `json:"lost"`    // Dropped + Missed
+	Dropped       uint64                `json:"dropped"` // buffer full: a bigger buffer or faster reader helps
+	Missed        uint64                `json:"missed"`  // probe not run: no buffer helps
+	Truth         uint64                `json:"truth"`
+	TruthChecked  bool                  `json:"truth_checked"`
+	Kinds         map[string]KindResult `json:"kinds"`
+	ProbeMisses   uint64                `json:"probe_misses"`
+	SeqGaps       uint64                `json:"seq_gaps"`
+	MaxBacklog    int                   `json:"max_backlog,omitempty"`
+	ConsumerCPUNs int64                 `json:"consumer_cpu_ns"`
+	CapturedBytes uint64                `json:"captured_bytes"`
+	// Lag is the delivery lag of the captured records: the time from a
+	// record's ts_ns to when the consumer read it.
+	Lag Lag `json:"lag"`
+	// AchievedOpsPerSec is the rate the workload reached; LatePercent, in
+	// open loop, the share of its ops that started more than one interval
+	// behind their schedule.
+	// ProbeRuns and ProbeNs are how often the probes ran and the time
+	// spent inside them, measured in the kernel (Config.ProbeTime).
+	ProbeRuns         uint64  `json:"probe_runs,omitempty"`
+	ProbeNs           uint64  `json:"probe_ns,omitempty"`
+	AchievedOpsPerSec float64 `json:"achieved_ops_per_sec,omitempty"`
+	TargetOpsPerSec   float64 `json:"target_ops_per_sec,omitempty"`
+	LatePercent       float64 `json:"late_percent,omitempty"`
+	// Reference says what Truth is compared with: "tracepoint hits" (the
+	// kernel's counting perf events), or "own attempts" for function
+	// probes, which see calls, not tracepoint hits.
+	Reference string `json:"reference"`
+	// Verified is true when every accounting rule held (event.Stats.Verify).
+	Verified    bool   `json:"verified"`
+	VerifyError string `json:"verify_error,omitempty"`
+
+	Stats event.Stats `json:"-"`
+}
+
+func (res *Result) fill(st event.Stats, cfg Config) {
+	res.Stats = st
+	res.Kinds = map[string]KindResult{}
+	for _, k := range cfg.Kinds {
+		kc := st.Kind(k)
+		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
+			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, SeqGaps: kc.SeqGaps}
+		res.Captured += kc.Captured
+		res.Lost += kc.Lost
+		res.Dropped += kc.Lost - kc.Missed
+		res.Missed += kc.Missed
+		res.Truth += kc.Truth
+		res.SeqGaps += kc.SeqGaps
+		res.ProbeMisses += st.ProbeMisses[k]
+	}
+	for _, cs := range st.PerCPU {
+		res.MaxBacklog = max(res.MaxBacklog, cs.MaxBacklog)
+	}
+	switch {
+	case cfg.Attach.IsFunctionProbe() && cfg.Path != PathRelay:
+		res.Reference = "own attempts (function calls, not tracepoint hits)"
+	case cfg.Truth:
+		res.Reference = "tracepoint hits (kernel counting perf events)"
+	default:
+		res.Reference = "own attempts (truth counter off)"
+	}
+	if err := st.Verify(); err != nil {
+		res.VerifyError = err.Error()
+		if cfg.Truth {
+			res.VerifyError += " (a mismatch is a bug, or another BPF program on the kmem tracepoints, such as a second capture, suppressing perf counting)"
+		}
+	} else {
+		res.Verified = true
+	}
+}
