@@ -42,6 +42,9 @@ type Capture struct {
 	perfRec  perf.Record
 	seq      event.SeqTracker
 	armedGen uint64
+	// maxBacklog is the most bytes the ring buffer held unread after a
+	// read (producer - consumer position).
+	maxBacklog uint64
 	// perfLostRecords counts what PERF_RECORD_LOST samples reported: the
 	// kernel's own count of refused perf writes. It lags the programs'
 	// drop counters, since the kernel reports loss only once a later

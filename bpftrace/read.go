@@ -17,6 +17,9 @@ import (
 // goroutine can set it.
 const deadlineSlice = 100 * time.Millisecond
 
+// ringbufHeaderSize is BPF_RINGBUF_HDR_SZ, the header before every record.
+const ringbufHeaderSize = 8
+
 // ReadInto blocks until a record is available and decodes it into rec.
 // It does not allocate once the first record has been read.
 func (c *Capture) ReadInto(rec *event.Record) error {
@@ -53,6 +56,10 @@ func (c *Capture) next() ([]byte, error) {
 	if c.ring != nil {
 		if err := c.ring.ReadInto(&c.ringRec); err != nil {
 			return nil, readerError(err)
+		}
+		// What was still unread behind this record, plus the record.
+		if b := uint64(c.ringRec.Remaining + len(c.ringRec.RawSample) + ringbufHeaderSize); b > c.maxBacklog {
+			c.maxBacklog = b
 		}
 		return c.ringRec.RawSample, nil
 	}

@@ -45,6 +45,12 @@ func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
 	return runs, total, nil
 }
 
+// MaxBacklogBytes returns the most bytes the ring buffer held unread when
+// the reader took a record (producer - consumer position, headers
+// included); 0 for the perf buffer, whose positions this reader does not
+// see. Read it once the consumer has stopped.
+func (c *Capture) MaxBacklogBytes() uint64 { return c.maxBacklog }
+
 // PerfLostRecords returns the records the perf buffer reader was told the
 // kernel could not write (PERF_RECORD_LOST). It never exceeds the
 // programs' drop count and can lag it.

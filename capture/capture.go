@@ -223,6 +223,9 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	res.ConsumerCPUNs = s.cons.cpuNs
 	res.CapturedBytes = s.cons.records * uint64(event.RecordSize)
 	res.Lag = s.cons.lag.result()
+	if br, ok := s.c.(interface{ MaxBacklogBytes() uint64 }); ok {
+		res.MaxBacklogBytes = br.MaxBacklogBytes()
+	}
 	st, err := s.c.Stats()
 	if err != nil {
 		return res, err

@@ -40,7 +40,12 @@ type Result struct {
 	Kinds         map[string]KindResult `json:"kinds"`
 	ProbeMisses   uint64                `json:"probe_misses"`
 	SeqGaps       uint64                `json:"seq_gaps"`
-	MaxBacklog    int                   `json:"max_backlog,omitempty"`
+	MaxBacklog    int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
+	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
+	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
+	// producer - consumer position when a record was read; 0 where the
+	// reader cannot see it: the perf buffer).
+	MaxBacklogBytes uint64 `json:"max_backlog_bytes,omitempty"`
 	ConsumerCPUNs int64                 `json:"consumer_cpu_ns"`
 	CapturedBytes uint64                `json:"captured_bytes"`
 	// Lag is the delivery lag of the captured records: the time from a
@@ -84,6 +89,9 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	}
 	for _, cs := range st.PerCPU {
 		res.MaxBacklog = max(res.MaxBacklog, cs.MaxBacklog)
+	}
+	if cfg.Path == PathRelay {
+		res.MaxBacklogBytes = uint64(res.MaxBacklog) * uint64(cfg.SubbufSize)
 	}
 	switch {
 	case cfg.Attach.IsFunctionProbe() && cfg.Path != PathRelay:

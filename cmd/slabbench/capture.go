@@ -159,6 +159,9 @@ func printSummary(r capture.Result) {
 	if r.MaxBacklog > 0 {
 		fmt.Printf("max sub-buffer backlog %d of %d\n", r.MaxBacklog, r.NumSubbufs)
 	}
+	if r.MaxBacklogBytes > 0 {
+		fmt.Printf("max backlog %s written and not yet read (buffer %s)\n", size.Format(int(r.MaxBacklogBytes)), size.Format(r.BufferBytes))
+	}
 	fmt.Printf("reference: %s\n", r.Reference)
 	if r.Verified {
 		fmt.Println("check: captured + lost == reference on every CPU and kind; sequence gaps match the drop counters")
