@@ -26,7 +26,8 @@ type Capture struct {
 	progs      map[event.Kind]*ebpf.Program
 	links      []link.Link
 	truth      *truth.Counter
-	ring       *ringbuf.Reader
+	ring       *ringbuf.Reader // Config.CiliumReader
+	direct     *ringReader     // the ring buffer otherwise
 	perfReader *perf.Reader
 	bufBytes   int
 	runStats   io.Closer // BPF_ENABLE_STATS while open (Config.ProbeTime)
@@ -93,6 +94,9 @@ func (c *Capture) Close() error {
 		}
 		if c.ring != nil {
 			c.ring.Close()
+		}
+		if c.direct != nil {
+			err = errors.Join(err, c.direct.close())
 		}
 		if c.perfReader != nil {
 			c.perfReader.Close()

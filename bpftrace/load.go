@@ -73,10 +73,18 @@ func Open(cfg Config) (_ *Capture, err error) {
 
 	switch cfg.Transport {
 	case Ringbuf:
-		if c.ring, err = ringbuf.NewReader(c.coll.Maps["events_ringbuf"]); err != nil {
-			return nil, fmt.Errorf("ring buffer reader: %w", err)
+		m := c.coll.Maps["events_ringbuf"]
+		if cfg.CiliumReader {
+			if c.ring, err = ringbuf.NewReader(m); err != nil {
+				return nil, fmt.Errorf("ring buffer reader: %w", err)
+			}
+			c.bufBytes = c.ring.BufferSize()
+		} else {
+			if c.direct, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
+				return nil, err
+			}
+			c.bufBytes = int(m.MaxEntries())
 		}
-		c.bufBytes = c.ring.BufferSize()
 	case Perfbuf:
 		c.perfReader, err = perf.NewReaderWithOptions(c.coll.Maps["events_perfbuf"], cfg.PerCPUBufferSize,
 			perf.ReaderOptions{Watermark: cfg.WakeupBytes})

@@ -24,12 +24,12 @@ const ringbufHeaderSize = 8
 // It does not allocate once the first record has been read.
 func (c *Capture) ReadInto(rec *event.Record) error {
 	for {
-		if g := c.deadlineGen.Load(); g != c.armedGen {
+		if g := c.deadlineGen.Load(); g != c.armedGen && c.direct == nil {
 			c.armedGen = g
 			c.rearm()
 		}
 		raw, err := c.next()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.direct == nil {
 			// Every pending record has been returned: the library's
 			// slice ended, and perhaps ours.
 			if !c.rearm() {
@@ -53,6 +53,9 @@ func (c *Capture) ReadInto(rec *event.Record) error {
 
 // next returns the next raw sample, or nil for a perf loss notice.
 func (c *Capture) next() ([]byte, error) {
+	if c.direct != nil {
+		return c.direct.next()
+	}
 	if c.ring != nil {
 		if err := c.ring.ReadInto(&c.ringRec); err != nil {
 			return nil, readerError(err)
@@ -101,9 +104,13 @@ func readerError(err error) error {
 
 // SetDeadline makes ReadInto return os.ErrDeadlineExceeded once t has
 // passed and every pending record has been returned; the zero time removes
-// the deadline. A ReadInto blocked in another goroutine sees it within
-// 100 ms.
+// the deadline. A ReadInto blocked in another goroutine sees it at once
+// (the ring buffer's own reader) or within 100 ms (cilium/ebpf's readers).
 func (c *Capture) SetDeadline(t time.Time) {
+	if c.direct != nil {
+		c.direct.setDeadline(t)
+		return
+	}
 	if t.IsZero() {
 		c.deadline.Store(0)
 	} else {
@@ -114,6 +121,9 @@ func (c *Capture) SetDeadline(t time.Time) {
 
 // Flush makes ReadInto return every pending record, then event.ErrFlushed.
 func (c *Capture) Flush() error {
+	if c.direct != nil {
+		return c.direct.flush()
+	}
 	if c.ring != nil {
 		return c.ring.Flush()
 	}

@@ -39,13 +39,17 @@ func slabActivity(t *testing.T) {
 // program run through BPF_PROG_TEST_RUN, so each check knows exactly how
 // many are pending.
 func TestReaderContract(t *testing.T) {
-	for _, tr := range []Transport{Ringbuf, Perfbuf} {
-		t.Run(string(tr), func(t *testing.T) {
+	for _, r := range []struct {
+		name   string
+		tr     Transport
+		cilium bool
+	}{{"ringbuf", Ringbuf, false}, {"ringbuf-cilium", Ringbuf, true}, {"perfbuf", Perfbuf, true}} {
+		t.Run(r.name, func(t *testing.T) {
 			eventtest.Run(t, eventtest.Harness{
 				Open: func(t *testing.T) event.Capture {
 					testenv.RequireRoot(t)
-					c, err := Open(Config{Transport: tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmalloc},
-						RingbufSize: 1 << 20, PerCPUBufferSize: 256 << 10, Detached: true})
+					c, err := Open(Config{Transport: r.tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmalloc},
+						RingbufSize: 1 << 20, PerCPUBufferSize: 256 << 10, Detached: true, CiliumReader: r.cilium})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -49,7 +49,22 @@ func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
 // the reader took a record (producer - consumer position, headers
 // included); 0 for the perf buffer, whose positions this reader does not
 // see. Read it once the consumer has stopped.
-func (c *Capture) MaxBacklogBytes() uint64 { return c.maxBacklog }
+func (c *Capture) MaxBacklogBytes() uint64 {
+	if c.direct != nil {
+		return c.direct.maxBacklog
+	}
+	return c.maxBacklog
+}
+
+// Wakeups returns how often the ring buffer's own reader woke up from a
+// poll with the ring readable; 0 for cilium/ebpf's readers, which do not
+// say. Read it once the consumer has stopped.
+func (c *Capture) Wakeups() uint64 {
+	if c.direct != nil {
+		return c.direct.waiter.Wakeups
+	}
+	return 0
+}
 
 // PerfLostRecords returns the records the perf buffer reader was told the
 // kernel could not write (PERF_RECORD_LOST). It never exceeds the

@@ -50,6 +50,7 @@
 #include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/timekeeping.h>
+#include <linux/sched/clock.h>
 #include <linux/perf_event.h>
 #include <linux/tracepoint.h>
 #include <trace/events/kmem.h>
@@ -101,6 +102,11 @@ module_param(empty, bool, 0444);
 MODULE_PARM_DESC(empty,
 		 "Register the probes but return at once: the floor every capture pays; nothing is recorded or counted (default 0)");
 
+static bool probe_time;
+module_param(probe_time, bool, 0444);
+MODULE_PARM_DESC(probe_time,
+		 "Sum the time spent inside the probes per CPU (local_clock, sched_clock based as BPF's run-time statistics), shown in stats as probe_ns and probe_runs (default 0)");
+
 static bool nest_first;
 module_param(nest_first, bool, 0444);
 MODULE_PARM_DESC(nest_first,
@@ -134,6 +140,8 @@ struct slabrelay_cpu {
 	u64 max_backlog;	/* most sub-buffers produced and not consumed */
 	struct perf_event *truth[SLAB_EVENT_KIND_MAX];
 	struct slabrelay_window win[SLAB_EVENT_KIND_MAX];
+	u64 probe_ns;		/* probe_time: time inside pre and emit probes */
+	u64 probe_runs;		/* probe_time: emit probe runs (hits) */
 };
 
 static DEFINE_PER_CPU(struct slabrelay_cpu, slabrelay_pcpu);
@@ -283,9 +291,11 @@ static void slabrelay_pre(u16 kind)
 	struct perf_event *tev;
 	unsigned long flags;
 	bool handled;
+	u64 t0;
 	u32 d;
 
 	local_irq_save(flags);
+	t0 = probe_time ? local_clock() : 0;
 	pc = this_cpu_ptr(&slabrelay_pcpu);
 	w = &pc->win[kind];
 	d = w->depth++;
@@ -309,6 +319,8 @@ static void slabrelay_pre(u16 kind)
 		}
 	}
 out:
+	if (probe_time)
+		pc->probe_ns += local_clock() - t0;
 	local_irq_restore(flags);
 }
 
@@ -335,14 +347,15 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	struct slab_event *ev;
 	struct rchan_buf *buf;
 	unsigned long flags;
-	u64 seq, stamp = 0;
+	u64 seq, stamp = 0, t0;
 	u16 evflags = 0;
 
-	if (empty)
+	if (empty && !probe_time)
 		return;
 	local_irq_save(flags);
+	t0 = probe_time ? local_clock() : 0;
 	pc = this_cpu_ptr(&slabrelay_pcpu);
-	if (!slabrelay_pop(&pc->win[kind], kind))
+	if (empty || !slabrelay_pop(&pc->win[kind], kind))
 		goto out;
 	ks = &pc->kinds[kind];
 	tev = pc->truth[kind];
@@ -393,6 +406,10 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	subbuf_hdr(buf->data)->nrec++;
 	subbuf_hdr(buf->data)->kind_nrec[kind]++;
 out:
+	if (probe_time) {
+		pc->probe_ns += local_clock() - t0;
+		pc->probe_runs++;
+	}
 	local_irq_restore(flags);
 }
 
@@ -800,7 +817,7 @@ static const struct file_operations slabrelay_control_fops = {
 /*
  * stats, one record per line, "key value" pairs separated by spaces:
  *   slabrelay 1 subbuf_size S n_subbufs N overwrite 0|1 events MASK probes MASK
- *   cpu C produced P consumed Q overwritten_subbufs O max_backlog B
+ *   cpu C produced P consumed Q overwritten_subbufs O max_backlog B probe_ns T probe_runs R
  *   kind C K attempts A drops D truth_first F truth_last L truth_errors E overwritten W nested N first_emit S
  * (nested: handled hits that ran inside another hit of the kind; first_emit:
  * the count the first emit probe read, the window start were nesting
@@ -823,11 +840,13 @@ static int slabrelay_stats_show(struct seq_file *m, void *v)
 		if (!buf)
 			continue;
 		pc = per_cpu_ptr(&slabrelay_pcpu, cpu);
-		seq_printf(m, "cpu %d produced %zu consumed %zu overwritten_subbufs %llu max_backlog %llu\n",
+		seq_printf(m, "cpu %d produced %zu consumed %zu overwritten_subbufs %llu max_backlog %llu probe_ns %llu probe_runs %llu\n",
 			   cpu, READ_ONCE(buf->subbufs_produced),
 			   READ_ONCE(buf->subbufs_consumed),
 			   READ_ONCE(pc->overwritten_subbufs),
-			   READ_ONCE(pc->max_backlog));
+			   READ_ONCE(pc->max_backlog),
+			   READ_ONCE(pc->probe_ns),
+			   READ_ONCE(pc->probe_runs));
 		for (k = 1; k < SLAB_EVENT_KIND_MAX; k++) {
 			ks = &pc->kinds[k];
 			seq_printf(m, "kind %d %d attempts %llu drops %llu truth_first %llu truth_last %llu truth_errors %llu overwritten %llu nested %llu first_emit %llu\n",

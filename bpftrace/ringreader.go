@@ -1,0 +1,145 @@
+package bpftrace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/slabbench/slabbench/internal/wait"
+)
+
+// BPF ring buffer record header (include/uapi/linux/bpf.h).
+const (
+	ringbufBusyBit    = 1 << 31
+	ringbufDiscardBit = 1 << 30
+)
+
+// maxBusySpins bounds how often next yields to a producer that reserved
+// the next record and has not committed it, before it polls.
+const maxBusySpins = 100
+
+// ringReader reads a BPF ring buffer through its own mapping, as the relay
+// reader reads relay's: records are decoded where they lie, the consumer
+// position is published once a record has been decoded, and the reader
+// polls only when the ring is empty. (cilium/ebpf's ringbuf.Reader copies
+// each record out under a lock; BenchmarkConsumer measures both.)
+type ringReader struct {
+	consPage []byte // consumer position, read-write
+	prodMap  []byte // producer position page, then the data pages twice
+	data     []byte
+	mask     uint64
+	consPos  *uint64
+	prodPos  *uint64
+
+	mu      sync.Mutex // reading, and unmapping at Close
+	waiter  *wait.Waiter
+	pending uint64 // consumer position after the record last returned
+	hasPend bool
+
+	maxBacklog uint64
+}
+
+func newRingReader(mapFD, size int) (*ringReader, error) {
+	page := os.Getpagesize()
+	if size <= 0 || size&(size-1) != 0 || size%page != 0 {
+		return nil, fmt.Errorf("ring buffer size %d: want a power of two of whole pages", size)
+	}
+	r := &ringReader{mask: uint64(size - 1)}
+	var err error
+	if r.consPage, err = unix.Mmap(mapFD, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return nil, fmt.Errorf("mapping the ring buffer's consumer page: %w", err)
+	}
+	if r.prodMap, err = unix.Mmap(mapFD, int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+		unix.Munmap(r.consPage)
+		return nil, fmt.Errorf("mapping the ring buffer's data pages: %w", err)
+	}
+	r.data = r.prodMap[page:]
+	r.consPos = (*uint64)(unsafe.Pointer(&r.consPage[0]))
+	r.prodPos = (*uint64)(unsafe.Pointer(&r.prodMap[0]))
+	if r.waiter, err = wait.New(mapFD); err != nil {
+		r.unmap()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *ringReader) unmap() error {
+	err := errors.Join(unix.Munmap(r.consPage), unix.Munmap(r.prodMap))
+	r.consPage, r.prodMap, r.data = nil, nil, nil
+	return err
+}
+
+// next returns the next record's bytes, valid until the following call.
+func (r *ringReader) next() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	spins := 0
+	for {
+		if r.waiter.Closed() {
+			return nil, fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
+		}
+		if r.hasPend { // the previous record has been decoded
+			atomic.StoreUint64(r.consPos, r.pending)
+			r.hasPend = false
+		}
+		cons := atomic.LoadUint64(r.consPos)
+		prod := atomic.LoadUint64(r.prodPos)
+		if cons < prod {
+			// The length word is written last, with release order:
+			// loading it atomically orders the record before it.
+			hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[cons&r.mask])))
+			if hdr&ringbufBusyBit == 0 {
+				n := uint64(hdr &^ (ringbufBusyBit | ringbufDiscardBit))
+				next := cons + (ringbufHeaderSize+n+7)&^7
+				if next > prod {
+					return nil, fmt.Errorf("ring buffer reader: record of %d bytes at %d runs past the producer position %d", n, cons, prod)
+				}
+				if hdr&ringbufDiscardBit != 0 {
+					atomic.StoreUint64(r.consPos, next)
+					continue
+				}
+				r.maxBacklog = max(r.maxBacklog, prod-cons)
+				r.pending, r.hasPend = next, true
+				start := (cons + ringbufHeaderSize) & r.mask
+				return r.data[start : start+n], nil // the data pages are mapped twice: no wrap
+			}
+			// Reserved, not committed yet: the producer is in the
+			// middle of writing it; let it finish.
+			if spins < maxBusySpins {
+				spins++
+				runtime.Gosched()
+				continue
+			}
+		}
+		if err := r.waiter.Empty(r.mu.Unlock, r.mu.Lock); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (r *ringReader) setDeadline(t time.Time) { r.waiter.SetDeadline(t) }
+
+func (r *ringReader) flush() error {
+	if r.waiter.Closed() {
+		return fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
+	}
+	r.waiter.Flush()
+	return nil
+}
+
+// close unblocks a waiting next and unmaps the ring. Idempotent.
+func (r *ringReader) close() error {
+	if !r.waiter.Shutdown() {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return errors.Join(r.unmap(), r.waiter.Release())
+}
