@@ -20,34 +20,34 @@ type KindResult struct {
 // Result is what one capture measured. Its JSON form is the contract of
 // `slabbench capture --json`.
 type Result struct {
-	Path          Path                  `json:"path"`
-	Attach        string                `json:"attach"`
-	Workload      string                `json:"workload"`
-	Threads       int                   `json:"threads"`
-	Ops           int64                 `json:"ops"`
-	DurationNs    int64                 `json:"duration_ns"`
-	CPUs          int                   `json:"cpus"`
-	BufferBytes   int                   `json:"buffer_bytes"`
-	SubbufSize    int                   `json:"subbuf_size"`
-	NumSubbufs    int                   `json:"subbufs"`
-	WakeupBytes   int                   `json:"wakeup_bytes"`
-	Captured      uint64                `json:"captured"`
-	Lost          uint64                `json:"lost"`    // Dropped + Missed
-	Dropped       uint64                `json:"dropped"` // buffer full: a bigger buffer or faster reader helps
-	Missed        uint64                `json:"missed"`  // probe not run: no buffer helps
-	Truth         uint64                `json:"truth"`
-	TruthChecked  bool                  `json:"truth_checked"`
-	Kinds         map[string]KindResult `json:"kinds"`
-	ProbeMisses   uint64                `json:"probe_misses"`
-	SeqGaps       uint64                `json:"seq_gaps"`
-	MaxBacklog    int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
+	Path         Path                  `json:"path"`
+	Attach       string                `json:"attach"`
+	Workload     string                `json:"workload"`
+	Threads      int                   `json:"threads"`
+	Ops          int64                 `json:"ops"`
+	DurationNs   int64                 `json:"duration_ns"`
+	CPUs         int                   `json:"cpus"`
+	BufferBytes  int                   `json:"buffer_bytes"`
+	SubbufSize   int                   `json:"subbuf_size"`
+	NumSubbufs   int                   `json:"subbufs"`
+	WakeupBytes  int                   `json:"wakeup_bytes"`
+	Captured     uint64                `json:"captured"`
+	Lost         uint64                `json:"lost"`    // Dropped + Missed
+	Dropped      uint64                `json:"dropped"` // buffer full: a bigger buffer or faster reader helps
+	Missed       uint64                `json:"missed"`  // probe not run: no buffer helps
+	Truth        uint64                `json:"truth"`
+	TruthChecked bool                  `json:"truth_checked"`
+	Kinds        map[string]KindResult `json:"kinds"`
+	ProbeMisses  uint64                `json:"probe_misses"`
+	SeqGaps      uint64                `json:"seq_gaps"`
+	MaxBacklog   int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
 	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
 	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
 	// producer - consumer position when a record was read; 0 where the
 	// reader cannot see it: the perf buffer).
 	MaxBacklogBytes uint64 `json:"max_backlog_bytes,omitempty"`
-	ConsumerCPUNs int64                 `json:"consumer_cpu_ns"`
-	CapturedBytes uint64                `json:"captured_bytes"`
+	ConsumerCPUNs   int64  `json:"consumer_cpu_ns"`
+	CapturedBytes   uint64 `json:"captured_bytes"`
 	// Lag is the delivery lag of the captured records: the time from a
 	// record's ts_ns to when the consumer read it.
 	Lag Lag `json:"lag"`
