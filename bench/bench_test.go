@@ -75,6 +75,8 @@ func printConfig() {
 		"truth-cost: BenchmarkTruthCost runs the same capture with truth=on and truth=off; with truth=off events/op is the probes' own attempts (captured + lost)",
 		"loss: lost-% = dropped-% (the probe ran and the buffer was full) + missed (the kernel counted the hit and did not run the probe: BPF recursion protection); missed-events is a count per run",
 		"backlog: max-backlog-B = the most written-but-unread bytes of one CPU's buffer (relay: max-backlog sub-buffers x sub-buffer size, from the module; ringbuf: producer - consumer position when the reader took a record); not yet on perfbuf rows (cilium/ebpf's perf reader does not show data_head - data_tail)",
+		"wakeups: wakeups/kevent = polls the consumer returned from with data ready, per 1000 captured records (ringbuf with its own reader; not on rows read by cilium/ebpf's perf reader, which does not say)",
+		"reader: ringbuf rows read the ring buffer's mapping directly (bpftrace ringReader); perfbuf rows use cilium/ebpf's perf.Reader; relay rows the relay walker; BenchmarkConsumer measures each",
 		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); empty rows report their own",
 		"lag: lag-p50-us, lag-p99-us, lag-max-us = time from each captured record's ts_ns (CLOCK_MONOTONIC, stamped in the probe) to the consumer's read of it, over every captured record (HdrHistogram, 2 significant digits); the consumer pays one clock read per record for it",
 		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a row below 95% of its target logs 'below target' and is not evidence for that rate",
@@ -89,7 +91,7 @@ func printConfig() {
 		"consumer-ns/event better=lower", "captured-MB/s better=higher", "buffer-B better=lower",
 		"max-backlog better=lower", "events/s better=higher", "ns/event better=lower",
 		"dropped-% better=lower", "missed-events better=lower", "lag-p50-us better=lower", "lag-p99-us better=lower",
-		"lag-max-us better=lower", "achieved-ops/s better=higher", "late-% better=lower", "probe-ns/event better=lower", "max-backlog-B better=lower"} {
+		"lag-max-us better=lower", "achieved-ops/s better=higher", "late-% better=lower", "probe-ns/event better=lower", "max-backlog-B better=lower", "wakeups/kevent better=lower"} {
 		fmt.Println("Unit " + u)
 	}
 }
@@ -258,6 +260,9 @@ func reportCapture(b *testing.B, res capture.Result) {
 	reportProbeTime(b, res.ProbeRuns, res.ProbeNs)
 	if res.MaxBacklogBytes > 0 {
 		b.ReportMetric(float64(res.MaxBacklogBytes), "max-backlog-B")
+	}
+	if res.Wakeups > 0 && res.Captured > 0 {
+		b.ReportMetric(1000*float64(res.Wakeups)/float64(res.Captured), "wakeups/kevent")
 	}
 	if res.Lag.N > 0 {
 		b.ReportMetric(res.Lag.P50Us, "lag-p50-us")

@@ -226,6 +226,9 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	if br, ok := s.c.(interface{ MaxBacklogBytes() uint64 }); ok {
 		res.MaxBacklogBytes = br.MaxBacklogBytes()
 	}
+	if wr, ok := s.c.(interface{ Wakeups() uint64 }); ok {
+		res.Wakeups = wr.Wakeups()
+	}
 	st, err := s.c.Stats()
 	if err != nil {
 		return res, err

@@ -48,6 +48,9 @@ type Result struct {
 	MaxBacklogBytes uint64 `json:"max_backlog_bytes,omitempty"`
 	ConsumerCPUNs   int64  `json:"consumer_cpu_ns"`
 	CapturedBytes   uint64 `json:"captured_bytes"`
+	// Wakeups counts the consumer's polls that returned with data ready
+	// (0 where the reader does not say: cilium/ebpf's readers).
+	Wakeups uint64 `json:"wakeups,omitempty"`
 	// Lag is the delivery lag of the captured records: the time from a
 	// record's ts_ns to when the consumer read it.
 	Lag Lag `json:"lag"`
