@@ -75,9 +75,9 @@ func printConfig() {
 		"truth-cost: BenchmarkTruthCost runs the same capture with truth=on and truth=off; with truth=off events/op is the probes' own attempts (captured + lost)",
 		"loss: lost-% = dropped-% (the probe ran and the buffer was full) + missed (the kernel counted the hit and did not run the probe: BPF recursion protection); missed-events is a count per run",
 		"backlog: max-backlog-B = the most written-but-unread bytes of one CPU's buffer (relay: max-backlog sub-buffers x sub-buffer size, from the module; ringbuf: producer - consumer position when the reader took a record); not yet on perfbuf rows (cilium/ebpf's perf reader does not show data_head - data_tail)",
-		"wakeups: wakeups/kevent = polls the consumer returned from with data ready, per 1000 captured records (ringbuf with its own reader; not on rows read by cilium/ebpf's perf reader, which does not say)",
+		"wakeups: wakeups/kevent = polls the consumer returned from with data ready, per 1000 captured records (relay, and ringbuf with its own reader; not on rows read by cilium/ebpf's perf reader, which does not say)",
 		"reader: ringbuf rows read the ring buffer's mapping directly (bpftrace ringReader); perfbuf rows use cilium/ebpf's perf.Reader; relay rows the relay walker; BenchmarkConsumer measures each",
-		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); empty rows report their own",
+		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); the module's local_clock around its pre and emit probes (module parameter probe_time, on for every relay row); empty rows report their own",
 		"lag: lag-p50-us, lag-p99-us, lag-max-us = time from each captured record's ts_ns (CLOCK_MONOTONIC, stamped in the probe) to the consumer's read of it, over every captured record (HdrHistogram, 2 significant digits); the consumer pays one clock read per record for it",
 		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a row below 95% of its target logs 'below target' and is not evidence for that rate",
 	}
@@ -333,12 +333,17 @@ func benchEmptyKmod(b *testing.B, wcfg workloads.Config, baseKey string) {
 	if err := relaytrace.Available(""); err != nil {
 		b.Skip("relay: ", err)
 	}
-	c, err := relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true})
+	c, err := relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true, ProbeTime: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
+	runs, total, err := c.ProbeTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
 }
 
 // reportFloor reports the overhead of an empty probe per op (it counts

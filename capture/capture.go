@@ -145,6 +145,7 @@ func Open(cfg Config) (event.Capture, error) {
 			Overwrite:  cfg.Overwrite,
 			Kinds:      cfg.Kinds,
 			Truth:      cfg.Truth,
+			ProbeTime:  cfg.ProbeTime,
 		})
 	}
 	return nil, fmt.Errorf("--path %q: use ringbuf, perfbuf or relay", cfg.Path)

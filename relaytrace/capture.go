@@ -21,12 +21,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/wait"
 	"github.com/slabbench/slabbench/truth"
 )
 
@@ -43,6 +43,10 @@ type Config struct {
 	// ModulePath is slabrelay.ko; "" looks in $SLABBENCH_KMOD, next to the
 	// executable and in kmod/slabrelay of the repository (FindModule).
 	ModulePath string
+
+	// ProbeTime makes the module sum the time spent inside its probes
+	// (module parameter probe_time), for ProbeTime.
+	ProbeTime bool
 
 	// nestFirst (tests) makes a kmalloc and kfree hit nest inside the first
 	// kmalloc and kfree hit of each CPU (module parameter nest_first).
@@ -71,20 +75,14 @@ type Capture struct {
 	cfg     Config
 	cpus    []*cpuBuf
 	control *os.File
-	pollFds []unix.PollFd
-	wakeFd  int // eventfd: Close, SetDeadline and Flush wake a blocked ReadInto
+	waiter  *wait.Waiter // the CPUs' files; Close, SetDeadline and Flush wake it
 
-	mu       sync.Mutex // ReadInto, Stats and teardown
-	tracker  event.SeqTracker
-	rr       int    // CPU to read first
-	cmd      []byte // reused control command
-	stopped  bool
-	final    *event.Stats // Stats at Close
-	flushing bool
-
-	closed   atomic.Bool
-	deadline atomic.Int64 // unix nanoseconds, 0: none
-	flushReq atomic.Bool
+	mu      sync.Mutex // ReadInto, Stats and teardown
+	tracker event.SeqTracker
+	rr      int    // CPU to read first
+	cmd     []byte // reused control command
+	stopped bool
+	final   *event.Stats // Stats at Close
 }
 
 var _ event.Capture = (*Capture)(nil)
@@ -133,7 +131,7 @@ func Open(cfg Config) (*Capture, error) {
 	if err := loadModule(path, moduleParams(&cfg, ids)); err != nil {
 		return nil, err
 	}
-	c := &Capture{cfg: cfg, wakeFd: -1}
+	c := &Capture{cfg: cfg}
 	if err := c.open(); err != nil {
 		c.teardown()
 		return nil, errors.Join(err, unloadModule())
@@ -196,6 +194,7 @@ func (c *Capture) open() error {
 		return fmt.Errorf("no relay buffers in %s", debugfsDir)
 	}
 	sort.Ints(cpus)
+	var fds []int
 	size := c.cfg.SubbufSize * c.cfg.NumSubbufs
 	pg := os.Getpagesize()
 	mapLen := (size + pg - 1) / pg * pg // relay maps exactly its page-aligned size
@@ -216,20 +215,10 @@ func (c *Capture) open() error {
 			return err
 		}
 		cb.consume = func(next uint64) (bool, error) { return c.consume(cb.cpu, next) }
-		c.pollFds = append(c.pollFds, unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLIN})
+		fds = append(fds, int(f.Fd()))
 	}
-	if c.wakeFd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return fmt.Errorf("eventfd: %w", err)
-	}
-	c.pollFds = append(c.pollFds, unix.PollFd{Fd: int32(c.wakeFd), Events: unix.POLLIN})
-	return nil
-}
-
-func (c *Capture) wake() {
-	if c.wakeFd >= 0 {
-		var one = [8]byte{1}
-		_, _ = unix.Write(c.wakeFd, one[:])
-	}
+	c.waiter, err = wait.New(fds...)
+	return err
 }
 
 // command writes one control command.
@@ -282,65 +271,38 @@ func (c *Capture) ReadInto(rec *event.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		if c.closed.Load() {
+		if c.waiter.Closed() {
 			return fmt.Errorf("relay capture: %w", os.ErrClosed)
 		}
 		ok, err := c.step(rec)
 		if ok || err != nil {
 			return err
 		}
-		if c.flushing {
-			c.flushing = false
-			return event.ErrFlushed
+		if err := c.waiter.Empty(c.mu.Unlock, c.mu.Lock); err != nil {
+			return err
 		}
-		if c.flushReq.Swap(false) {
-			c.flushing = true
-			continue
-		}
-		timeout := 100 // ms; relay wakes readers through irq_work, this bounds a missed one
-		if d := c.deadline.Load(); d != 0 {
-			left := time.Until(time.Unix(0, d))
-			if left <= 0 {
-				return os.ErrDeadlineExceeded
-			}
-			if ms := int(left/time.Millisecond) + 1; ms < timeout {
-				timeout = ms
-			}
-		}
-		c.mu.Unlock()
-		_, err = unix.Poll(c.pollFds, timeout)
-		c.mu.Lock()
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("relay capture: poll: %w", err)
-		}
-		var drain [8]byte
-		_, _ = unix.Read(c.wakeFd, drain[:])
 	}
 }
 
 // SetDeadline makes ReadInto return os.ErrDeadlineExceeded once t has
 // passed and no record is pending; the zero time removes the deadline.
-func (c *Capture) SetDeadline(t time.Time) {
-	if t.IsZero() {
-		c.deadline.Store(0)
-	} else {
-		c.deadline.Store(t.UnixNano())
-	}
-	c.wake()
-}
+func (c *Capture) SetDeadline(t time.Time) { c.waiter.SetDeadline(t) }
+
+// Wakeups returns how often the reader woke up from a poll with a CPU's
+// relay file readable. Read it once the consumer has stopped.
+func (c *Capture) Wakeups() uint64 { return c.waiter.Wakeups }
 
 // Flush closes the open sub-buffer of every CPU, so that every record
 // written so far becomes readable, and makes ReadInto return
 // event.ErrFlushed once it has returned them.
 func (c *Capture) Flush() error {
-	if c.closed.Load() {
+	if c.waiter.Closed() {
 		return fmt.Errorf("relay capture: %w", os.ErrClosed)
 	}
 	if err := c.command([]byte("flush")); err != nil {
 		return fmt.Errorf("relay flush: %w", err)
 	}
-	c.flushReq.Store(true)
-	c.wake()
+	c.waiter.Flush()
 	return nil
 }
 
@@ -364,6 +326,25 @@ func (c *Capture) stopLocked() error {
 	}
 	c.stopped = true
 	return nil
+}
+
+// ProbeTime returns how often the module's emitting probe ran and the
+// time spent inside its probes (pre and emit), summed over the CPUs; zero
+// unless Config.ProbeTime. Call it before Close.
+func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
+	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("relay stats: %w", err)
+	}
+	ms, err := parseStats(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, cs := range ms.cpus {
+		runs += cs.probeRuns
+		total += time.Duration(cs.probeNs)
+	}
+	return runs, total, nil
 }
 
 // BufferBytes is the relay buffer memory: sub-buffer size * count * CPUs.
@@ -419,10 +400,9 @@ func (c *Capture) statsLocked() (event.Stats, error) {
 // Close stops the capture, unmaps the buffers and unloads the module. A
 // blocked ReadInto returns an error wrapping os.ErrClosed. Idempotent.
 func (c *Capture) Close() error {
-	if c.closed.Swap(true) {
+	if !c.waiter.Shutdown() {
 		return nil
 	}
-	c.wake()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
@@ -453,9 +433,8 @@ func (c *Capture) teardown() error {
 		errs = append(errs, c.control.Close())
 		c.control = nil
 	}
-	if c.wakeFd >= 0 {
-		errs = append(errs, unix.Close(c.wakeFd))
-		c.wakeFd = -1
+	if c.waiter != nil {
+		errs = append(errs, c.waiter.Release())
 	}
 	return errors.Join(errs...)
 }

@@ -113,6 +113,9 @@ func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	if cfg.Empty {
 		s += " empty=1"
 	}
+	if cfg.ProbeTime {
+		s += " probe_time=1"
+	}
 	if cfg.nestFirst {
 		s += " nest_first=1"
 	}
@@ -245,6 +248,7 @@ type cpuModuleStats struct {
 	cpu                         int
 	produced, consumed          uint64
 	overwrittenSubbufs, backlog uint64
+	probeNs, probeRuns          uint64
 	kinds                       [event.NumKinds]kindModuleStats
 }
 
@@ -310,7 +314,8 @@ func parseStats(b []byte) (*moduleStats, error) {
 				return nil, err
 			}
 			ms.cpus = append(ms.cpus, cpuModuleStats{cpu: c, produced: m["produced"], consumed: m["consumed"],
-				overwrittenSubbufs: m["overwritten_subbufs"], backlog: m["max_backlog"]})
+				overwrittenSubbufs: m["overwritten_subbufs"], backlog: m["max_backlog"],
+				probeNs: m["probe_ns"], probeRuns: m["probe_runs"]})
 			cur = &ms.cpus[len(ms.cpus)-1]
 		case "kind":
 			if len(f) < 3 || cur == nil || f[1] != strconv.Itoa(cur.cpu) {

@@ -429,7 +429,7 @@ min_subbufs %d max_subbufs %d max_cpu_bytes %d
 
 func TestParseStats(t *testing.T) {
 	in := `slabrelay 1 subbuf_size 4096 n_subbufs 4 overwrite 1 events 30 probes 0
-cpu 0 produced 4 consumed 1 overwritten_subbufs 2 max_backlog 4
+cpu 0 produced 4 consumed 1 overwritten_subbufs 2 max_backlog 4 probe_ns 900 probe_runs 9
 kind 0 1 attempts 2063 drops 5 truth_first 1 truth_last 2063 truth_errors 0 overwritten 7 nested 3 first_emit 2
 kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritten 0
 `
@@ -441,7 +441,7 @@ kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritte
 		t.Fatalf("%+v", ms)
 	}
 	c := ms.cpus[0]
-	if c.produced != 4 || c.consumed != 1 || c.overwrittenSubbufs != 2 || c.backlog != 4 ||
+	if c.produced != 4 || c.consumed != 1 || c.overwrittenSubbufs != 2 || c.backlog != 4 || c.probeNs != 900 || c.probeRuns != 9 ||
 		c.kinds[1] != (kindModuleStats{attempts: 2063, drops: 5, truthFirst: 1, truthLast: 2063, overwritten: 7, nested: 3, firstEmit: 2}) || c.kinds[2].truthFirst != 3 {
 		t.Fatalf("%+v", c)
 	}

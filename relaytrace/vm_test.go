@@ -348,3 +348,30 @@ func TestUnloadWithOpenFiles(t *testing.T) {
 		t.Fatalf("mapping after unload: %+v", h)
 	}
 }
+
+// TestProbeTime: with probe_time the module sums the time inside its
+// probes; every handled hit ran the emitting probe once.
+func TestProbeTime(t *testing.T) {
+	needModule(t)
+	c, err := Open(Config{Truth: true, ProbeTime: true, SubbufSize: 64 << 10, NumSubbufs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	openClose(context.Background(), 2000)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	runs, total, err := c.ProbeTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec event.Record
+	drain(t, c, &rec)
+	st := checkStats(t, c)
+	attempts := st.Total().Attempts
+	t.Logf("%d probe runs, %v in all (%.0f ns per run), %d handled hits", runs, total, float64(total)/float64(runs), attempts)
+	if runs < attempts || attempts < 4000 || total <= 0 {
+		t.Fatalf("%d runs taking %v for %d handled hits; want runs >= hits >= 4000 and time > 0", runs, total, attempts)
+	}
+}
