@@ -23,6 +23,7 @@ func BenchmarkConsumer(b *testing.B) {
 	b.Run("reader=relay", benchRelayWalker)
 	b.Run("reader=ringbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, false) })
 	b.Run("reader=ringbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, true) })
+	b.Run("reader=perfbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, false) })
 	b.Run("reader=perfbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, true) })
 }
 

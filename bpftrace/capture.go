@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -27,8 +28,8 @@ type Capture struct {
 	links      []link.Link
 	truth      *truth.Counter
 	ring       *ringbuf.Reader // Config.CiliumReader
-	direct     *ringReader     // the ring buffer otherwise
-	perfReader *perf.Reader
+	perfReader *perf.Reader    // Config.CiliumReader
+	own        ownReader       // slabbench's reader of the mapping otherwise
 	bufBytes   int
 	runStats   io.Closer // BPF_ENABLE_STATS while open (Config.ProbeTime)
 
@@ -60,6 +61,24 @@ type Capture struct {
 }
 
 var _ event.Capture = (*Capture)(nil)
+
+// ownReader is slabbench's reader of a ring or perf buffer's mapping.
+type ownReader interface {
+	// next returns the next record's bytes, valid until the next call.
+	next() ([]byte, error)
+	setDeadline(t time.Time)
+	flush() error
+	close() error
+	// backlog is the most written-but-unread bytes seen; wakeups the
+	// polls that returned with data ready.
+	backlog() uint64
+	wakeups() uint64
+}
+
+var (
+	_ ownReader = (*ringReader)(nil)
+	_ ownReader = (*perfReader)(nil)
+)
 
 // BufferBytes returns the buffer memory in bytes: the ring buffer, or the
 // per-CPU perf buffers (data pages) over all possible CPUs.
@@ -95,8 +114,8 @@ func (c *Capture) Close() error {
 		if c.ring != nil {
 			c.ring.Close()
 		}
-		if c.direct != nil {
-			err = errors.Join(err, c.direct.close())
+		if c.own != nil {
+			err = errors.Join(err, c.own.close())
 		}
 		if c.perfReader != nil {
 			c.perfReader.Close()

@@ -60,10 +60,9 @@ type Config struct {
 	// Detached loads the programs without attaching them: records then
 	// come only from Inject (the consumer benchmarks).
 	Detached bool
-	// CiliumReader reads the ring buffer with cilium/ebpf's
-	// ringbuf.Reader instead of slabbench's own reader of the mapping (the
-	// consumer benchmarks compare the two). The perf buffer is always read
-	// with cilium/ebpf's perf.Reader.
+	// CiliumReader reads the buffer with cilium/ebpf's ringbuf.Reader or
+	// perf.Reader instead of slabbench's own reader of the mapping (the
+	// consumer benchmarks compare the two).
 	CiliumReader bool
 	// ProbeTime turns on the kernel's BPF run-time statistics
 	// (BPF_ENABLE_STATS) while the capture is open, so that ProbeTime

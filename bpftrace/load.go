@@ -80,22 +80,31 @@ func Open(cfg Config) (_ *Capture, err error) {
 			}
 			c.bufBytes = c.ring.BufferSize()
 		} else {
-			if c.direct, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
+			if c.own, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
 				return nil, err
 			}
 			c.bufBytes = int(m.MaxEntries())
 		}
 	case Perfbuf:
-		c.perfReader, err = perf.NewReaderWithOptions(c.coll.Maps["events_perfbuf"], cfg.PerCPUBufferSize,
-			perf.ReaderOptions{Watermark: cfg.WakeupBytes})
-		if err != nil {
-			return nil, fmt.Errorf("perf buffer reader: %w", err)
-		}
+		m := c.coll.Maps["events_perfbuf"]
 		cpus, err := ebpf.PossibleCPU()
 		if err != nil {
 			return nil, err
 		}
-		c.bufBytes = c.perfReader.BufferSize() * cpus
+		if cfg.CiliumReader {
+			c.perfReader, err = perf.NewReaderWithOptions(m, cfg.PerCPUBufferSize, perf.ReaderOptions{Watermark: cfg.WakeupBytes})
+			if err != nil {
+				return nil, fmt.Errorf("perf buffer reader: %w", err)
+			}
+			c.bufBytes = c.perfReader.BufferSize() * cpus
+		} else {
+			pr, err := newPerfReader(m, cfg.PerCPUBufferSize, cfg.WakeupBytes)
+			if err != nil {
+				return nil, err
+			}
+			c.own = pr
+			c.bufBytes = pr.bufferSize() * cpus
+		}
 	}
 
 	if cfg.ProbeTime {

@@ -24,12 +24,12 @@ const ringbufHeaderSize = 8
 // It does not allocate once the first record has been read.
 func (c *Capture) ReadInto(rec *event.Record) error {
 	for {
-		if g := c.deadlineGen.Load(); g != c.armedGen && c.direct == nil {
+		if g := c.deadlineGen.Load(); g != c.armedGen && c.own == nil {
 			c.armedGen = g
 			c.rearm()
 		}
 		raw, err := c.next()
-		if errors.Is(err, os.ErrDeadlineExceeded) && c.direct == nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.own == nil {
 			// Every pending record has been returned: the library's
 			// slice ended, and perhaps ours.
 			if !c.rearm() {
@@ -53,8 +53,8 @@ func (c *Capture) ReadInto(rec *event.Record) error {
 
 // next returns the next raw sample, or nil for a perf loss notice.
 func (c *Capture) next() ([]byte, error) {
-	if c.direct != nil {
-		return c.direct.next()
+	if c.own != nil {
+		return c.own.next()
 	}
 	if c.ring != nil {
 		if err := c.ring.ReadInto(&c.ringRec); err != nil {
@@ -107,8 +107,8 @@ func readerError(err error) error {
 // the deadline. A ReadInto blocked in another goroutine sees it at once
 // (the ring buffer's own reader) or within 100 ms (cilium/ebpf's readers).
 func (c *Capture) SetDeadline(t time.Time) {
-	if c.direct != nil {
-		c.direct.setDeadline(t)
+	if c.own != nil {
+		c.own.setDeadline(t)
 		return
 	}
 	if t.IsZero() {
@@ -121,8 +121,8 @@ func (c *Capture) SetDeadline(t time.Time) {
 
 // Flush makes ReadInto return every pending record, then event.ErrFlushed.
 func (c *Capture) Flush() error {
-	if c.direct != nil {
-		return c.direct.flush()
+	if c.own != nil {
+		return c.own.flush()
 	}
 	if c.ring != nil {
 		return c.ring.Flush()

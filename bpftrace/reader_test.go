@@ -43,7 +43,7 @@ func TestReaderContract(t *testing.T) {
 		name   string
 		tr     Transport
 		cilium bool
-	}{{"ringbuf", Ringbuf, false}, {"ringbuf-cilium", Ringbuf, true}, {"perfbuf", Perfbuf, true}} {
+	}{{"ringbuf", Ringbuf, false}, {"ringbuf-cilium", Ringbuf, true}, {"perfbuf", Perfbuf, false}, {"perfbuf-cilium", Perfbuf, true}} {
 		t.Run(r.name, func(t *testing.T) {
 			eventtest.Run(t, eventtest.Harness{
 				Open: func(t *testing.T) event.Capture {

@@ -126,6 +126,9 @@ func (r *ringReader) next() ([]byte, error) {
 
 func (r *ringReader) setDeadline(t time.Time) { r.waiter.SetDeadline(t) }
 
+func (r *ringReader) backlog() uint64 { return r.maxBacklog }
+func (r *ringReader) wakeups() uint64 { return r.waiter.Wakeups }
+
 func (r *ringReader) flush() error {
 	if r.waiter.Closed() {
 		return fmt.Errorf("ring buffer reader: %w", os.ErrClosed)

@@ -45,23 +45,24 @@ func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
 	return runs, total, nil
 }
 
-// MaxBacklogBytes returns the most bytes the ring buffer held unread when
-// the reader took a record (producer - consumer position, headers
-// included); 0 for the perf buffer, whose positions this reader does not
-// see. Read it once the consumer has stopped.
+// MaxBacklogBytes returns the most bytes one buffer held unread when the
+// reader took a record (ring buffer: producer - consumer position; perf
+// buffer: data_head - data_tail of one CPU; headers included); 0 for
+// cilium/ebpf's perf reader, which does not show them. Read it once the
+// consumer has stopped.
 func (c *Capture) MaxBacklogBytes() uint64 {
-	if c.direct != nil {
-		return c.direct.maxBacklog
+	if c.own != nil {
+		return c.own.backlog()
 	}
 	return c.maxBacklog
 }
 
-// Wakeups returns how often the ring buffer's own reader woke up from a
-// poll with the ring readable; 0 for cilium/ebpf's readers, which do not
-// say. Read it once the consumer has stopped.
+// Wakeups returns how often slabbench's own reader woke up from a poll
+// with a buffer readable; 0 for cilium/ebpf's readers, which do not say.
+// Read it once the consumer has stopped.
 func (c *Capture) Wakeups() uint64 {
-	if c.direct != nil {
-		return c.direct.waiter.Wakeups
+	if c.own != nil {
+		return c.own.wakeups()
 	}
 	return 0
 }
@@ -69,7 +70,12 @@ func (c *Capture) Wakeups() uint64 {
 // PerfLostRecords returns the records the perf buffer reader was told the
 // kernel could not write (PERF_RECORD_LOST). It never exceeds the
 // programs' drop count and can lag it.
-func (c *Capture) PerfLostRecords() uint64 { return c.perfLostRecords }
+func (c *Capture) PerfLostRecords() uint64 {
+	if pr, ok := c.own.(*perfReader); ok {
+		return pr.lost
+	}
+	return c.perfLostRecords
+}
 
 // Stats returns the accounting per CPU and kind. Call it after Stop, once
 // the consumer has drained the reader; after Close it returns the
