@@ -388,7 +388,10 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 			continue
 		}
 		if planned {
-			for _, g := range plannedGeometries(plan, rate) {
+			for i, g := range plannedGeometries(plan, rate) {
+				if v.Path == "perf-record" && !plan.PerfRecordRows(i) {
+					continue
+				}
 				if !slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
 					sz.NotRun = append(sz.NotRun, g)
 				}
