@@ -163,11 +163,13 @@ func (r *Record) Encode(b []byte) {
 // cilium/ebpf's ringbuf and perf readers.
 //
 // ReadInto blocks until a record is available and decodes it into rec
-// without allocating. SetDeadline makes a blocked ReadInto return
-// os.ErrDeadlineExceeded once every pending record has been returned.
-// Flush makes ReadInto return every pending record, then ErrFlushed. Close
-// is idempotent and makes a blocked ReadInto return an error wrapping
-// os.ErrClosed.
+// without allocating. SetDeadline makes ReadInto return
+// os.ErrDeadlineExceeded once every pending record has been returned; it
+// may be called from another goroutine while ReadInto blocks (a reader
+// built on cilium/ebpf's notices within 100 ms). Flush makes ReadInto
+// return every pending record, then ErrFlushed. Close is idempotent and
+// makes a blocked ReadInto return an error wrapping os.ErrClosed.
+// event/eventtest checks all of this for every implementation.
 type Reader interface {
 	ReadInto(rec *Record) error
 	SetDeadline(t time.Time)
@@ -192,7 +194,8 @@ type Capture interface {
 	// It is idempotent.
 	Stop() error
 	// Stats returns the accounting per CPU and kind: Captured from what
-	// ReadInto returned, Lost/Attempts/Truth from the producer.
+	// ReadInto returned, Lost/Attempts/Truth from the producer. After
+	// Close it returns the producer's counters as they were at Close.
 	Stats() (Stats, error)
 	// BufferBytes is the total buffer memory of the transport.
 	BufferBytes() int

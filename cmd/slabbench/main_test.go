@@ -114,3 +114,22 @@ func TestCaptureJSONContract(t *testing.T) {
 		t.Errorf("unexpected header fields: %v", r)
 	}
 }
+
+// TestReportSkipsBenchstatTables runs the README's report command shape: a
+// glob over results/ matches make bench's benchstat tables too.
+func TestReportSkipsBenchstatTables(t *testing.T) {
+	files, _ := filepath.Glob("../../results/native-*.txt")
+	if len(files) < 2 {
+		t.Fatalf("want a results file and its benchstat table in ../../results, got %v", files)
+	}
+	out := filepath.Join(t.TempDir(), "REPORT.md")
+	cmd := exec.Command(binary, append([]string{"report", "-o", out}, files...)...)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	} else if !strings.Contains(string(msg), "skipping") {
+		t.Fatalf("no word of the skipped table:\n%s", msg)
+	}
+	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), "### Headline") {
+		t.Fatalf("report not written (%v)", err)
+	}
+}
