@@ -231,7 +231,7 @@ func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	wr := timeWorkload(b, cfg.Workload)
+	wr := timeWorkload(b, s.Workload())
 	res, err := s.Finish(wr)
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/slabbench/slabbench/bpftrace"
@@ -57,6 +58,12 @@ type Config struct {
 
 	// ConsumerStall delays the consumer's first read, to provoke loss.
 	ConsumerStall time.Duration
+	// PinConsumer pins the consumer to ConsumerCPU and, unless
+	// Workload.CPUs says otherwise, the workload to every other CPU, so
+	// that the transport's cost is seen without the consumer competing
+	// with the workload for a CPU.
+	PinConsumer bool
+	ConsumerCPU int
 	// OnRecord, if set, sees every record the consumer reads (the
 	// consumer goroutine calls it; it must not keep rec).
 	OnRecord func(rec *event.Record)
@@ -101,6 +108,18 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.ConsumerStall < 0 {
 		return fmt.Errorf("--consumer-stall %v: want >= 0", cfg.ConsumerStall)
+	}
+	if cfg.PinConsumer {
+		cpus, err := workloads.UsableCPUs()
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(cpus, cfg.ConsumerCPU) {
+			return fmt.Errorf("--consumer-cpu %d: want one of the CPUs this process may use, %v", cfg.ConsumerCPU, cpus)
+		}
+		if cfg.Workload.CPUs == nil && len(cpus) < 2 {
+			return fmt.Errorf("--consumer-cpu %d: the workload needs another CPU, and only %v are usable", cfg.ConsumerCPU, cpus)
+		}
 	}
 	if cfg.Workload.Name != "" && cfg.Workload.Name != "none" {
 		return cfg.Workload.Validate()
@@ -183,12 +202,26 @@ func Start(cfg Config) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.PinConsumer {
+		res.ConsumerCPU = cfg.ConsumerCPU
+		if cfg.Workload.CPUs == nil {
+			cpus, _ := workloads.UsableCPUs()
+			cfg.Workload.CPUs = slices.DeleteFunc(cpus, func(c int) bool { return c == cfg.ConsumerCPU })
+		}
+	} else {
+		res.ConsumerCPU = -1
+	}
 	c, err := Open(cfg)
 	if err != nil {
 		return nil, err
 	}
 	res.BufferBytes = c.BufferBytes()
-	return &Session{cfg: cfg, c: c, res: res, cons: startConsumer(c, cfg.ConsumerStall, cfg.OnRecord)}, nil
+	cons, err := startConsumer(c, cfg, cfg.OnRecord)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &Session{cfg: cfg, c: c, res: res, cons: cons}, nil
 }
 
 // Finish closes the capture window, lets the consumer drain what was
@@ -238,6 +271,10 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	return res, nil
 }
 
+// Workload is the workload to drive for this session: the configured one,
+// pinned away from the consumer's CPU when the consumer is pinned.
+func (s *Session) Workload() workloads.Config { return s.cfg.Workload }
+
 // Close detaches and frees everything; it is safe after Finish and on
 // error paths, and unblocks the consumer.
 func (s *Session) Close() error {
@@ -266,7 +303,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		wr.Elapsed = time.Since(start)
 	} else {
-		wr, werr = workloads.Run(ctx, cfg.Workload) // set-up excluded
+		wr, werr = workloads.Run(ctx, s.Workload()) // set-up excluded
 	}
 	res, err := s.Finish(wr)
 	if werr != nil {

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,39 @@ func TestFunctionProbes(t *testing.T) {
 				t.Logf("captured %d lost %d attempts %d", res.Captured, res.Lost, res.Captured+res.Lost)
 			})
 		}
+	}
+}
+
+// TestPinnedConsumer: with the consumer pinned to CPU 1, the workload runs
+// on CPU 0, so its events (nearly all of them) are CPU 0's.
+func TestPinnedConsumer(t *testing.T) {
+	testenv.RequireRoot(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	for _, path := range []Path{PathRingbuf, PathPerfbuf} {
+		t.Run(string(path), func(t *testing.T) {
+			cfg := baseConfig(path, bpftrace.AttachTracepoint, "openclose")
+			// Two threads would take one CPU each if the workload were
+			// not kept off the consumer's.
+			cfg.Workload.Threads = 2
+			cfg.PinConsumer, cfg.ConsumerCPU = true, 1
+			res := mustRun(t, cfg)
+			if res.ConsumerCPU != 1 {
+				t.Fatalf("result says consumer CPU %d", res.ConsumerCPU)
+			}
+			var on0, all uint64
+			for _, cs := range res.Stats.PerCPU {
+				a := cs.Kinds[event.KindKmemCacheAlloc].Attempts
+				all += a
+				if cs.CPU == 0 {
+					on0 = a
+				}
+			}
+			t.Logf("kmem_cache_alloc: %d of %d on CPU 0", on0, all)
+			if all == 0 || float64(on0) < 0.9*float64(all) {
+				t.Fatalf("only %d of %d kmem_cache_alloc hits on CPU 0: the workload was not kept off the consumer's CPU", on0, all)
+			}
+		})
 	}
 }

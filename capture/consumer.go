@@ -2,6 +2,7 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -23,18 +24,30 @@ type consumer struct {
 	once    sync.Once
 }
 
-func startConsumer(c event.Capture, stall time.Duration, onRecord func(*event.Record)) *consumer {
+// startConsumer starts draining c, on cfg.ConsumerCPU if cfg.PinConsumer.
+func startConsumer(c event.Capture, cfg Config, onRecord func(*event.Record)) (*consumer, error) {
 	cons := &consumer{c: c, done: make(chan struct{})}
-	started := make(chan struct{})
+	started := make(chan error)
 	go func() {
 		defer close(cons.done)
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		if cfg.PinConsumer {
+			var set unix.CPUSet
+			set.Set(cfg.ConsumerCPU)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				// The thread keeps its affinity: let it go with the
+				// goroutine rather than back to the scheduler.
+				started <- fmt.Errorf("pinning the consumer to CPU %d: %w", cfg.ConsumerCPU, err)
+				return
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
 		before := threadCPUTime()
 		cons.lag.start()
-		close(started)
-		if stall > 0 {
-			time.Sleep(stall)
+		started <- nil
+		if cfg.ConsumerStall > 0 {
+			time.Sleep(cfg.ConsumerStall)
 		}
 		var rec event.Record
 		for {
@@ -53,8 +66,10 @@ func startConsumer(c event.Capture, stall time.Duration, onRecord func(*event.Re
 		}
 		cons.cpuNs = threadCPUTime() - before
 	}()
-	<-started
-	return cons
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return cons, nil
 }
 
 // finish asks the reader to return everything pending and waits for the

@@ -47,7 +47,9 @@ type Result struct {
 	// reader cannot see it: the perf buffer).
 	MaxBacklogBytes uint64 `json:"max_backlog_bytes,omitempty"`
 	ConsumerCPUNs   int64  `json:"consumer_cpu_ns"`
-	CapturedBytes   uint64 `json:"captured_bytes"`
+	// ConsumerCPU is the CPU the consumer was pinned to, -1 if none.
+	ConsumerCPU   int    `json:"consumer_cpu"`
+	CapturedBytes uint64 `json:"captured_bytes"`
 	// Wakeups counts the consumer's polls that returned with data ready
 	// (0 where the reader does not say: cilium/ebpf's readers).
 	Wakeups uint64 `json:"wakeups,omitempty"`

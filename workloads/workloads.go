@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,9 @@ type Config struct {
 	Ops      int64         // total ops over all threads; 0 means run for Duration
 	Duration time.Duration // used when Ops == 0, or as an upper bound when both are set
 	Rate     float64       // open loop: target total ops/s over all threads; 0 = closed loop (as fast as possible)
+	// CPUs the threads are pinned to in turn; nil: every CPU this process
+	// may run on.
+	CPUs []int
 }
 
 // Result of one run.
@@ -165,9 +169,17 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		return Result{}, err
 	}
 	wl, _ := lookup(cfg.Name)
-	cpus, err := usableCPUs()
+	cpus, err := UsableCPUs()
 	if err != nil {
 		return Result{}, err
+	}
+	if cfg.CPUs != nil {
+		for _, c := range cfg.CPUs {
+			if !slices.Contains(cpus, c) {
+				return Result{}, fmt.Errorf("workload CPU %d: want one of the CPUs this process may use, %v", c, cpus)
+			}
+		}
+		cpus = cfg.CPUs
 	}
 	n := cfg.threads()
 
@@ -290,10 +302,10 @@ type thread struct {
 	err      error
 }
 
-// usableCPUs returns the CPUs this process may run on. The kernel limits an
+// UsableCPUs returns the CPUs this process may run on. The kernel limits an
 // affinity mask to online CPUs, so this is the online CPUs unless a cpuset
 // or taskset narrows them, where pinning to others would fail.
-func usableCPUs() ([]int, error) {
+func UsableCPUs() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("workloads: sched_getaffinity: %w", err)

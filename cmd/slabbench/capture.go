@@ -42,6 +42,7 @@ func runCapture(args []string) error {
 	fs.Var(&wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
 	overwrite := fs.Bool("overwrite", false, "relay: flight-recorder mode (overwrite the oldest sub-buffer)")
 	stall := fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
+	consumerCPU := fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
 	truthFlag := fs.String("truth", "on", "check against the kernel's own count: on or off")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
@@ -87,6 +88,8 @@ func runCapture(args []string) error {
 		WakeupBytes:   wakeup.Bytes,
 		Overwrite:     *overwrite,
 		ConsumerStall: *stall,
+		PinConsumer:   *consumerCPU != -1,
+		ConsumerCPU:   *consumerCPU,
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -131,6 +134,9 @@ func printSummary(r capture.Result) {
 	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
 		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
 	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", size.Format(r.BufferBytes), size.Format(r.SubbufSize), r.NumSubbufs)
+	if r.ConsumerCPU >= 0 {
+		fmt.Printf("consumer pinned to CPU %d, workload on the other CPUs\n", r.ConsumerCPU)
+	}
 	fmt.Printf("%-18s %12s %12s %12s %12s %8s\n", "event", "captured", "dropped", "missed", "truth", "lost-%")
 	for _, k := range event.AllKinds {
 		kr, ok := r.Kinds[k.String()]

@@ -28,6 +28,7 @@ var badCaptureFlags = map[string][]struct {
 	"wakeup-bytes":   {{[]string{"--subbuf-size", "4KiB", "--subbufs", "2", "--ringbuf-size", "8KiB", "--wakeup-bytes", "8KiB"}, []string{"--wakeup-bytes", "0..8191"}}, {[]string{"--path", "relay", "--wakeup-bytes", "4096"}, []string{"--wakeup-bytes", "ringbuf or perfbuf"}}},
 	"overwrite":      {{[]string{"--overwrite"}, []string{"--overwrite", "--path relay"}}},
 	"consumer-stall": {{[]string{"--consumer-stall", "-1s"}, []string{"--consumer-stall", ">= 0"}}},
+	"consumer-cpu":   {{[]string{"--consumer-cpu", "4096"}, []string{"--consumer-cpu", "want one of the CPUs"}}, {[]string{"--consumer-cpu", "-2"}, []string{"--consumer-cpu", "want one of the CPUs"}}},
 	"truth":          {{[]string{"--truth", "maybe"}, []string{"--truth", "on or off"}}},
 	"json":           {{[]string{"--json=maybe"}, []string{"-json", "true or false"}}},
 }
