@@ -71,7 +71,7 @@ func printConfig() {
 		"wakeup: every = wake the reader for every record (ringbuf: the kernel's default, which wakes when the reader has caught up; perfbuf: wakeup_events = 1); batched = wake once one sub-buffer of bytes is pending (ringbuf: BPF_RB_NO_WAKEUP/FORCE_WAKEUP; perfbuf: watermark = subbuf); relay wakes a waiting reader (through irq_work) when it switches sub-buffers",
 		"perf-record-memory: subbuf x n per CPU (-m, rounded up to a power of two pages)",
 		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
-		"overhead: (ns/op - ns/op of path=none, same workload and rate, this run) / events/op; closed loop only; the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead",
+		"overhead: paired in every row: b.N ops with no probe attached before the capture and again after it (timer off), baseline-ns/op = their mean per op; overhead-ns/event = (ns/op - baseline-ns/op) / events/op, per run; empty rows report overhead-ns/op the same way; closed loop only; the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead",
 		"truth-cost: BenchmarkTruthCost runs the same capture with truth=on and truth=off; with truth=off events/op is the probes' own attempts (captured + lost)",
 		"loss: lost-% = dropped-% (the probe ran and the buffer was full) + missed (the kernel counted the hit and did not run the probe: BPF recursion protection); missed-events is a count per run",
 		"backlog: max-backlog-B = the most written-but-unread bytes of one buffer (relay: max-backlog sub-buffers x sub-buffer size, from the module; ringbuf: producer - consumer position, perfbuf: data_head - data_tail of one CPU, when the reader took a record)",
@@ -91,7 +91,7 @@ func printConfig() {
 		"consumer-ns/event better=lower", "captured-MB/s better=higher", "buffer-B better=lower",
 		"max-backlog better=lower", "events/s better=higher", "ns/event better=lower",
 		"dropped-% better=lower", "missed-events better=lower", "lag-p50-us better=lower", "lag-p99-us better=lower",
-		"lag-max-us better=lower", "achieved-ops/s better=higher", "late-% better=lower", "probe-ns/event better=lower", "max-backlog-B better=lower", "wakeups/kevent better=lower"} {
+		"lag-max-us better=lower", "achieved-ops/s better=higher", "late-% better=lower", "baseline-ns/op better=lower", "probe-ns/event better=lower", "max-backlog-B better=lower", "wakeups/kevent better=lower"} {
 		fmt.Println("Unit " + u)
 	}
 }
@@ -132,8 +132,6 @@ func rowDone(total int) {
 	bar.Add(1)
 }
 
-// baselines holds ns/op of path=none per workload and rate, this run.
-var baselines = map[string]float64{}
 
 func BenchmarkCapture(b *testing.B) {
 	testenv.RequireRoot(b)
@@ -150,7 +148,6 @@ func BenchmarkCapture(b *testing.B) {
 }
 
 func benchRate(b *testing.B, wl string, rate float64, total int) {
-	key := wl + "/" + plan.RateName(rate)
 	wcfg := workloads.Config{Name: wl, Threads: matrix.Threads, Rate: rate}
 	leaf := func(name string, f func(b *testing.B)) {
 		b.Run(name, func(b *testing.B) {
@@ -158,18 +155,16 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 			f(b)
 		})
 	}
-	leaf("path=none", func(b *testing.B) {
-		baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)
-	})
+	leaf("path=none", func(b *testing.B) { timeWorkload(b, wcfg) })
 	geoms := matrix.RateGeometries
 	if rate == 0 {
 		geoms = matrix.Geometries
 		for _, a := range matrix.Attaches {
 			leaf("path=empty-bpf/attach="+string(a), func(b *testing.B) {
-				benchEmptyBPF(b, wcfg, a, key)
+				benchEmptyBPF(b, wcfg, a)
 			})
 		}
-		leaf("path=empty-kmod", func(b *testing.B) { benchEmptyKmod(b, wcfg, key) })
+		leaf("path=empty-kmod", func(b *testing.B) { benchEmptyKmod(b, wcfg) })
 	}
 	for gi, g := range geoms {
 		geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
@@ -181,7 +176,7 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 			}
 			cfg := base
 			cfg.Path = capture.PathRelay
-			benchCapture(b, cfg, key)
+			benchCapture(b, cfg)
 		})
 		// The BPF transports, each attach mode and reader wakeup; batched
 		// wakes the reader once a sub-buffer of bytes is pending (ringbuf:
@@ -195,17 +190,37 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 						if wake == "batched" {
 							cfg.WakeupBytes = g.SubbufSize
 						}
-						benchCapture(b, cfg, key)
+						benchCapture(b, cfg)
 					})
 				}
 			}
 		}
 		if matrix.PerfRecordRows(gi) {
 			leaf("path=perf-record/"+geo, func(b *testing.B) {
-				benchPerfRecord(b, wcfg, g, key)
+				benchPerfRecord(b, wcfg, g)
 			})
 		}
 	}
+}
+
+// noneSegment runs b.N ops of wcfg with no probe attached and the
+// benchmark timer off: one half of a row's paired baseline.
+func noneSegment(b *testing.B, wcfg workloads.Config) time.Duration {
+	b.StopTimer()
+	wcfg.Ops = int64(b.N)
+	wr, err := workloads.Run(context.Background(), wcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return wr.Elapsed
+}
+
+// pairedBase is the baseline ns/op of a row: the mean of its none
+// segments before and after the measured one.
+func pairedBase(b *testing.B, before, after time.Duration) float64 {
+	base := float64((before + after).Nanoseconds()) / 2 / float64(b.N)
+	b.ReportMetric(base, "baseline-ns/op")
+	return base
 }
 
 // timeWorkload runs b.N ops of wcfg with the benchmark timer on around
@@ -213,6 +228,7 @@ func benchRate(b *testing.B, wl string, rate float64, total int) {
 func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
 	wcfg.Ops = int64(b.N)
 	b.ResetTimer()
+	b.StartTimer() // a none segment may have stopped it
 	wr, err := workloads.Run(context.Background(), wcfg)
 	b.StopTimer()
 	if err != nil {
@@ -223,9 +239,10 @@ func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
 
 // benchCapture times b.N workload ops under one capture, checks the
 // accounting and reports the metrics.
-func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
+func benchCapture(b *testing.B, cfg capture.Config) {
 	// Start checks the workload it will run, so it needs the op count.
 	cfg.Workload.Ops = int64(b.N)
+	before := noneSegment(b, cfg.Workload)
 	s, err := capture.Start(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -236,6 +253,7 @@ func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	base := pairedBase(b, before, noneSegment(b, cfg.Workload))
 	if !res.Verified {
 		b.Fatalf("accounting check failed, nothing reported: %s", res.VerifyError)
 	}
@@ -245,7 +263,7 @@ func benchCapture(b *testing.B, cfg capture.Config, baseKey string) {
 		// checked by Verify) are the event count.
 		events = res.Captured + res.Lost
 	}
-	report(b, res.Captured, res.Lost, events, wr.Elapsed, wr.Elapsed, res.ConsumerCPUNs, res.BufferBytes, baseKey, cfg.Workload.Rate)
+	report(b, res.Captured, res.Lost, events, wr.Elapsed, wr.Elapsed, res.ConsumerCPUNs, res.BufferBytes, base, cfg.Workload.Rate)
 	reportCapture(b, res)
 	if cfg.Path == capture.PathRelay {
 		b.ReportMetric(float64(res.MaxBacklog), "max-backlog")
@@ -285,13 +303,13 @@ func reportCapture(b *testing.B, res capture.Result) {
 // (truth), so events/op does not depend on loss.
 // window is the span the captured records came from (the workload's, or
 // perf's whole recording window).
-func report(b *testing.B, captured, lost, events uint64, elapsed, window time.Duration, consumerNs int64, bufferBytes int, baseKey string, rate float64) {
+func report(b *testing.B, captured, lost, events uint64, elapsed, window time.Duration, consumerNs int64, bufferBytes int, base, rate float64) {
 	n := float64(b.N)
 	b.ReportMetric(float64(events)/n, "events/op")
 	if captured+lost > 0 {
 		b.ReportMetric(100*float64(lost)/float64(captured+lost), "lost-%")
 	}
-	if base, ok := baselines[baseKey]; ok && rate == 0 && events > 0 {
+	if rate == 0 && events > 0 {
 		nsPerOp := float64(elapsed.Nanoseconds()) / n
 		b.ReportMetric((nsPerOp-base)/(float64(events)/n), "overhead-ns/event")
 	}
@@ -314,44 +332,50 @@ func reportProbeTime(b *testing.B, runs, ns uint64) {
 
 // benchEmptyBPF attaches programs that return at once: the floor of any
 // BPF capture.
-func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach, baseKey string) {
+func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach) {
+	before := noneSegment(b, wcfg)
 	c, err := bpftrace.Open(bpftrace.Config{Transport: bpftrace.Ringbuf, Attach: a, Kinds: event.AllKinds,
 		RingbufSize: 4096, Empty: true, ProbeTime: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
+	elapsed := timeWorkload(b, wcfg).Elapsed
 	runs, total, err := c.ProbeTime()
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	reportFloor(b, elapsed, pairedBase(b, before, noneSegment(b, wcfg)))
 	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
 }
 
 // benchEmptyKmod loads the module with probes that return at once: the
 // floor of the relay path.
-func benchEmptyKmod(b *testing.B, wcfg workloads.Config, baseKey string) {
+func benchEmptyKmod(b *testing.B, wcfg workloads.Config) {
 	if err := relaytrace.Available(""); err != nil {
 		b.Skip("relay: ", err)
 	}
+	before := noneSegment(b, wcfg)
 	c, err := relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true, ProbeTime: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	reportFloor(b, timeWorkload(b, wcfg).Elapsed, baseKey)
+	elapsed := timeWorkload(b, wcfg).Elapsed
 	runs, total, err := c.ProbeTime()
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	reportFloor(b, elapsed, pairedBase(b, before, noneSegment(b, wcfg)))
 	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
 }
 
 // reportFloor reports the overhead of an empty probe per op (it counts
 // no events of its own).
-func reportFloor(b *testing.B, elapsed time.Duration, baseKey string) {
-	if base, ok := baselines[baseKey]; ok {
-		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)-base, "overhead-ns/op")
-	}
+func reportFloor(b *testing.B, elapsed time.Duration, base float64) {
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)-base, "overhead-ns/op")
 }

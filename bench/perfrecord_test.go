@@ -41,11 +41,12 @@ func delta(after, before map[event.Kind]uint64) map[event.Kind]uint64 {
 // no in-band window, so the check is a bracket: the hits counted while the
 // workload ran (inside perf's enabled window) <= captured + lost <= the
 // hits counted around Start and Stop.
-func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry, baseKey string) {
+func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry) {
 	perfOnce.Do(func() { perfUnavailable = perfrecord.Available() })
 	if perfUnavailable != nil {
 		b.Skip("perf record: ", perfUnavailable)
 	}
+	before := noneSegment(b, wcfg)
 	tc, err := truth.Open(event.AllKinds)
 	if err != nil {
 		b.Fatal(err)
@@ -75,5 +76,9 @@ func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry, baseK
 	}
 	// perf's start-up (scanning /proc) is not per-event work.
 	consumer := (res.RecordCPUTime - res.StartupCPUTime).Nanoseconds()
-	report(b, captured, res.Lost, innerEvents, wr.Elapsed, res.Window, consumer, res.BufferBytes, baseKey, wcfg.Rate)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	base := pairedBase(b, before, noneSegment(b, wcfg))
+	report(b, captured, res.Lost, innerEvents, wr.Elapsed, res.Window, consumer, res.BufferBytes, base, wcfg.Rate)
 }

@@ -29,10 +29,7 @@ func BenchmarkTruthCost(b *testing.B) {
 	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
 			wcfg := workloads.Config{Name: wl, Threads: matrix.Threads}
-			key := "truthcost/" + wl
-			b.Run("path=none", func(b *testing.B) {
-				baselines[key] = float64(timeWorkload(b, wcfg).Elapsed.Nanoseconds()) / float64(b.N)
-			})
+			b.Run("path=none", func(b *testing.B) { timeWorkload(b, wcfg) })
 			rows := []struct {
 				name string
 				path capture.Path
@@ -55,7 +52,7 @@ func BenchmarkTruthCost(b *testing.B) {
 						if row.path != capture.PathRelay {
 							cfg.Attach = bpftrace.AttachTracepoint
 						}
-						benchCapture(b, cfg, key)
+						benchCapture(b, cfg)
 					})
 				}
 			}
