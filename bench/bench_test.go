@@ -132,7 +132,6 @@ func rowDone(total int) {
 	bar.Add(1)
 }
 
-
 func BenchmarkCapture(b *testing.B) {
 	testenv.RequireRoot(b)
 	total := matrix.CaptureRows()
