@@ -329,25 +329,19 @@ func reportProbeTime(b *testing.B, runs, ns uint64) {
 	}
 }
 
+// emptyProbe is a capture whose probes return at once.
+type emptyProbe interface {
+	ProbeTime() (runs uint64, total time.Duration, err error)
+	Close() error
+}
+
 // benchEmptyBPF attaches programs that return at once: the floor of any
 // BPF capture.
 func benchEmptyBPF(b *testing.B, wcfg workloads.Config, a bpftrace.Attach) {
-	before := noneSegment(b, wcfg)
-	c, err := bpftrace.Open(bpftrace.Config{Transport: bpftrace.Ringbuf, Attach: a, Kinds: event.AllKinds,
-		RingbufSize: 4096, Empty: true, ProbeTime: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	elapsed := timeWorkload(b, wcfg).Elapsed
-	runs, total, err := c.ProbeTime()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		b.Fatal(err)
-	}
-	reportFloor(b, elapsed, pairedBase(b, before, noneSegment(b, wcfg)))
-	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
+	benchEmpty(b, wcfg, func() (emptyProbe, error) {
+		return bpftrace.Open(bpftrace.Config{Transport: bpftrace.Ringbuf, Attach: a, Kinds: event.AllKinds,
+			RingbufSize: 4096, Empty: true, ProbeTime: true})
+	})
 }
 
 // benchEmptyKmod loads the module with probes that return at once: the
@@ -356,8 +350,16 @@ func benchEmptyKmod(b *testing.B, wcfg workloads.Config) {
 	if err := relaytrace.Available(""); err != nil {
 		b.Skip("relay: ", err)
 	}
+	benchEmpty(b, wcfg, func() (emptyProbe, error) {
+		return relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true, ProbeTime: true})
+	})
+}
+
+// benchEmpty times the workload with the empty probes open attached,
+// between its paired no-probe segments.
+func benchEmpty(b *testing.B, wcfg workloads.Config, open func() (emptyProbe, error)) {
 	before := noneSegment(b, wcfg)
-	c, err := relaytrace.Open(relaytrace.Config{Kinds: event.AllKinds, Empty: true, ProbeTime: true})
+	c, err := open()
 	if err != nil {
 		b.Fatal(err)
 	}
