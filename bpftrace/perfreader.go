@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -35,12 +33,10 @@ type perfReader struct {
 	rr      int    // CPU to read first
 	scratch []byte // a sample that wraps around the end of its buffer
 
-	mu         sync.Mutex // reading, and unmapping at Close
-	waiter     *wait.Waiter
+	mapped              // maxBacklog: the most data_head - data_tail of one CPU
 	pendingCPU *perfCPU // its tail moves once the last sample is decoded
 
-	lost       uint64 // PERF_RECORD_LOST: samples the kernel could not write
-	maxBacklog uint64 // most data_head - data_tail of one CPU
+	lost uint64 // PERF_RECORD_LOST: samples the kernel could not write
 }
 
 // Perf record types and the sample layout (include/uapi/linux/perf_event.h):
@@ -68,7 +64,7 @@ func newPerfReader(array *ebpf.Map, perCPU, wakeupBytes int) (_ *perfReader, err
 	r := &perfReader{scratch: make([]byte, 0, 64<<10)}
 	defer func() {
 		if err != nil {
-			r.release()
+			r.releaseBuffers()
 		}
 	}()
 	var fds []int
@@ -111,7 +107,8 @@ func newPerfReader(array *ebpf.Map, perCPU, wakeupBytes int) (_ *perfReader, err
 	return r, nil
 }
 
-func (r *perfReader) release() error {
+// releaseBuffers unmaps the buffers and closes the perf events.
+func (r *perfReader) releaseBuffers() error {
 	var errs []error
 	for _, pc := range r.cpus {
 		if pc.mmap != nil {
@@ -121,9 +118,6 @@ func (r *perfReader) release() error {
 		errs = append(errs, unix.Close(pc.fd))
 	}
 	r.cpus = nil
-	if r.waiter != nil {
-		errs = append(errs, r.waiter.Release())
-	}
 	return errors.Join(errs...)
 }
 
@@ -212,26 +206,6 @@ func (r *perfReader) record(pc *perfCPU, size uint64) []byte {
 	return r.scratch
 }
 
-func (r *perfReader) setDeadline(t time.Time) { r.waiter.SetDeadline(t) }
-
-func (r *perfReader) backlog() uint64 { return r.maxBacklog }
-func (r *perfReader) wakeups() uint64 { return r.waiter.Wakeups }
-
-func (r *perfReader) flush() error {
-	if r.waiter.Closed() {
-		return fmt.Errorf("perf buffer reader: %w", os.ErrClosed)
-	}
-	r.waiter.Flush()
-	return nil
-}
-
 // close unblocks a waiting next, unmaps the buffers and closes the perf
 // events. Idempotent.
-func (r *perfReader) close() error {
-	if !r.waiter.Shutdown() {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.release()
-}
+func (r *perfReader) close() error { return r.closeWith(r.releaseBuffers) }

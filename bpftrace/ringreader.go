@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -38,12 +36,9 @@ type ringReader struct {
 	consPos  *uint64
 	prodPos  *uint64
 
-	mu      sync.Mutex // reading, and unmapping at Close
-	waiter  *wait.Waiter
+	mapped
 	pending uint64 // consumer position after the record last returned
 	hasPend bool
-
-	maxBacklog uint64
 }
 
 func newRingReader(mapFD, size int) (*ringReader, error) {
@@ -124,25 +119,5 @@ func (r *ringReader) next() ([]byte, error) {
 	}
 }
 
-func (r *ringReader) setDeadline(t time.Time) { r.waiter.SetDeadline(t) }
-
-func (r *ringReader) backlog() uint64 { return r.maxBacklog }
-func (r *ringReader) wakeups() uint64 { return r.waiter.Wakeups }
-
-func (r *ringReader) flush() error {
-	if r.waiter.Closed() {
-		return fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
-	}
-	r.waiter.Flush()
-	return nil
-}
-
 // close unblocks a waiting next and unmaps the ring. Idempotent.
-func (r *ringReader) close() error {
-	if !r.waiter.Shutdown() {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return errors.Join(r.unmap(), r.waiter.Release())
-}
+func (r *ringReader) close() error { return r.closeWith(r.unmap) }

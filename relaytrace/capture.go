@@ -302,8 +302,7 @@ func (c *Capture) Flush() error {
 	if err := c.command([]byte("flush")); err != nil {
 		return fmt.Errorf("relay flush: %w", err)
 	}
-	c.waiter.Flush()
-	return nil
+	return c.waiter.Flush()
 }
 
 // Stop detaches the probes and flushes the open sub-buffers: no record is
@@ -332,11 +331,7 @@ func (c *Capture) stopLocked() error {
 // time spent inside its probes (pre and emit), summed over the CPUs; zero
 // unless Config.ProbeTime. Call it before Close.
 func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
-	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("relay stats: %w", err)
-	}
-	ms, err := parseStats(b)
+	ms, err := readModuleStats()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -368,11 +363,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 
 func (c *Capture) statsLocked() (event.Stats, error) {
 	st := event.Stats{TruthChecked: c.cfg.Truth}
-	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
-	if err != nil {
-		return st, fmt.Errorf("relay stats: %w", err)
-	}
-	ms, err := parseStats(b)
+	ms, err := readModuleStats()
 	if err != nil {
 		return st, err
 	}

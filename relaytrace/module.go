@@ -260,6 +260,15 @@ type kindModuleStats struct {
 	nested, firstEmit uint64
 }
 
+// readModuleStats reads and parses the loaded module's stats file.
+func readModuleStats() (*moduleStats, error) {
+	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
+	if err != nil {
+		return nil, fmt.Errorf("relay stats: %w", err)
+	}
+	return parseStats(b)
+}
+
 // parseStats parses the module's stats file (format in slabrelay.c).
 func parseStats(b []byte) (*moduleStats, error) {
 	ms := &moduleStats{}

@@ -2,11 +2,9 @@ package relaytrace
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -19,15 +17,27 @@ import (
 // moduleKindStats reads the module's own counters of a running capture.
 func moduleKindStats(t *testing.T) *moduleStats {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(debugfsDir, "stats"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := parseStats(b)
+	ms, err := readModuleStats()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ms
+}
+
+// stoppedCapture opens a capture with cfg, runs ops opens and closes the
+// window; the caller drains it.
+func stoppedCapture(t *testing.T, cfg Config, ops int) *Capture {
+	t.Helper()
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	openClose(context.Background(), ops)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestTruthWindowUnderNesting makes a same-kind hit nest, on every CPU,
@@ -38,15 +48,7 @@ func moduleKindStats(t *testing.T) *moduleStats {
 // alone would give (first_emit) must be one short: the bug this fixes.
 func TestTruthWindowUnderNesting(t *testing.T) {
 	needModule(t)
-	c, err := Open(Config{Truth: true, SubbufSize: 64 << 10, NumSubbufs: 16, nestFirst: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	openClose(context.Background(), 2000)
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	c := stoppedCapture(t, Config{Truth: true, SubbufSize: 64 << 10, NumSubbufs: 16, nestFirst: true}, 2000)
 	var rec event.Record
 	drain(t, c, &rec)
 	checkStats(t, c) // captured + lost == truth on every kind
@@ -157,17 +159,7 @@ func TestTruthUnderSoftirqFrees(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rec event.Record
-		end := time.Now().Add(3 * time.Second)
-		c.SetDeadline(end)
-		for {
-			err := c.ReadInto(&rec)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		readUntil(t, c, &rec, time.Now().Add(3*time.Second))
 		if err := c.Stop(); err != nil {
 			t.Fatal(err)
 		}

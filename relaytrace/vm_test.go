@@ -42,6 +42,24 @@ func openClose(ctx context.Context, ops int) int {
 	return n
 }
 
+// readUntil reads records until the deadline passes and none is
+// pending; it returns how many it read.
+func readUntil(t *testing.T, c *Capture, rec *event.Record, deadline time.Time) int {
+	t.Helper()
+	c.SetDeadline(deadline)
+	n := 0
+	for {
+		err := c.ReadInto(rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+}
+
 // drain reads every pending record after Stop.
 func drain(t *testing.T, c *Capture, rec *event.Record) int {
 	t.Helper()
@@ -94,17 +112,7 @@ func TestCaptureTruth(t *testing.T) {
 			running = false
 		default:
 		}
-		c.SetDeadline(time.Now().Add(20 * time.Millisecond))
-		for {
-			err := c.ReadInto(&rec)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			read++
-		}
+		read += readUntil(t, c, &rec, time.Now().Add(20*time.Millisecond))
 	}
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
@@ -353,15 +361,7 @@ func TestUnloadWithOpenFiles(t *testing.T) {
 // probes; every handled hit ran the emitting probe once.
 func TestProbeTime(t *testing.T) {
 	needModule(t)
-	c, err := Open(Config{Truth: true, ProbeTime: true, SubbufSize: 64 << 10, NumSubbufs: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	openClose(context.Background(), 2000)
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	c := stoppedCapture(t, Config{Truth: true, ProbeTime: true, SubbufSize: 64 << 10, NumSubbufs: 16}, 2000)
 	runs, total, err := c.ProbeTime()
 	if err != nil {
 		t.Fatal(err)

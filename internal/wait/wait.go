@@ -65,10 +65,15 @@ func (w *Waiter) SetDeadline(t time.Time) {
 	w.wake()
 }
 
-// Flush makes the reader return what is pending, then event.ErrFlushed.
-func (w *Waiter) Flush() {
+// Flush makes the reader return what is pending, then event.ErrFlushed;
+// after Shutdown it fails with an error wrapping os.ErrClosed.
+func (w *Waiter) Flush() error {
+	if w.closed.Load() {
+		return fmt.Errorf("slab event reader: %w", os.ErrClosed)
+	}
 	w.flushReq.Store(true)
 	w.wake()
+	return nil
 }
 
 // Shutdown marks the reader closed and wakes it; it reports whether this
