@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"testing"
@@ -54,21 +55,42 @@ func syntheticRelayBuffer(subbuf, n, cpu int) ([]byte, int) {
 	return buf, perSub * n
 }
 
-// benchCopy is the floor: each record's bytes copied out and decoded.
+// syntheticRingLayout lays out records as a BPF ring buffer does: an
+// 8-byte header holding the length, then the record, 8-byte aligned.
+func syntheticRingLayout(size int) ([]byte, int) {
+	buf := unsafeBytes(make([]uint64, size/8))
+	step := (ringbufHeader + event.RecordSize + 7) &^ 7
+	n := size / step
+	for i := range n {
+		binary.LittleEndian.PutUint32(buf[i*step:], uint32(event.RecordSize))
+		rec := event.Record{TsNs: uint64(i), Seq: uint64(i), Kind: event.AllKinds[i%len(event.AllKinds)], Ptr: 0xffff888000000000}
+		rec.Encode(buf[i*step+ringbufHeader:])
+	}
+	return buf, n
+}
+
+const ringbufHeader = 8
+
+// benchCopy is the floor: the records, laid out as the ring buffer lays
+// them out, found by their headers, copied out and decoded, with no
+// synchronization and no sequence tracking.
 func benchCopy(b *testing.B) {
-	buf, records := syntheticRelayBuffer(consumerSubbuf, consumerSubbufs, 0)
+	buf, records := syntheticRingLayout(consumerSubbuf * consumerSubbufs)
 	var dst [event.RecordSize]byte
 	var rec event.Record
-	perSub := records / consumerSubbufs
+	off := 0
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := i % records
-		off := (r/perSub)*consumerSubbuf + relaytrace.HeaderSize + (r%perSub)*event.RecordSize
-		copy(dst[:], buf[off:off+event.RecordSize])
+		if i%records == 0 {
+			off = 0
+		}
+		n := int(binary.LittleEndian.Uint32(buf[off:]))
+		copy(dst[:], buf[off+ringbufHeader:off+ringbufHeader+n])
 		if err := rec.Decode(dst[:]); err != nil {
 			b.Fatal(err)
 		}
+		off += (ringbufHeader + n + 7) &^ 7
 	}
 	reportRate(b)
 }

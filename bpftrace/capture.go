@@ -64,8 +64,8 @@ var _ event.Capture = (*Capture)(nil)
 
 // ownReader is slabbench's reader of a ring or perf buffer's mapping.
 type ownReader interface {
-	// next returns the next record's bytes, valid until the next call.
-	next() ([]byte, error)
+	// readInto decodes the next record into rec.
+	readInto(rec *event.Record) error
 	setDeadline(t time.Time)
 	flush() error
 	close() error

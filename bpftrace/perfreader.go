@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/wait"
 )
 
@@ -20,21 +21,22 @@ type perfCPU struct {
 	mmap []byte
 	meta *unix.PerfEventMmapPage
 	data []byte
-	tail uint64 // consumer position after the record last returned
+	tail uint64 // consumer position, published in batches
+	batch
 }
 
 // perfReader reads the per-CPU perf buffers through their mappings, as the
 // relay and ring buffer readers do: samples are decoded where they lie (or,
-// when one wraps around the end, from a copy), data_tail is published once
-// a sample has been decoded, and the reader polls only when every buffer is
+// when one wraps around the end, from a copy), under the reader's lock,
+// data_tail is published in batches (see publishInterval) and whenever a
+// CPU's buffer is empty, and the reader polls only when every buffer is
 // empty. (cilium/ebpf's perf.Reader: BenchmarkConsumer measures both.)
 type perfReader struct {
 	cpus    []*perfCPU
 	rr      int    // CPU to read first
 	scratch []byte // a sample that wraps around the end of its buffer
 
-	mapped              // maxBacklog: the most data_head - data_tail of one CPU
-	pendingCPU *perfCPU // its tail moves once the last sample is decoded
+	mapped // maxBacklog: the most data_head - data_tail of one CPU
 
 	lost uint64 // PERF_RECORD_LOST: samples the kernel could not write
 }
@@ -96,6 +98,7 @@ func newPerfReader(array *ebpf.Map, perCPU, wakeupBytes int) (_ *perfReader, err
 		}
 		pc.data = pc.mmap[off : off+size]
 		pc.tail = atomic.LoadUint64(&pc.meta.Data_tail)
+		pc.every = publishInterval(int(size))
 		if err := array.Put(uint32(cpu), uint32(fd)); err != nil {
 			return nil, fmt.Errorf("perf buffer of cpu %d into the perf event array: %w", cpu, err)
 		}
@@ -129,66 +132,69 @@ func (r *perfReader) bufferSize() int {
 	return len(r.cpus[0].data)
 }
 
-// next returns the raw bytes of the next sample, valid until the following
-// call.
-func (r *perfReader) next() ([]byte, error) {
+// readInto decodes the next sample into rec, under the lock that keeps
+// Close from unmapping the buffers meanwhile.
+func (r *perfReader) readInto(rec *event.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
 		if r.waiter.Closed() {
-			return nil, fmt.Errorf("perf buffer reader: %w", os.ErrClosed)
-		}
-		if pc := r.pendingCPU; pc != nil { // the previous sample has been decoded
-			atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
-			r.pendingCPU = nil
+			return fmt.Errorf("perf buffer reader: %w", os.ErrClosed)
 		}
 		for i := range r.cpus {
 			idx := (r.rr + i) % len(r.cpus)
-			raw, ok, err := r.sample(r.cpus[idx])
+			ok, err := r.sample(r.cpus[idx], rec)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ok {
 				r.rr = idx
-				return raw, nil
+				return nil
 			}
 		}
 		if err := r.waiter.Empty(r.mu.Unlock, r.mu.Lock); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
 
-// sample returns the next sample of one CPU, skipping (and counting) loss
-// records; false when the CPU's buffer is empty.
-func (r *perfReader) sample(pc *perfCPU) ([]byte, bool, error) {
+// sample decodes the next sample of one CPU into rec, skipping (and
+// counting) loss records; false when the CPU's buffer is empty, whose
+// position it then publishes.
+func (r *perfReader) sample(pc *perfCPU, rec *event.Record) (bool, error) {
 	size := uint64(len(pc.data))
 	for {
 		head := atomic.LoadUint64(&pc.meta.Data_head) // acquire: the data before it is written
 		if pc.tail >= head {
-			return nil, false, nil
+			atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
+			pc.published()
+			return false, nil
 		}
 		r.maxBacklog = max(r.maxBacklog, head-pc.tail)
-		rec := r.record(pc, size)
-		typ := binary.LittleEndian.Uint32(rec)
-		n := uint64(binary.LittleEndian.Uint16(rec[6:]))
+		raw := r.record(pc, size)
+		typ := binary.LittleEndian.Uint32(raw)
+		n := uint64(binary.LittleEndian.Uint16(raw[6:]))
 		if n < perfHeaderSize || pc.tail+n > head {
-			return nil, false, fmt.Errorf("perf buffer reader: record of %d bytes at %d, head %d", n, pc.tail, head)
+			return false, fmt.Errorf("perf buffer reader: record of %d bytes at %d, head %d", n, pc.tail, head)
 		}
+		var err error
 		switch typ {
 		case unix.PERF_RECORD_SAMPLE:
-			rawLen := uint64(binary.LittleEndian.Uint32(rec[perfHeaderSize:]))
+			rawLen := uint64(binary.LittleEndian.Uint32(raw[perfHeaderSize:]))
 			if perfSampleRawOffset+rawLen > n {
-				return nil, false, fmt.Errorf("perf buffer reader: sample of %d raw bytes in a %d-byte record", rawLen, n)
+				return false, fmt.Errorf("perf buffer reader: sample of %d raw bytes in a %d-byte record", rawLen, n)
 			}
-			pc.tail += n
-			r.pendingCPU = pc
-			return rec[perfSampleRawOffset : perfSampleRawOffset+rawLen], true, nil
+			err = rec.Decode(raw[perfSampleRawOffset : perfSampleRawOffset+rawLen])
 		case unix.PERF_RECORD_LOST:
-			r.lost += binary.LittleEndian.Uint64(rec[perfRecordLostOffset:])
+			r.lost += binary.LittleEndian.Uint64(raw[perfRecordLostOffset:])
 		}
 		pc.tail += n
-		atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
+		if pc.advance(n) {
+			atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
+		}
+		if err != nil || typ == unix.PERF_RECORD_SAMPLE {
+			return true, err
+		}
 	}
 }
 
@@ -206,6 +212,6 @@ func (r *perfReader) record(pc *perfCPU, size uint64) []byte {
 	return r.scratch
 }
 
-// close unblocks a waiting next, unmaps the buffers and closes the perf
+// close unblocks a waiting readInto, unmaps the buffers and closes the perf
 // events. Idempotent.
 func (r *perfReader) close() error { return r.closeWith(r.releaseBuffers) }

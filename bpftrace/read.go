@@ -23,13 +23,20 @@ const ringbufHeaderSize = 8
 // ReadInto blocks until a record is available and decodes it into rec.
 // It does not allocate once the first record has been read.
 func (c *Capture) ReadInto(rec *event.Record) error {
+	if c.own != nil {
+		if err := c.own.readInto(rec); err != nil {
+			return err
+		}
+		c.seq.Observe(rec)
+		return nil
+	}
 	for {
-		if g := c.deadlineGen.Load(); g != c.armedGen && c.own == nil {
+		if g := c.deadlineGen.Load(); g != c.armedGen {
 			c.armedGen = g
 			c.rearm()
 		}
 		raw, err := c.next()
-		if errors.Is(err, os.ErrDeadlineExceeded) && c.own == nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// Every pending record has been returned: the library's
 			// slice ended, and perhaps ours.
 			if !c.rearm() {
@@ -51,11 +58,9 @@ func (c *Capture) ReadInto(rec *event.Record) error {
 	}
 }
 
-// next returns the next raw sample, or nil for a perf loss notice.
+// next returns the next raw sample of cilium/ebpf's reader, or nil for a
+// perf loss notice.
 func (c *Capture) next() ([]byte, error) {
-	if c.own != nil {
-		return c.own.next()
-	}
 	if c.ring != nil {
 		if err := c.ring.ReadInto(&c.ringRec); err != nil {
 			return nil, readerError(err)

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/wait"
 )
 
@@ -24,8 +25,9 @@ const (
 const maxBusySpins = 100
 
 // ringReader reads a BPF ring buffer through its own mapping, as the relay
-// reader reads relay's: records are decoded where they lie, the consumer
-// position is published once a record has been decoded, and the reader
+// reader reads relay's: records are decoded where they lie, under the
+// reader's lock, the consumer position is published in batches (see
+// publishInterval) and whenever the reader catches up, and the reader
 // polls only when the ring is empty. (cilium/ebpf's ringbuf.Reader copies
 // each record out under a lock; BenchmarkConsumer measures both.)
 type ringReader struct {
@@ -37,8 +39,9 @@ type ringReader struct {
 	prodPos  *uint64
 
 	mapped
-	pending uint64 // consumer position after the record last returned
-	hasPend bool
+	cons uint64 // consumer position, published in batches
+	batch
+	prod uint64 // producer position last loaded
 }
 
 func newRingReader(mapFD, size int) (*ringReader, error) {
@@ -47,6 +50,7 @@ func newRingReader(mapFD, size int) (*ringReader, error) {
 		return nil, fmt.Errorf("ring buffer size %d: want a power of two of whole pages", size)
 	}
 	r := &ringReader{mask: uint64(size - 1)}
+	r.every = publishInterval(size)
 	var err error
 	if r.consPage, err = unix.Mmap(mapFD, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("mapping the ring buffer's consumer page: %w", err)
@@ -58,6 +62,7 @@ func newRingReader(mapFD, size int) (*ringReader, error) {
 	r.data = r.prodMap[page:]
 	r.consPos = (*uint64)(unsafe.Pointer(&r.consPage[0]))
 	r.prodPos = (*uint64)(unsafe.Pointer(&r.prodMap[0]))
+	r.cons = atomic.LoadUint64(r.consPos)
 	if r.waiter, err = wait.New(mapFD); err != nil {
 		r.unmap()
 		return nil, err
@@ -71,39 +76,45 @@ func (r *ringReader) unmap() error {
 	return err
 }
 
-// next returns the next record's bytes, valid until the following call.
-func (r *ringReader) next() ([]byte, error) {
+// readInto decodes the next record into rec, under the lock that keeps
+// Close from unmapping the ring meanwhile.
+func (r *ringReader) readInto(rec *event.Record) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	err := r.readLocked(rec)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *ringReader) readLocked(rec *event.Record) error {
 	spins := 0
 	for {
 		if r.waiter.Closed() {
-			return nil, fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
+			return fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
 		}
-		if r.hasPend { // the previous record has been decoded
-			atomic.StoreUint64(r.consPos, r.pending)
-			r.hasPend = false
-		}
-		cons := atomic.LoadUint64(r.consPos)
-		prod := atomic.LoadUint64(r.prodPos)
-		if cons < prod {
+		if r.cons < r.prod || r.cons < r.loadProd() {
 			// The length word is written last, with release order:
 			// loading it atomically orders the record before it.
-			hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[cons&r.mask])))
+			hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[r.cons&r.mask])))
 			if hdr&ringbufBusyBit == 0 {
 				n := uint64(hdr &^ (ringbufBusyBit | ringbufDiscardBit))
-				next := cons + (ringbufHeaderSize+n+7)&^7
-				if next > prod {
-					return nil, fmt.Errorf("ring buffer reader: record of %d bytes at %d runs past the producer position %d", n, cons, prod)
+				next := r.cons + (ringbufHeaderSize+n+7)&^7
+				if next > r.prod {
+					return fmt.Errorf("ring buffer reader: record of %d bytes at %d runs past the producer position %d", n, r.cons, r.prod)
 				}
-				if hdr&ringbufDiscardBit != 0 {
+				r.maxBacklog = max(r.maxBacklog, r.prod-r.cons)
+				start := (r.cons + ringbufHeaderSize) & r.mask
+				var err error
+				if hdr&ringbufDiscardBit == 0 { // the data pages are mapped twice: no wrap
+					err = rec.Decode(r.data[start : start+n])
+				}
+				if r.advance(next - r.cons) {
 					atomic.StoreUint64(r.consPos, next)
-					continue
 				}
-				r.maxBacklog = max(r.maxBacklog, prod-cons)
-				r.pending, r.hasPend = next, true
-				start := (cons + ringbufHeaderSize) & r.mask
-				return r.data[start : start+n], nil // the data pages are mapped twice: no wrap
+				r.cons = next
+				if err != nil || hdr&ringbufDiscardBit == 0 {
+					return err
+				}
+				continue
 			}
 			// Reserved, not committed yet: the producer is in the
 			// middle of writing it; let it finish.
@@ -113,11 +124,20 @@ func (r *ringReader) next() ([]byte, error) {
 				continue
 			}
 		}
+		// Caught up: publish the position, so the kernel sees the space
+		// and wakes the poll below for the next record.
+		atomic.StoreUint64(r.consPos, r.cons)
+		r.published()
 		if err := r.waiter.Empty(r.mu.Unlock, r.mu.Lock); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
 
-// close unblocks a waiting next and unmaps the ring. Idempotent.
+func (r *ringReader) loadProd() uint64 {
+	r.prod = atomic.LoadUint64(r.prodPos)
+	return r.prod
+}
+
+// close unblocks a waiting readInto and unmaps the ring. Idempotent.
 func (r *ringReader) close() error { return r.closeWith(r.unmap) }
