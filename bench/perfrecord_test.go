@@ -46,7 +46,7 @@ func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry) {
 	if perfUnavailable != nil {
 		b.Skip("perf record: ", perfUnavailable)
 	}
-	before := noneSegment(b, wcfg)
+	before := noneSegment(b, wcfg, b.N/2)
 	tc, err := truth.Open(event.AllKinds)
 	if err != nil {
 		b.Fatal(err)
@@ -79,6 +79,7 @@ func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	base := pairedBase(b, before, noneSegment(b, wcfg))
+	base := pairedBase(b, before, noneSegment(b, wcfg, b.N-b.N/2))
+	requireSteady(b, uint64(res.DataBytes), res.BufferBytes)
 	report(b, captured, res.Lost, innerEvents, wr.Elapsed, res.Window, consumer, res.BufferBytes, base, wcfg.Rate)
 }

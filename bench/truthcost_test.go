@@ -24,11 +24,11 @@ import (
 // enough that loss is rare, so the rows time writing, not refusing.
 func BenchmarkTruthCost(b *testing.B) {
 	testenv.RequireRoot(b)
-	g := plan.Geometry{SubbufSize: 64 << 10, NumSubbufs: 32}
+	g := plan.Geometry{SubbufSize: 64 << 10, NumSubbufs: 8}
 	geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
 	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
-			wcfg := workloads.Config{Name: wl, Threads: matrix.Threads}
+			wcfg := workloads.Config{Name: wl, Threads: matrix.Placements[0].Producers}
 			b.Run("path=none", func(b *testing.B) { timeWorkload(b, wcfg) })
 			rows := []struct {
 				name string

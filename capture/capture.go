@@ -29,6 +29,21 @@ const (
 	PathRelay   Path = "relay"
 )
 
+// RecordBytes is what one record takes in the path's buffer: relay
+// records lie back to back (the sub-buffer header and end padding are
+// not counted), a ring buffer record has an 8-byte header and is 8-byte
+// aligned, a perf sample an 8-byte header and a 4-byte size, 8-byte
+// aligned.
+func (p Path) RecordBytes() int {
+	switch p {
+	case PathRingbuf:
+		return (8 + event.RecordSize + 7) &^ 7
+	case PathPerfbuf:
+		return (8 + 4 + event.RecordSize + 7) &^ 7
+	}
+	return event.RecordSize
+}
+
 // Config of one capture run.
 type Config struct {
 	Path   Path
@@ -256,6 +271,7 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	}
 	res.ConsumerCPUNs = s.cons.cpuNs
 	res.CapturedBytes = s.cons.records * uint64(event.RecordSize)
+	res.WrittenBytes = s.cons.records * uint64(s.cfg.Path.RecordBytes())
 	res.Lag = s.cons.lag.result()
 	if br, ok := s.c.(interface{ MaxBacklogBytes() uint64 }); ok {
 		res.MaxBacklogBytes = br.MaxBacklogBytes()

@@ -43,13 +43,17 @@ type Result struct {
 	MaxBacklog   int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
 	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
 	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
-	// producer - consumer position when a record was read; 0 where the
-	// reader cannot see it: the perf buffer).
+	// producer - consumer position, perf buffer: data_head - data_tail,
+	// when a record was read; 0 where the reader cannot see it:
+	// cilium/ebpf's perf reader).
 	MaxBacklogBytes uint64 `json:"max_backlog_bytes,omitempty"`
 	ConsumerCPUNs   int64  `json:"consumer_cpu_ns"`
 	// ConsumerCPU is the CPU the consumer was pinned to, -1 if none.
 	ConsumerCPU   int    `json:"consumer_cpu"`
 	CapturedBytes uint64 `json:"captured_bytes"`
+	// WrittenBytes is what the captured records took in the buffer, their
+	// transport's header and alignment included (Path.RecordBytes).
+	WrittenBytes uint64 `json:"written_bytes"`
 	// Wakeups counts the consumer's polls that returned with data ready
 	// (0 where the reader does not say: cilium/ebpf's readers).
 	Wakeups uint64 `json:"wakeups,omitempty"`

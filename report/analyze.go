@@ -64,11 +64,18 @@ func (s *Section) Workloads() []string {
 	return out
 }
 
-// captureRows returns the capture rows of a workload and rate.
+// captureRows returns the capture rows of a workload and rate, in the
+// plan's first placement (rows from before placements were keys count as
+// that one). The other placements are in the benchstat tables.
 func (s *Section) captureRows(workload, rate string) []*Row {
 	var out []*Row
+	main := "producers=2/consumer=shared"
+	if p, ok := s.plan(); ok {
+		main = p.Placements[0].Name()
+	}
 	for _, r := range s.Rows {
-		if r.Bench == "Capture" && r.Keys["workload"] == workload && r.Keys["rate"] == rate {
+		placed := r.Keys["producers"] == "" || "producers="+r.Keys["producers"]+"/consumer="+r.Keys["consumer"] == main
+		if r.Bench == "Capture" && placed && r.Keys["workload"] == workload && r.Keys["rate"] == rate {
 			out = append(out, r)
 		}
 	}
@@ -140,6 +147,12 @@ func plannedVariants(p plan.Plan) []Variant {
 		}
 	}
 	return out
+}
+
+// rateValue is the ops/s of a rate key (0 for max).
+func rateValue(rate string) float64 {
+	v, _ := strconv.ParseFloat(rate, 64)
+	return v
 }
 
 // plannedGeometries are the subbuf=…/n=… name parts the bench-level runs
@@ -389,7 +402,7 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 		if planned {
 			for i, g := range plannedGeometries(plan, rate) {
-				if v.Path == "perf-record" && !plan.PerfRecordRows(i) {
+				if v.Path == "perf-record" && !plan.PerfRecordRows(rateValue(rate), i) {
 					continue
 				}
 				if !slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {

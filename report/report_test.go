@@ -280,23 +280,23 @@ func TestPartialPlannedFile(t *testing.T) {
 	if vm.Environment != "vm-tcg" {
 		t.Fatalf("second section %s", vm.Environment)
 	}
-	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,5000,20000" {
-		t.Errorf("rates %s, want the vm plan's max,5000,20000", got)
+	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,3000,10000" {
+		t.Errorf("rates %s, want the vm plan's max,3000,10000", got)
 	}
 	rs := vm.Sizing("openclose", "max")
 	relay := sizingOf(t, rs, Variant{Path: "relay"})
 	if relay.ZeroLossBytes != 32<<10 || geomLabel(relay.Pick) != "4KiB×8" {
 		t.Errorf("relay: %d at %v, want 32KiB at 4KiB×8", relay.ZeroLossBytes, relay.Pick)
 	}
-	if len(relay.NotRun) != 10 { // the vm plan's 12 geometries less the 2 present
+	if len(relay.NotRun) != 3 { // the vm plan's 4 geometries less 4KiB×2
 		t.Errorf("relay: not run %v", relay.NotRun)
 	}
 	ringbuf := sizingOf(t, rs, Variant{"ringbuf", "tracepoint", "every"})
 	if !strings.Contains(ringbuf.Missing, "may be partial") {
 		t.Errorf("ringbuf missing reason %q", ringbuf.Missing)
 	}
-	if open := vm.Sizing("openclose", "5000"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
-		t.Errorf("rate=5000 missing %q", open.Missing)
+	if open := vm.Sizing("openclose", "3000"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
+		t.Errorf("rate=3000 missing %q", open.Missing)
 	}
 	var b bytes.Buffer
 	if err := WriteMarkdown(&b, sections, Options{}); err != nil {

@@ -6,13 +6,16 @@
 #
 # BENCH=full (default) | quick (minutes) | smoke (one op per row, for CI).
 # -count 6: benchstat needs 6 samples for a 95% confidence interval.
+# Rows run for a minimum time (-benchtime) and must write 20 times their
+# buffer (bench/plan: SteadyFactor); rows with large buffers (the plan's
+# long group) get a longer minimum time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 level=${BENCH:-full}
 case $level in
-full) count=6 native_ops=20000 vm_level=vm vm_ops=2000 consumer_ops=200000 ;;
-quick) count=6 native_ops=5000 vm_level=quick vm_ops=1000 consumer_ops=100000 ;;
-smoke) count=1 native_ops=1 vm_level=smoke vm_ops=1 consumer_ops=1 ;;
+full) count=6 short=1s long=3s vm_level=vm consumer_ops=200000 ;;
+quick) count=6 short=500ms long=500ms vm_level=quick consumer_ops=100000 ;;
+smoke) count=1 short=1x long=1x vm_level=smoke consumer_ops=1 ;;
 *) echo "BENCH=$level: use full, quick or smoke" >&2; exit 2 ;;
 esac
 count=${BENCH_COUNT:-$count}
@@ -23,11 +26,13 @@ CGO_ENABLED=0 go test -c -o bin/bench.test ./bench
 # Progress goes to stderr, results to stdout (the files).
 export SLABBENCH_PROGRESS=1
 
-run_matrix() { # env-name level ops runner...
-	local level=$1 ops=$2
-	shift 2
-	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-		-test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$' -test.benchtime "${ops}x" -test.count "$count"
+run_matrix() { # level runner...
+	local level=$1
+	shift
+	BENCH=$level BENCH_GROUP=short "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
+		-test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$' -test.benchtime "$short" -test.count "$count"
+	BENCH=$level BENCH_GROUP=long "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
+		-test.bench '^BenchmarkCapture$' -test.benchtime "$long" -test.count "$count"
 	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
 		-test.bench '^BenchmarkConsumer$' -test.benchtime "${consumer_ops}x" -test.count "$count"
 }
@@ -55,15 +60,17 @@ tables() { # results-file
 	{
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
-		table "$f" "Paths at equal memory: closed loop, tracepoint attachment, ring and perf buffers woken for every record" \
-			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/wakeup:batched'
-		table "$f" "Loss versus rate (open loops), 16KiB or 4KiB sub-buffers" \
+		table "$f" "Paths at equal memory: closed loop, two producers, shared CPUs, tracepoint attachment, ring and perf buffers woken for every record" \
+			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max /producers:2 -/attach:rawtp -/wakeup:batched'
+		table "$f" "Placement: one or two producers, the consumer sharing their CPUs or pinned to its own (closed loop, tracepoint)" \
+			-col /producers,/consumer -row /path,/wakeup,/subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp'
+		table "$f" "Loss versus rate (open loops)" \
 			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched'
 		table "$f" "Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending" \
-			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max'
+			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max /producers:2'
 		table "$f" "Attach mode (eBPF rows)" \
-			-col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max'
-		table "$f" "Truth stamping cost: the same capture with the in-band truth stamp on and off (64KiB x 32)" \
+			-col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max /producers:2'
+		table "$f" "Truth stamping cost: the same capture with the in-band truth stamp on and off (64KiB x 8)" \
 			-col /truth -row /path -filter '.name:TruthCost -/path:none'
 		table "$f" "Consumers: one op is one record read from a full buffer" \
 			-col /reader -filter '.name:Consumer'
@@ -72,15 +79,15 @@ tables() { # results-file
 }
 
 native=$out/native-$(uname -r).txt
-echo "== native matrix (BENCH=$level, $native_ops ops per row, -count $count) -> $native" >&2
-run_matrix "$level" "$native_ops" env > "$native"
+echo "== native matrix (BENCH=$level, rows of at least $short ($long for the long group), -count $count) -> $native" >&2
+run_matrix "$level" env > "$native"
 tables "$native"
 files=("$native")
 
 if [[ ${BENCH_VM:-1} == 1 ]]; then
 	vmtmp=$out/.vm-run.txt
-	echo "== VM matrix (BENCH=$vm_level, $vm_ops ops per row, -count $count)" >&2
-	run_matrix "$vm_level" "$vm_ops" bin/slabbench vm --timeout 120m --exec > "$vmtmp"
+	echo "== VM matrix (BENCH=$vm_level, rows of at least $short ($long for the long group), -count $count)" >&2
+	run_matrix "$vm_level" bin/slabbench vm --timeout 120m --exec > "$vmtmp"
 	env_name=$(sed -n 's/^environment: //p' "$vmtmp" | head -n 1)
 	kernel=$(sed -n 's/^kernel: //p' "$vmtmp" | head -n 1)
 	vmfile=$out/${env_name:-vm}-${kernel:-unknown}.txt

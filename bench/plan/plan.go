@@ -7,6 +7,7 @@ package plan
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,31 +21,97 @@ type Geometry struct {
 	NumSubbufs int
 }
 
+// Placement is where the workload and the consumer run: Producers
+// workload threads (one per CPU) and the consumer on a CPU of its own
+// (Pinned: the workload on the other CPUs) or sharing them.
+type Placement struct {
+	Producers int
+	Pinned    bool
+}
+
+// Name is the placement's part of a row name.
+func (p Placement) Name() string {
+	c := "shared"
+	if p.Pinned {
+		c = "pinned"
+	}
+	return fmt.Sprintf("producers=%d/consumer=%s", p.Producers, c)
+}
+
 // Plan is the benchmark matrix of one level.
 type Plan struct {
 	Level     string
 	Workloads []string
+	// Placements: the first runs every rate and geometry; the others the
+	// closed loop at PlacementGeometries.
+	Placements          []Placement
+	PlacementGeometries []Geometry
 	// Rates in ops/s over all threads; 0 is the closed loop (rate=max).
 	Rates []float64
 	// Geometries for the closed loop; RateGeometries for the open loops.
 	Geometries     []Geometry
 	RateGeometries []Geometry
-	Attaches       []bpftrace.Attach
+	// Attaches: the first at every geometry, the others at
+	// AttachGeometries of the first placement's closed loop.
+	Attaches         []bpftrace.Attach
+	AttachGeometries []Geometry
 	// Wakeups of the ringbuf and perfbuf readers: "every" record (the
 	// ring buffer's default; a perf buffer woken for every event) and
 	// "batched" (wake the reader once a sub-buffer's worth of bytes is
 	// pending, as relay does when a sub-buffer is finished).
 	Wakeups []string
-	Threads int
 	// PerfRecordGeometries limits the perf-record rows to the first this
-	// many geometries of each rate (0: all). perf starts and stops slowly
-	// under TCG (about 17 s a row in the VM).
+	// many geometries of the closed loop (0: none).
 	PerfRecordGeometries int
+	// LongBytes: rows with at least this much memory per CPU form the
+	// long group (BENCH_GROUP=long), which scripts/bench.sh runs with a
+	// longer -benchtime so that they write 20 times their buffer.
+	LongBytes int
+	// Group is BENCH_GROUP: short, long, or all rows ("").
+	Group string
+	// SteadyFactor: a capture row reports only if it wrote at least this
+	// many times its buffer (0: no check, for the smoke level's one op).
+	SteadyFactor float64
 }
 
 // PerfRecordRows says whether geometry i of a rate gets a perf-record row.
-func (p Plan) PerfRecordRows(i int) bool {
-	return p.PerfRecordGeometries == 0 || i < p.PerfRecordGeometries
+func (p Plan) PerfRecordRows(rate float64, i int) bool {
+	return rate == 0 && i < p.PerfRecordGeometries
+}
+
+// InGroup says whether rows with g run in this invocation's group (rows
+// without a buffer, g zero, are short).
+func (p Plan) InGroup(g Geometry) bool {
+	long := p.LongBytes > 0 && g.SubbufSize*g.NumSubbufs >= p.LongBytes
+	switch p.Group {
+	case "short":
+		return !long
+	case "long":
+		return long
+	}
+	return true
+}
+
+// GeometriesAt returns the geometries of a placement and rate.
+func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
+	switch {
+	case pl > 0 && rate == 0:
+		return p.PlacementGeometries
+	case pl > 0:
+		return nil
+	case rate == 0:
+		return p.Geometries
+	}
+	return p.RateGeometries
+}
+
+// AttachesAt returns the attach modes of the first placement's closed
+// loop at g; every other row attaches the first.
+func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
+	if pl == 0 && rate == 0 && slices.Contains(p.AttachGeometries, g) {
+		return p.Attaches
+	}
+	return p.Attaches[:1]
 }
 
 func grid(sizes, counts []int) []Geometry {
@@ -59,30 +126,48 @@ func grid(sizes, counts []int) []Geometry {
 
 // For returns the matrix of a level: full, vm, quick or smoke.
 func For(level string) (Plan, error) {
-	p := Plan{Level: level, Workloads: []string{"openclose"}, Threads: 2,
-		Attaches: []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
+	p := Plan{Level: level, Workloads: []string{"openclose"}, SteadyFactor: 20,
+		Placements: []Placement{{2, false}, {1, false}, {1, true}},
+		Attaches:   []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
 	switch level {
 	case "", "full":
+		// Natively: 1 MiB per CPU is the long group; open loops over
+		// what this machine sustains (a capture's closed loop reaches
+		// about 190k ops/s with two threads, 70k with one; a perf buffer
+		// woken for every record 16k). A perf buffer woken for every
+		// record writes about 12 MB/s: 512 KiB per CPU would need 2 s.
 		p.Level = "full"
-		p.Rates = []float64{0, 20000, 100000}
-		p.Geometries = grid([]int{4 << 10, 16 << 10, 64 << 10, 1 << 20}, []int{2, 8, 32})
-		p.RateGeometries = grid([]int{4 << 10, 16 << 10, 64 << 10, 1 << 20}, []int{8})
-	case "vm":
-		// The VM is ~17x slower per syscall under TCG: the whole size x
-		// count grid, tracepoint attachment only, open loops at one size.
-		p.Rates = []float64{0, 5000, 20000}
-		p.Geometries = grid([]int{4 << 10, 16 << 10, 64 << 10, 1 << 20}, []int{2, 8, 32})
-		p.RateGeometries = grid([]int{16 << 10}, []int{8})
-		p.Attaches = p.Attaches[:1]
-	case "quick":
+		p.Rates = []float64{0, 10000, 30000, 100000}
+		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
+		p.AttachGeometries = p.Geometries[:1]
+		p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
+		p.RateGeometries = []Geometry{{16 << 10, 4}}
 		p.PerfRecordGeometries = 1
-		p.Rates = []float64{0, 20000}
-		p.Geometries = grid([]int{4 << 10, 64 << 10}, []int{2, 8})
-		p.RateGeometries = grid([]int{4 << 10}, []int{8})
+		p.LongBytes = 1 << 20
+	case "vm":
+		// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
+		// per CPU reach 20 times their size in a second, 256 KiB is the
+		// long group. Tracepoints only; perf record starts too slowly
+		// here (about 17 s) for a row per ramp-up round.
+		p.Rates = []float64{0, 3000, 10000}
+		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
+		p.PlacementGeometries = p.Geometries[:1]
+		p.RateGeometries = []Geometry{{4 << 10, 4}}
 		p.Attaches = p.Attaches[:1]
+		p.LongBytes = 256 << 10
+	case "quick":
+		p.Placements = p.Placements[:1]
+		p.Rates = []float64{0, 10000}
+		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}}
+		p.RateGeometries = grid([]int{4 << 10}, []int{4})
+		p.Attaches = p.Attaches[:1]
+		p.PerfRecordGeometries = 1
 	case "smoke":
+		p.SteadyFactor = 0
+		p.Placements = []Placement{{2, false}, {1, true}}
 		p.Rates = []float64{0}
 		p.Geometries = grid([]int{16 << 10}, []int{8})
+		p.PlacementGeometries = p.Geometries
 		p.Attaches = p.Attaches[:1]
 		p.Wakeups = p.Wakeups[:1]
 	default:
@@ -91,33 +176,42 @@ func For(level string) (Plan, error) {
 	if w := os.Getenv("BENCH_WORKLOADS"); w != "" {
 		p.Workloads = strings.FieldsFunc(w, func(r rune) bool { return r == ',' })
 	}
-	if t := os.Getenv("BENCH_THREADS"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 {
-			return p, fmt.Errorf("BENCH_THREADS=%q: want a positive number", t)
-		}
-		p.Threads = n
+	switch g := os.Getenv("BENCH_GROUP"); g {
+	case "", "short", "long":
+		p.Group = g
+	default:
+		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, or nothing for every row", g)
 	}
 	return p, nil
 }
 
-// CaptureRows counts the leaf benchmarks of BenchmarkCapture, for the
-// progress estimate.
+// CaptureRows counts the leaf benchmarks of BenchmarkCapture in this
+// group, for the progress estimate.
 func (p Plan) CaptureRows() int {
 	rows := 0
-	for _, rate := range p.Rates {
-		geoms := p.Geometries
-		perRate := 1 // path=none
-		if rate == 0 {
-			perRate += len(p.Attaches) + 1 // empty-bpf per attach, empty-kmod
-		} else {
-			geoms = p.RateGeometries
-		}
-		perGeom := 1 + 2*len(p.Attaches)*len(p.Wakeups) // relay, ringbuf and perfbuf
-		rows += perRate + perGeom*len(geoms)
-		for i := range geoms {
-			if p.PerfRecordRows(i) {
-				rows++
+	for pl := range p.Placements {
+		for _, rate := range p.Rates {
+			geoms := p.GeometriesAt(pl, rate)
+			if len(geoms) == 0 {
+				continue
+			}
+			if p.InGroup(Geometry{}) {
+				rows++ // path=none
+				if rate == 0 {
+					rows += 1 + len(p.AttachesAt(pl, rate, Geometry{})) // empty-kmod, empty-bpf
+					if pl == 0 {
+						rows += len(p.Attaches) - 1
+					}
+				}
+			}
+			for i, g := range geoms {
+				if !p.InGroup(g) {
+					continue
+				}
+				rows += 1 + 2*len(p.AttachesAt(pl, rate, g))*len(p.Wakeups) // relay, ringbuf, perfbuf
+				if p.PerfRecordRows(rate, i) && pl == 0 {
+					rows++
+				}
 			}
 		}
 	}
