@@ -4,7 +4,9 @@
 # module included), benchfmt results under results/, and benchstat
 # comparison tables beside them.
 #
-# BENCH=full (default) | quick (minutes) | smoke (one op per row, for CI).
+# BENCH=full (default) | quick (minutes) | smoke (one op per row, for CI);
+# BENCH_NATIVE=0 or BENCH_VM=0 skips that half (the report still reads
+# every results file in the output directory).
 # -count 6: benchstat needs 6 samples for a 95% confidence interval.
 # Rows run for a minimum time (-benchtime) and must write 20 times their
 # buffer (bench/plan: SteadyFactor); rows with large buffers (the plan's
@@ -78,11 +80,12 @@ tables() { # results-file
 	echo "wrote $t"
 }
 
-native=$out/native-$(uname -r).txt
-echo "== native matrix (BENCH=$level, rows of at least $short ($long for the long group), -count $count) -> $native" >&2
-run_matrix "$level" env > "$native"
-tables "$native"
-files=("$native")
+if [[ ${BENCH_NATIVE:-1} == 1 ]]; then
+	native=$out/native-$(uname -r).txt
+	echo "== native matrix (BENCH=$level, rows of at least $short ($long for the long group), -count $count) -> $native" >&2
+	run_matrix "$level" env > "$native"
+	tables "$native"
+fi
 
 if [[ ${BENCH_VM:-1} == 1 ]]; then
 	vmtmp=$out/.vm-run.txt
@@ -94,10 +97,11 @@ if [[ ${BENCH_VM:-1} == 1 ]]; then
 	mv "$vmtmp" "$vmfile"
 	echo "wrote $vmfile" >&2
 	tables "$vmfile"
-	files+=("$vmfile")
 fi
 
-# The sizing report over every results file of this run, with loss plots.
+# The sizing report over every results file in $out (a BENCH_VM=0 run
+# keeps the last VM results), with loss plots.
+mapfile -t files < <(ls "$out"/*.txt | grep -v '\.benchstat\.txt$')
 bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"
 
 if ((${#failed[@]})); then
