@@ -36,7 +36,8 @@ type perfReader struct {
 	rr      int    // CPU to read first
 	scratch []byte // a sample that wraps around the end of its buffer
 
-	mapped // maxBacklog: the most data_head - data_tail of one CPU
+	mapped      // maxBacklog: the most data_head - data_tail of one CPU
+	letGo  bool // a position was published: unlease once the sample is decoded
 
 	lost uint64 // PERF_RECORD_LOST: samples the kernel could not write
 }
@@ -64,6 +65,7 @@ func newPerfReader(array *ebpf.Map, perCPU, wakeupBytes int) (_ *perfReader, err
 		pages *= 2
 	}
 	r := &perfReader{scratch: make([]byte, 0, 64<<10)}
+	r.release = r.releaseBuffers
 	defer func() {
 		if err != nil {
 			r.releaseBuffers()
@@ -135,20 +137,34 @@ func (r *perfReader) bufferSize() int {
 // readInto decodes the next sample into rec, under the lock that keeps
 // Close from unmapping the buffers meanwhile.
 func (r *perfReader) readInto(rec *event.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	err := r.read(rec)
+	if err != nil {
+		r.unlease()
+	}
+	return err
+}
+
+func (r *perfReader) read(rec *event.Record) error {
 	for {
+		r.lease()
 		if r.waiter.Closed() {
 			return fmt.Errorf("perf buffer reader: %w", os.ErrClosed)
 		}
 		for i := range r.cpus {
-			idx := (r.rr + i) % len(r.cpus)
+			idx := r.rr + i
+			if idx >= len(r.cpus) {
+				idx -= len(r.cpus)
+			}
 			ok, err := r.sample(r.cpus[idx], rec)
 			if err != nil {
 				return err
 			}
 			if ok {
 				r.rr = idx
+				if r.letGo { // a batch was published: let go of the lease
+					r.letGo = false
+					r.unlease()
+				}
 				return nil
 			}
 		}
@@ -166,8 +182,10 @@ func (r *perfReader) sample(pc *perfCPU, rec *event.Record) (bool, error) {
 	for {
 		head := atomic.LoadUint64(&pc.meta.Data_head) // acquire: the data before it is written
 		if pc.tail >= head {
-			atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
-			pc.published()
+			if pc.unpublished > 0 {
+				atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
+				pc.published()
+			}
 			return false, nil
 		}
 		r.maxBacklog = max(r.maxBacklog, head-pc.tail)
@@ -191,6 +209,7 @@ func (r *perfReader) sample(pc *perfCPU, rec *event.Record) (bool, error) {
 		pc.tail += n
 		if pc.advance(n) {
 			atomic.StoreUint64(&pc.meta.Data_tail, pc.tail)
+			r.letGo = true
 		}
 		if err != nil || typ == unix.PERF_RECORD_SAMPLE {
 			return true, err
@@ -203,7 +222,7 @@ func (r *perfReader) sample(pc *perfCPU, rec *event.Record) (bool, error) {
 func (r *perfReader) record(pc *perfCPU, size uint64) []byte {
 	// Records are 8-byte aligned and the buffer a power of two pages, so
 	// a header never wraps; a record may.
-	start := pc.tail % size
+	start := pc.tail & (size - 1) // a power of two
 	n := uint64(binary.LittleEndian.Uint16(pc.data[start+6:]))
 	if start+n <= size {
 		return pc.data[start : start+n]
@@ -211,7 +230,3 @@ func (r *perfReader) record(pc *perfCPU, size uint64) []byte {
 	r.scratch = append(append(r.scratch[:0], pc.data[start:]...), pc.data[:n-(size-start)]...)
 	return r.scratch
 }
-
-// close unblocks a waiting readInto, unmaps the buffers and closes the perf
-// events. Idempotent.
-func (r *perfReader) close() error { return r.closeWith(r.releaseBuffers) }

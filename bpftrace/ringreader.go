@@ -51,6 +51,7 @@ func newRingReader(mapFD, size int) (*ringReader, error) {
 	}
 	r := &ringReader{mask: uint64(size - 1)}
 	r.every = publishInterval(size)
+	r.release = r.unmap
 	var err error
 	if r.consPage, err = unix.Mmap(mapFD, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("mapping the ring buffer's consumer page: %w", err)
@@ -76,18 +77,20 @@ func (r *ringReader) unmap() error {
 	return err
 }
 
-// readInto decodes the next record into rec, under the lock that keeps
-// Close from unmapping the ring meanwhile.
+// readInto decodes the next record into rec, with the mapping leased
+// (mapped.lease).
 func (r *ringReader) readInto(rec *event.Record) error {
-	r.mu.Lock()
-	err := r.readLocked(rec)
-	r.mu.Unlock()
+	err := r.read(rec)
+	if err != nil {
+		r.unlease()
+	}
 	return err
 }
 
-func (r *ringReader) readLocked(rec *event.Record) error {
+func (r *ringReader) read(rec *event.Record) error {
 	spins := 0
 	for {
+		r.lease()
 		if r.waiter.Closed() {
 			return fmt.Errorf("ring buffer reader: %w", os.ErrClosed)
 		}
@@ -104,14 +107,17 @@ func (r *ringReader) readLocked(rec *event.Record) error {
 				r.maxBacklog = max(r.maxBacklog, r.prod-r.cons)
 				start := (r.cons + ringbufHeaderSize) & r.mask
 				var err error
-				if hdr&ringbufDiscardBit == 0 { // the data pages are mapped twice: no wrap
+				discarded := hdr&ringbufDiscardBit != 0
+				if !discarded { // the data pages are mapped twice: no wrap
 					err = rec.Decode(r.data[start : start+n])
 				}
-				if r.advance(next - r.cons) {
-					atomic.StoreUint64(r.consPos, next)
-				}
+				publish := r.advance(next - r.cons)
 				r.cons = next
-				if err != nil || hdr&ringbufDiscardBit == 0 {
+				if publish {
+					atomic.StoreUint64(r.consPos, next)
+					r.unlease()
+				}
+				if err != nil || !discarded {
 					return err
 				}
 				continue
@@ -126,8 +132,10 @@ func (r *ringReader) readLocked(rec *event.Record) error {
 		}
 		// Caught up: publish the position, so the kernel sees the space
 		// and wakes the poll below for the next record.
-		atomic.StoreUint64(r.consPos, r.cons)
-		r.published()
+		if r.unpublished > 0 {
+			atomic.StoreUint64(r.consPos, r.cons)
+			r.published()
+		}
 		if err := r.waiter.Empty(r.mu.Unlock, r.mu.Lock); err != nil {
 			return err
 		}
@@ -138,6 +146,3 @@ func (r *ringReader) loadProd() uint64 {
 	r.prod = atomic.LoadUint64(r.prodPos)
 	return r.prod
 }
-
-// close unblocks a waiting readInto and unmaps the ring. Idempotent.
-func (r *ringReader) close() error { return r.closeWith(r.unmap) }

@@ -150,6 +150,12 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 		case *benchfmt.SyntaxError:
 			warnings = append(warnings, rec.Error())
 		case *benchfmt.Result:
+			if rec.Iters == 0 {
+				// A row the benchmark skipped after its first
+				// round: the testing package still prints it, with
+				// NaN ns/op.
+				continue
+			}
 			env := orUnknown(rec.GetConfig("environment"))
 			kernel := orUnknown(rec.GetConfig("kernel"))
 			key := [2]string{env, kernel}
