@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/internal/size"
@@ -131,16 +132,53 @@ func compareRates(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
-// plannedVariants are the capture variants the bench-level runs at a rate.
-func plannedVariants(p plan.Plan) []Variant {
+// SkippedRow is a planned row the benchmark skipped: its geometry, the
+// reason it gave (the first run's) and in how many runs.
+type SkippedRow struct {
+	Geometry string
+	Reason   string
+	Runs     int
+}
+
+// skippedRow looks for the reason a planned row of the first placement
+// is absent; false when the benchmark gave none.
+func (s *Section) skippedRow(workload, rate string, v Variant, geometry string, p plan.Plan) (SkippedRow, bool) {
+	name := fmt.Sprintf("BenchmarkCapture/workload=%s/rate=%s/%s/path=%s", workload, rate, p.Placements[0].Name(), v.Path)
+	if v.Attach != "" {
+		name += "/attach=" + v.Attach
+	}
+	if v.Wakeup != "" {
+		name += "/wakeup=" + v.Wakeup
+	}
+	reasons := s.Skipped[name+"/"+geometry]
+	if len(reasons) == 0 {
+		return SkippedRow{}, false
+	}
+	return SkippedRow{Geometry: geometry, Reason: reasons[0], Runs: len(reasons)}, true
+}
+
+// plannedVariants are the capture variants the bench-level runs at a rate
+// (every attach mode and perf record in the closed loop only).
+func plannedVariants(p plan.Plan, rate string) []Variant {
 	var out []Variant
 	for _, path := range Paths {
 		switch path {
 		case "ringbuf", "perfbuf":
-			for _, a := range p.Attaches {
+			for _, a := range p.AttachesAt(0, rateValue(rate), plan.Geometry{}) {
 				for _, w := range p.Wakeups {
 					out = append(out, Variant{path, string(a), w})
 				}
+			}
+			if rate == HeadlineRate {
+				for _, a := range p.Attaches[1:] {
+					for _, w := range p.Wakeups {
+						out = append(out, Variant{path, string(a), w})
+					}
+				}
+			}
+		case "perf-record":
+			if rate == HeadlineRate && p.PerfRecordGeometries > 0 {
+				out = append(out, Variant{Path: path})
 			}
 		default:
 			out = append(out, Variant{Path: path})
@@ -156,11 +194,15 @@ func rateValue(rate string) float64 {
 }
 
 // plannedGeometries are the subbuf=…/n=… name parts the bench-level runs
-// at a rate.
-func plannedGeometries(p plan.Plan, rate string) []string {
+// at a rate for an attach mode ("" for the paths without one), in the
+// first placement.
+func plannedGeometries(p plan.Plan, rate, attach string) []string {
 	geoms := p.RateGeometries
 	if rate == HeadlineRate {
 		geoms = p.Geometries
+		if attach != "" && attach != string(p.Attaches[0]) {
+			geoms = p.AttachGeometries
+		}
 	}
 	var out []string
 	for _, g := range geoms {
@@ -169,12 +211,30 @@ func plannedGeometries(p plan.Plan, rate string) []string {
 	return out
 }
 
+// geomLabelOf turns a subbuf=…/n=… name part into 16KiB×4.
+func geomLabelOf(g string) string {
+	return strings.NewReplacer("subbuf=", "", "/n=", "×").Replace(g)
+}
+
 func geometryName(subbuf, n int) string {
 	return fmt.Sprintf("subbuf=%s/n=%d", size.Format(subbuf), n)
 }
 
 func rowGeometryName(r *Row) string {
 	return "subbuf=" + r.Keys["subbuf"] + "/n=" + r.Keys["n"]
+}
+
+// runs says "1 run" or "N runs".
+func runs(n int) string {
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
+}
+
+// hasConfigReason says whether a config line names why path has no rows.
+func (s *Section) hasConfigReason(path string) bool {
+	return !strings.HasPrefix(s.MissingReason(path), "no config line")
 }
 
 // MissingReason says why a path has no rows: the file's config line named
@@ -261,8 +321,11 @@ type Sizing struct {
 	Rows    []*Row // the variant's rows, by per-CPU memory then sub-buffer size
 	// Missing says why there are no rows ("" when there are).
 	Missing string
-	// NotRun lists the geometries the bench-level runs that the file lacks.
-	NotRun []string
+	// NotRun lists the geometries the bench-level runs that the file lacks
+	// without a reason; Skipped those the benchmark skipped, with its
+	// reason.
+	NotRun  []string
+	Skipped []SkippedRow
 	// ZeroLossBytes is the smallest per-CPU memory (subbuf × n) at which
 	// a geometry reported lost-% = 0 in every run; 0 when none did.
 	ZeroLossBytes int
@@ -370,13 +433,16 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 	}
 	if planned {
-		for _, v := range plannedVariants(plan) {
+		for _, v := range plannedVariants(plan, rate) {
 			if !slices.Contains(variants, v) {
 				variants = append(variants, v)
 			}
 		}
 	}
 	for _, p := range Paths {
+		if planned && !slices.ContainsFunc(plannedVariants(plan, rate), func(v Variant) bool { return v.Path == p }) {
+			continue // the bench-level does not run it at this rate
+		}
 		if !slices.ContainsFunc(variants, func(v Variant) bool { return v.Path == p }) {
 			variants = append(variants, Variant{Path: p})
 		}
@@ -397,15 +463,28 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 		if len(sz.Rows) == 0 {
 			sz.Missing = s.MissingReason(v.Path)
+			if planned && !s.hasConfigReason(v.Path) {
+				for _, g := range plannedGeometries(plan, rate, v.Attach) {
+					if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
+						sz.Missing = fmt.Sprintf("skipped by the benchmark at %s in %s: %s", geomLabelOf(g), runs(sk.Runs), sk.Reason)
+						break
+					}
+				}
+			}
 			rs.Sizings = append(rs.Sizings, sz)
 			continue
 		}
 		if planned {
-			for i, g := range plannedGeometries(plan, rate) {
+			for i, g := range plannedGeometries(plan, rate, v.Attach) {
 				if v.Path == "perf-record" && !plan.PerfRecordRows(rateValue(rate), i) {
 					continue
 				}
-				if !slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
+				if slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
+					continue
+				}
+				if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
+					sz.Skipped = append(sz.Skipped, sk)
+				} else {
 					sz.NotRun = append(sz.NotRun, g)
 				}
 			}

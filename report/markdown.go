@@ -206,10 +206,14 @@ func writeSizing(b *bytes.Buffer, s *Section, workload string) {
 				missing = append(missing, fmt.Sprintf("%s: no rows; %s", sz.Variant, sz.Missing))
 				continue
 			}
+			for _, sk := range sz.Skipped {
+				missing = append(missing, fmt.Sprintf("%s at %s: skipped by the benchmark in %s: %s",
+					sz.Variant, geomLabelOf(sk.Geometry), runs(sk.Runs), sk.Reason))
+			}
 			if len(sz.NotRun) > 0 {
 				var gs []string
 				for _, g := range sz.NotRun {
-					gs = append(gs, strings.NewReplacer("subbuf=", "", "/n=", "×").Replace(g))
+					gs = append(gs, geomLabelOf(g))
 				}
 				key := strings.Join(gs, ", ") + " not in the file (" + s.MissingReason(sz.Variant.Path) + ")"
 				if i := slices.Index(notRunWhat, key); i >= 0 {

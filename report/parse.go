@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Section struct {
 	Config      []Config
 	Rows        []*Row   // in the order the rows first appear in the file
 	Warnings    []string // lines benchfmt could not parse
+	// Skipped holds what the benchmarks logged under each row name (see
+	// skipReasons): for a row without results, why it was skipped.
+	Skipped map[string][]string
 
 	config map[string]int
 	rows   map[string]*Row
@@ -141,7 +145,12 @@ func ReadFile(path string) ([]*Section, error) {
 // errors. Lines benchfmt cannot parse (e.g. a last line cut off while the
 // file is still being written) become the sections' Warnings.
 func Read(r io.Reader, file string) ([]*Section, error) {
-	br := benchfmt.NewReader(r, file)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	skipped := skipReasons(data)
+	br := benchfmt.NewReader(bytes.NewReader(data), file)
 	var sections []*Section
 	byEnv := map[[2]string]*Section{}
 	var warnings []string
@@ -175,6 +184,7 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 	captures := 0
 	for _, s := range sections {
 		s.Warnings = warnings
+		s.Skipped = skipped
 		for _, row := range s.Rows {
 			row.summarise()
 			if row.Bench == "Capture" {
@@ -186,6 +196,59 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 		return nil, fmt.Errorf("%s: %w: pass a results file written by `go test -bench BenchmarkCapture ./bench` (make bench writes results/<environment>-<kernel>.txt)", file, ErrNoCaptureRows)
 	}
 	return sections, nil
+}
+
+// skipReasons finds what the benchmarks said under a row's name (a
+// "--- SKIP: name" or "--- BENCH: name" line, or the name alone as go
+// test -v prints it, then the indented log lines "file.go:N: text"): for
+// a row without results, why it was skipped. Keys
+// are row names without the -procs suffix; one reason per run.
+func skipReasons(data []byte) map[string][]string {
+	out := map[string][]string{}
+	name := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if n, ok := strings.CutPrefix(trimmed, "--- SKIP: "); ok {
+			name = n
+			continue
+		}
+		if n, ok := strings.CutPrefix(trimmed, "--- BENCH: "); ok {
+			name = n
+			continue
+		}
+		if strings.HasPrefix(line, "Benchmark") {
+			// go test -v names a row on a line of its own before it
+			// runs it; a result line has fields after the name.
+			name = ""
+			if f := strings.Fields(line); len(f) == 1 {
+				name = f[0]
+			}
+			continue
+		}
+		if name == "" || !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") {
+			name = ""
+			continue
+		}
+		// "bench_test.go:299: not steady: ..."
+		if _, text, ok := strings.Cut(trimmed, ".go:"); ok {
+			if _, text, ok = strings.Cut(text, ": "); ok {
+				out[trimProcs(name)] = append(out[trimProcs(name)], text)
+			}
+		}
+	}
+	return out
+}
+
+// trimProcs drops a name's -GOMAXPROCS suffix ("-2"), if it has one.
+func trimProcs(name string) string {
+	i := strings.LastIndex(name, "-")
+	if i < 0 || i == len(name)-1 {
+		return name
+	}
+	if _, err := strconv.Atoi(name[i+1:]); err != nil {
+		return name
+	}
+	return name[:i]
 }
 
 // ReadFiles reads each path in turn (see ReadFile).

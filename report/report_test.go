@@ -288,8 +288,11 @@ func TestPartialPlannedFile(t *testing.T) {
 	if relay.ZeroLossBytes != 32<<10 || geomLabel(relay.Pick) != "4KiB×8" {
 		t.Errorf("relay: %d at %v, want 32KiB at 4KiB×8", relay.ZeroLossBytes, relay.Pick)
 	}
-	if len(relay.NotRun) != 3 { // the vm plan's 4 geometries less 4KiB×2
+	if len(relay.NotRun) != 2 { // the vm plan's 4 geometries less 4KiB×2 and the skipped 16KiB×2
 		t.Errorf("relay: not run %v", relay.NotRun)
+	}
+	if want := (SkippedRow{Geometry: "subbuf=16KiB/n=2", Reason: "not steady: wrote 3.0 times its 64KiB buffer in 1s, want 20", Runs: 2}); len(relay.Skipped) != 1 || relay.Skipped[0] != want {
+		t.Errorf("relay: skipped %+v, want %+v", relay.Skipped, want)
 	}
 	ringbuf := sizingOf(t, rs, Variant{"ringbuf", "tracepoint", "every"})
 	if !strings.Contains(ringbuf.Missing, "may be partial") {
@@ -307,6 +310,7 @@ func TestPartialPlannedFile(t *testing.T) {
 		"## vm-tcg, kernel 0.0-vm (`testdata/vm-handwritten.txt`)",
 		"| 32KiB | 4KiB×8 | relay | 64KiB | 1200 [1200–1200] | 0 [0–0] | 400 [400–400] | 5.50 [5.00–6.00] | 2 |",
 		"| path=empty-kmod | 32000 [32000–32000] | 1000 [1000–1000] | 2 |",
+		"relay at 16KiB×2: skipped by the benchmark in 2 runs: not steady: wrote 3.0 times",
 		"No BenchmarkConsumer rows in `testdata/vm-handwritten.txt` (make bench runs them",
 	})
 }

@@ -86,6 +86,16 @@ tables() { # results-file
 	echo "wrote $t"
 }
 
+# `scripts/bench.sh tables`: the benchstat tables and the report again,
+# from the results files already in $out (after a benchstat or report
+# change), without measuring.
+if [[ ${1:-} == tables ]]; then
+	for f in "$out"/*.txt; do
+		[[ $f == *.benchstat.txt ]] || tables "$f"
+	done
+	BENCH_NATIVE=0 BENCH_VM=0
+fi
+
 if [[ ${BENCH_NATIVE:-1} == 1 ]]; then
 	native=$out/native-$(uname -r).txt
 	echo "== native matrix (BENCH=$level, rows of at least $short ($long for the long group), -count $count) -> $native" >&2
