@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,15 +149,14 @@ func BenchmarkCapture(b *testing.B) {
 			for _, rate := range matrix.Rates {
 				// A benchmark without sub-benchmarks is timed as one:
 				// only levels with rows in this group are created.
-				if !slices.ContainsFunc(matrix.Placements, func(p plan.Placement) bool { return matrix.HasRows(p, rate) }) {
+				if !matrix.RateHasRows(rate) {
 					continue
 				}
 				b.Run("rate="+plan.RateName(rate), func(b *testing.B) {
-					for _, place := range matrix.Placements {
-						if !matrix.HasRows(place, rate) {
+					for pl, place := range matrix.Placements {
+						if !matrix.HasRows(pl, rate) {
 							continue
 						}
-						pl := slices.Index(matrix.Placements, place)
 						b.Run(place.Name(), func(b *testing.B) {
 							benchPlacement(b, wl, rate, pl, total)
 						})
@@ -211,13 +209,8 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 	none := plan.Geometry{}
 	leaf("path=none", none, func(b *testing.B, r row) { timeWorkload(b, r.wcfg) })
 	if rate == 0 {
-		for _, a := range matrix.AttachesAt(pl, rate, none) {
+		for _, a := range matrix.AttachesUsed(pl, rate) {
 			leaf("path=empty-bpf/attach="+string(a), none, func(b *testing.B, r row) { benchEmptyBPF(b, r.wcfg, a) })
-		}
-		if pl == 0 {
-			for _, a := range matrix.Attaches[1:] {
-				leaf("path=empty-bpf/attach="+string(a), none, func(b *testing.B, r row) { benchEmptyBPF(b, r.wcfg, a) })
-			}
 		}
 		leaf("path=empty-kmod", none, func(b *testing.B, r row) { benchEmptyKmod(b, r.wcfg) })
 	}

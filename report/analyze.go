@@ -164,16 +164,9 @@ func plannedVariants(p plan.Plan, rate string) []Variant {
 	for _, path := range Paths {
 		switch path {
 		case "ringbuf", "perfbuf":
-			for _, a := range p.AttachesAt(0, rateValue(rate), plan.Geometry{}) {
+			for _, a := range p.AttachesUsed(0, rateValue(rate)) {
 				for _, w := range p.Wakeups {
 					out = append(out, Variant{path, string(a), w})
-				}
-			}
-			if rate == HeadlineRate {
-				for _, a := range p.Attaches[1:] {
-					for _, w := range p.Wakeups {
-						out = append(out, Variant{path, string(a), w})
-					}
 				}
 			}
 		case "perf-record":
@@ -232,19 +225,23 @@ func runs(n int) string {
 	return fmt.Sprintf("%d runs", n)
 }
 
-// hasConfigReason says whether a config line names why path has no rows.
-func (s *Section) hasConfigReason(path string) bool {
-	return !strings.HasPrefix(s.MissingReason(path), "no config line")
+// configReason returns the config line that says why path has no rows
+// (key "" when there is none).
+func (s *Section) configReason(path string) (key, value string) {
+	key = path
+	if path == "empty-kmod" {
+		key = "relay" // the empty module is skipped with the relay path
+	}
+	if v := s.ConfigValue(key); v != "" {
+		return key, v
+	}
+	return "", ""
 }
 
 // MissingReason says why a path has no rows: the file's config line named
 // after the path (e.g. "relay: rows skipped here: …") when there is one.
 func (s *Section) MissingReason(path string) string {
-	key := path
-	if path == "empty-kmod" {
-		key = "relay" // the empty module is skipped with the relay path
-	}
-	if v := s.ConfigValue(key); v != "" {
+	if key, v := s.configReason(path); key != "" {
 		return fmt.Sprintf("config line `%s: %s`", key, v)
 	}
 	if p, ok := s.plan(); ok {
@@ -463,7 +460,7 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 		if len(sz.Rows) == 0 {
 			sz.Missing = s.MissingReason(v.Path)
-			if planned && !s.hasConfigReason(v.Path) {
+			if key, _ := s.configReason(v.Path); planned && key == "" {
 				for _, g := range plannedGeometries(plan, rate, v.Attach) {
 					if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
 						sz.Missing = fmt.Sprintf("skipped by the benchmark at %s in %s: %s", geomLabelOf(g), runs(sk.Runs), sk.Reason)

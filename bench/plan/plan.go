@@ -92,11 +92,20 @@ func (p Plan) InGroup(g Geometry) bool {
 	return true
 }
 
-// HasRows says whether a placement has rows at rate in this group.
-func (p Plan) HasRows(place Placement, rate float64) bool {
-	pl := slices.Index(p.Placements, place)
+// HasRows says whether placement pl has rows at rate in this group.
+func (p Plan) HasRows(pl int, rate float64) bool {
 	geoms := p.GeometriesAt(pl, rate)
 	return len(geoms) > 0 && (p.InGroup(Geometry{}) || slices.ContainsFunc(geoms, p.InGroup))
+}
+
+// RateHasRows says whether any placement has rows at rate in this group.
+func (p Plan) RateHasRows(rate float64) bool {
+	for pl := range p.Placements {
+		if p.HasRows(pl, rate) {
+			return true
+		}
+	}
+	return false
 }
 
 // GeometriesAt returns the geometries of a placement and rate.
@@ -116,6 +125,16 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 // loop at g; every other row attaches the first.
 func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
 	if pl == 0 && rate == 0 && slices.Contains(p.AttachGeometries, g) {
+		return p.Attaches
+	}
+	return p.Attaches[:1]
+}
+
+// AttachesUsed returns every attach mode placement pl runs at rate: all
+// of them in the first placement's closed loop (its empty probes, and
+// its capture rows at AttachGeometries), else the first.
+func (p Plan) AttachesUsed(pl int, rate float64) []bpftrace.Attach {
+	if pl == 0 && rate == 0 {
 		return p.Attaches
 	}
 	return p.Attaches[:1]
@@ -206,10 +225,7 @@ func (p Plan) CaptureRows() int {
 			if p.InGroup(Geometry{}) {
 				rows++ // path=none
 				if rate == 0 {
-					rows += 1 + len(p.AttachesAt(pl, rate, Geometry{})) // empty-kmod, empty-bpf
-					if pl == 0 {
-						rows += len(p.Attaches) - 1
-					}
+					rows += 1 + len(p.AttachesUsed(pl, rate)) // empty-kmod, empty-bpf
 				}
 			}
 			for i, g := range geoms {
