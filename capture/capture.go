@@ -142,8 +142,8 @@ func (cfg *Config) Validate() error {
 	if cfg.Workload.Duration <= 0 {
 		return fmt.Errorf("--workload none: set --duration > 0 (how long to capture what the system does)")
 	}
-	if cfg.Workload.Ops != 0 || cfg.Workload.Rate != 0 {
-		return fmt.Errorf("--workload none runs no ops: drop --ops and --rate, or name a workload")
+	if cfg.Workload.Ops != 0 || cfg.Workload.Rate != 0 || cfg.Workload.Hold != 0 {
+		return fmt.Errorf("--workload none runs no ops: drop --ops, --rate and --hold, or name a workload")
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ var devNull = [...]byte{'/', 'd', 'e', 'v', '/', 'n', 'u', 'l', 'l', 0}
 // cannot be converted to uintptr at compile time.
 var atFDCWD = unix.AT_FDCWD
 
-func newOpenClose() (worker, error) { return openClose{}, nil }
+func newOpenClose(int64) (worker, error) { return openClose{}, nil }
 
 func (openClose) op() error {
 	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&devNull[0])),
@@ -36,10 +36,55 @@ func (openClose) op() error {
 
 func (openClose) close() error { return nil }
 
+// fdHold opens /dev/null and keeps the fd: the known leak that
+// `slabbench top` must find (one struct file from the filp cache per op,
+// allocated in alloc_empty_file), released when the thread tears down.
+type fdHold struct {
+	fds []int // capacity quota, made at set-up, so that op does not allocate
+}
+
+// maxHeld bounds fdhold's --ops: each op holds a file descriptor.
+const maxHeld = 1 << 20
+
+func newFDHold(quota int64) (worker, error) {
+	if quota > maxHeld {
+		return nil, fmt.Errorf("fdhold holds one fd per op: %d ops is more than %d", quota, maxHeld)
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && uint64(quota)+64 > lim.Cur {
+		return nil, fmt.Errorf("fdhold would hold %d fds and the open-file limit is %d: lower --ops or raise ulimit -n", quota, lim.Cur)
+	}
+	return &fdHold{fds: make([]int, 0, quota)}, nil
+}
+
+func (h *fdHold) op() error {
+	if len(h.fds) == cap(h.fds) {
+		return fmt.Errorf("fdhold: already holding %d fds, its quota", len(h.fds))
+	}
+	fd, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&devNull[0])),
+		unix.O_RDONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("open /dev/null: %w", errno)
+	}
+	h.fds = append(h.fds, int(fd))
+	return nil
+}
+
+func (h *fdHold) close() error {
+	var errs []error
+	for _, fd := range h.fds {
+		if err := closeFD(fd); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	h.fds = h.fds[:0]
+	return errors.Join(errs...)
+}
+
 // eventfdOp creates and closes an eventfd.
 type eventfdOp struct{}
 
-func newEventfd() (worker, error) { return eventfdOp{}, nil }
+func newEventfd(int64) (worker, error) { return eventfdOp{}, nil }
 
 func (eventfdOp) op() error {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
@@ -56,7 +101,7 @@ type pipeCreate struct {
 	fds [2]int // kept here so that Pipe2's slice argument does not escape per op
 }
 
-func newPipeCreate() (worker, error) { return &pipeCreate{}, nil }
+func newPipeCreate(int64) (worker, error) { return &pipeCreate{}, nil }
 
 func (p *pipeCreate) op() error {
 	if err := unix.Pipe2(p.fds[:], unix.O_CLOEXEC); err != nil {
@@ -74,7 +119,7 @@ type mmapPage struct {
 	size uintptr
 }
 
-func newMmap() (worker, error) { return &mmapPage{size: uintptr(unix.Getpagesize())}, nil }
+func newMmap(int64) (worker, error) { return &mmapPage{size: uintptr(unix.Getpagesize())}, nil }
 
 func (m *mmapPage) op() error {
 	p, err := unix.MmapPtr(-1, 0, nil, m.size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -100,7 +145,7 @@ type messenger struct {
 	buf  [messageSize]byte
 }
 
-func newSocketpair() (worker, error) {
+func newSocketpair(int64) (worker, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -108,7 +153,7 @@ func newSocketpair() (worker, error) {
 	return &messenger{kind: "socketpair", tx: fds[0], rx: fds[1]}, nil
 }
 
-func newPipe() (worker, error) {
+func newPipe(int64) (worker, error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("pipe2: %w", err)

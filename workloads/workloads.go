@@ -42,6 +42,10 @@ type Config struct {
 	Ops      int64         // total ops over all threads; 0 means run for Duration
 	Duration time.Duration // used when Ops == 0, or as an upper bound when both are set
 	Rate     float64       // open loop: target total ops/s over all threads; 0 = closed loop (as fast as possible)
+	// Hold keeps what the ops of a holding workload (fdhold) allocated for
+	// this long after a thread's last op, before tear-down releases it;
+	// cancelling the run cuts it short. Elapsed does not include it.
+	Hold time.Duration
 	// CPUs the threads are pinned to in turn; nil: every CPU this process
 	// may run on.
 	CPUs []int
@@ -76,18 +80,24 @@ type worker interface {
 // workload is an entry of the registry.
 type workload struct {
 	name  string
-	about string                 // one line: what one op does
-	setup func() (worker, error) // runs on the pinned thread, before the timed loop
+	about string // one line: what one op does
+	// setup runs on the pinned thread, before the timed loop; quota is
+	// the most ops the thread will run (math.MaxInt64 for a duration).
+	setup func(quota int64) (worker, error)
+	// holds: the ops keep what they allocate until tear-down, so the
+	// run needs --ops (bounded by maxHeld) and may take --hold.
+	holds bool
 }
 
 // registry lists every workload, sorted by name (Names relies on it).
 var registry = []workload{
-	{"eventfd", "eventfd2() then close() of the new eventfd", newEventfd},
-	{"mmap", "mmap() of one anonymous private page, write one byte to it (page fault), munmap()", newMmap},
-	{"openclose", "openat(\"/dev/null\", O_RDONLY) then close()", newOpenClose},
-	{"pipe", "write() a 64-byte message into a pipe, read() it back from the other end (pipe created once per thread); causes no slab events, the pipe reuses its buffer page", newPipe},
-	{"pipecreate", "pipe2() then close() of both ends", newPipeCreate},
-	{"socketpair", "write() a 64-byte message into an AF_UNIX stream socketpair, read() it from the peer (pair created once per thread)", newSocketpair},
+	{"eventfd", "eventfd2() then close() of the new eventfd", newEventfd, false},
+	{"fdhold", "openat(\"/dev/null\", O_RDONLY) and keep the fd open; the thread closes its fds at tear-down, after --hold (a known leak: one struct file per op, held)", newFDHold, true},
+	{"mmap", "mmap() of one anonymous private page, write one byte to it (page fault), munmap()", newMmap, false},
+	{"openclose", "openat(\"/dev/null\", O_RDONLY) then close()", newOpenClose, false},
+	{"pipe", "write() a 64-byte message into a pipe, read() it back from the other end (pipe created once per thread); causes no slab events, the pipe reuses its buffer page", newPipe, false},
+	{"pipecreate", "pipe2() then close() of both ends", newPipeCreate, false},
+	{"socketpair", "write() a 64-byte message into an AF_UNIX stream socketpair, read() it from the peer (pair created once per thread)", newSocketpair, false},
 }
 
 func lookup(name string) (workload, bool) {
@@ -126,10 +136,17 @@ func (c Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("no workload given: set --workload to one of %s", strings.Join(Names(), ", "))
 	}
-	if _, ok := lookup(c.Name); !ok {
+	wl, ok := lookup(c.Name)
+	if !ok {
 		return unknownWorkload(c.Name)
 	}
 	switch {
+	case wl.holds && (c.Ops < 1 || c.Ops > maxHeld):
+		return fmt.Errorf("--ops %d: %s keeps every op's fd open, so it needs a count of ops, 1..%d", c.Ops, c.Name, maxHeld)
+	case !wl.holds && c.Hold != 0:
+		return fmt.Errorf("--hold %v: only for a workload that holds what it allocates (fdhold)", c.Hold)
+	case c.Hold < 0:
+		return fmt.Errorf("--hold %v: want a duration >= 0", c.Hold)
 	case c.Threads < 0 || c.Threads > MaxThreads:
 		return fmt.Errorf("--threads %d: want 1..%d", c.Threads, MaxThreads)
 	case c.Ops < 0:
@@ -207,6 +224,7 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		t.index = i
 		t.cpu = cpus[i%len(cpus)]
 		t.setup = wl.setup
+		t.hold = cfg.Hold
 		t.quota = quota(cfg.Ops, n, i)
 		if cfg.Rate > 0 {
 			t.interval = float64(n) / cfg.Rate * float64(time.Second)
@@ -222,6 +240,9 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 				}
 				t.loop(w, &stop, startAt, deadline)
 				t.end = time.Now()
+				if t.err == nil {
+					sleepUntil(t.end.Add(t.hold), &stop)
+				}
 			}, setUp.Done)
 		}()
 	}
@@ -292,10 +313,11 @@ func (s *stopper) stop() { s.flag.Store(true) }
 type thread struct {
 	index    int
 	cpu      int
-	setup    func() (worker, error)
-	quota    int64   // ops to do at most
-	interval float64 // open loop: nanoseconds between this thread's ops; 0 for closed loop
-	phase    float64 // open loop: offset of this thread's schedule, in intervals
+	setup    func(quota int64) (worker, error)
+	hold     time.Duration // how long to keep what the ops hold before tear-down
+	quota    int64         // ops to do at most
+	interval float64       // open loop: nanoseconds between this thread's ops; 0 for closed loop
+	phase    float64       // open loop: offset of this thread's schedule, in intervals
 	ops      int64
 	late     int64
 	end      time.Time // when the thread left the timed loop
@@ -352,7 +374,7 @@ func (t *thread) runPinned(body func(worker), setupFailed func()) {
 		}
 	}()
 
-	w, err := t.setup()
+	w, err := t.setup(t.quota)
 	if err != nil {
 		t.err = fmt.Errorf("thread %d: set-up: %w", t.index, err)
 		setupFailed()

@@ -8,15 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/size"
-	"github.com/slabbench/slabbench/workloads"
 )
 
 func init() {
@@ -25,24 +22,12 @@ func init() {
 
 func runCapture(args []string) error {
 	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
-	path := fs.String("path", "ringbuf", "transport: ringbuf, perfbuf or relay")
-	attach := fs.String("attach", "tracepoint", "eBPF attach mode: tracepoint, rawtp, kprobe or fentry")
+	cf := addCaptureFlags(fs, "openclose")
 	events := fs.String("events", "kmalloc,kfree,kmem_cache_alloc,kmem_cache_free", "comma-separated kmem events")
-	workload := fs.String("workload", "openclose", "workload: "+strings.Join(workloads.Names(), ", ")+", or none")
-	ops := fs.Int64("ops", 0, "workload ops in total (0: run for --duration)")
-	threads := fs.Int("threads", 1, "workload threads, pinned to CPUs")
-	rate := fs.Float64("rate", 0, "open-loop target ops/s over all threads (0: as fast as possible)")
 	duration := fs.Duration("duration", 0, "how long to run: with --ops 0 (default 2s), or a limit on --ops")
-	subbuf := size.Flag{Bytes: 16 << 10}
-	fs.Var(&subbuf, "subbuf-size", "sub-buffer size (4096, 16KiB, 1MiB)")
-	subbufs := fs.Int("subbufs", 8, "sub-buffers per CPU")
 	ringbufSize := size.Flag{}
 	fs.Var(&ringbufSize, "ringbuf-size", "ring buffer size (default subbuf-size x subbufs x CPUs, rounded to a power of two)")
-	wakeup := size.Flag{}
-	fs.Var(&wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
 	overwrite := fs.Bool("overwrite", false, "relay: flight-recorder mode (overwrite the oldest sub-buffer)")
-	stall := fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
-	consumerCPU := fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
 	truthFlag := fs.String("truth", "on", "check against the kernel's own count: on or off")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
@@ -51,10 +36,7 @@ func runCapture(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q: capture takes flags only (slabbench capture -h)", fs.Arg(0))
 	}
-	if *threads < 1 || *threads > workloads.MaxThreads {
-		return fmt.Errorf("--threads %d: want 1..%d", *threads, workloads.MaxThreads)
-	}
-	if *duration == 0 && *ops == 0 {
+	if *duration == 0 && *cf.ops == 0 {
 		*duration = 2 * time.Second
 	}
 	kinds, err := event.ParseKinds(*events)
@@ -69,28 +51,12 @@ func runCapture(args []string) error {
 	default:
 		return fmt.Errorf("--truth %q: use on or off", *truthFlag)
 	}
-	a := bpftrace.Attach(*attach)
-	if a.IsFunctionProbe() && truthOn {
-		// Function probes count calls, not tracepoint hits: the truth
-		// counter does not apply; their own attempts are the reference.
-		truthOn = false
+	cfg, err := cf.config(kinds, truthOn, *duration)
+	if err != nil {
+		return err
 	}
-	cfg := capture.Config{
-		Path:   capture.Path(*path),
-		Attach: a,
-		Kinds:  kinds,
-		Truth:  truthOn,
-		Workload: workloads.Config{Name: *workload, Ops: *ops, Threads: *threads,
-			Duration: *duration, Rate: *rate},
-		SubbufSize:    subbuf.Bytes,
-		NumSubbufs:    *subbufs,
-		RingbufSize:   ringbufSize.Bytes,
-		WakeupBytes:   wakeup.Bytes,
-		Overwrite:     *overwrite,
-		ConsumerStall: *stall,
-		PinConsumer:   *consumerCPU != -1,
-		ConsumerCPU:   *consumerCPU,
-	}
+	cfg.RingbufSize = ringbufSize.Bytes
+	cfg.Overwrite = *overwrite
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

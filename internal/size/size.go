@@ -64,3 +64,23 @@ func (f *Flag) Set(s string) error {
 	f.Bytes = n
 	return nil
 }
+
+// Approx writes n bytes to three significant digits for a person reading
+// a table: 812B, 18.4KiB, 187KiB, 2.05MiB.
+func Approx(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	u := 0
+	for n >= 1000 && u < len(units)-1 {
+		n /= 1024
+		u++
+	}
+	switch {
+	case u == 0:
+		return fmt.Sprintf("%.0f%s", n, units[u])
+	case n < 10:
+		return fmt.Sprintf("%.2f%s", n, units[u])
+	case n < 100:
+		return fmt.Sprintf("%.1f%s", n, units[u])
+	}
+	return fmt.Sprintf("%.0f%s", n, units[u])
+}

@@ -20,3 +20,12 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestApprox(t *testing.T) {
+	for n, want := range map[float64]string{0: "0B", 812: "812B", 999: "999B", 1000: "0.98KiB", 18841: "18.4KiB",
+		191828: "187KiB", 2149581: "2.05MiB", 1 << 40: "1.00TiB"} {
+		if got := Approx(n); got != want {
+			t.Errorf("Approx(%v) = %q, want %q", n, got, want)
+		}
+	}
+}

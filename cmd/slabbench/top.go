@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/kleak"
+	"github.com/slabbench/slabbench/workloads"
+)
+
+func init() {
+	register("top", "live view of the top slab allocation sites and what stays outstanding (finding leaks)", runTop)
+}
+
+// topOptions is how top shows what the tracker holds.
+type topOptions struct {
+	path, attach string
+	interval     time.Duration
+	sort         sortKey
+	top          int
+	minAge       time.Duration
+	pid          uint32
+}
+
+func runTop(args []string) error {
+	fs := flag.NewFlagSet("top", flag.ContinueOnError)
+	cf := addCaptureFlags(fs, "none")
+	interval := fs.Duration("interval", time.Second, "refresh every interval")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until q or Ctrl-C)")
+	sortFlag := fs.String("sort", string(sortOutstandingBytes), "order of the call sites: "+sortKeyList)
+	topN := fs.Int("top", 20, "call sites to show (0: all)")
+	minAge := fs.Duration("min-age", 0, "count an allocation as outstanding only once it is this old")
+	pidFlag := fs.String("pid", "", "only allocations by this process id, or self (this process, where --workload runs); frees count from anyone")
+	maxTracked := fs.Int("max-tracked", kleak.DefaultMaxTracked, "outstanding allocations followed at most; past it new ones are counted as untracked")
+	asJSON := fs.Bool("json", false, "print one JSON object per interval")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: top takes flags only (slabbench top -h)", fs.Arg(0))
+	}
+	opts := topOptions{path: *cf.path, attach: *cf.attach, interval: *interval, top: *topN, minAge: *minAge}
+	switch {
+	case *interval < 10*time.Millisecond || *interval > time.Hour:
+		return fmt.Errorf("--interval %v: want 10ms..1h", *interval)
+	case *duration < 0:
+		return fmt.Errorf("--duration %v: want >= 0 (0: until q or Ctrl-C)", *duration)
+	case *topN < 0:
+		return fmt.Errorf("--top %d: want >= 0 (0: all)", *topN)
+	case *minAge < 0:
+		return fmt.Errorf("--min-age %v: want >= 0", *minAge)
+	case *maxTracked < 1 || *maxTracked > 1<<28:
+		return fmt.Errorf("--max-tracked %d: want 1..%d", *maxTracked, 1<<28)
+	}
+	var err error
+	if opts.sort, err = parseSortKey(*sortFlag); err != nil {
+		return err
+	}
+	if opts.pid, err = parsePid(*pidFlag); err != nil {
+		return err
+	}
+	// A workload without --ops runs as long as top; with --duration 0
+	// that is until q or Ctrl-C.
+	wlDuration := *duration
+	if wlDuration == 0 && *cf.workload != "none" && *cf.ops == 0 {
+		wlDuration = 100 * 365 * 24 * time.Hour
+	}
+	if *cf.workload == "none" {
+		wlDuration = max(*duration, time.Hour) // a capture without ops needs a length; top ends it
+	}
+	cfg, err := cf.config(event.AllKinds, true, wlDuration)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	syms, err := kleak.LoadSymbols(kleak.KallsymsPath)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if *duration > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, *duration)
+		defer stop()
+	}
+	tr := kleak.New(kleak.Config{MaxTracked: *maxTracked, TGID: opts.pid})
+	cfg.OnRecord = tr.Observe
+	sess, err := capture.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	tr.Begin(monotonicNow())
+	started := time.Now()
+
+	wctx, stopWorkload := context.WithCancel(ctx)
+	defer stopWorkload()
+	type workloadEnd struct {
+		res workloads.Result
+		err error
+	}
+	workloadDone := make(chan workloadEnd, 1)
+	if cfg.Workload.Name != "none" {
+		go func() {
+			res, err := workloads.Run(wctx, sess.Workload())
+			workloadDone <- workloadEnd{res, err}
+		}()
+	} else {
+		workloadDone <- workloadEnd{}
+	}
+
+	var out viewer
+	switch {
+	case *asJSON:
+		out = &jsonViewer{w: os.Stdout, opts: opts, syms: syms}
+	case term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd())):
+		out = newInteractiveViewer(opts, syms)
+	default:
+		out = &plainViewer{w: os.Stdout, opts: opts, syms: syms}
+	}
+	prev := started
+	take := func(final bool) frame {
+		f := frame{snap: tr.Snapshot(monotonicNow(), opts.minAge), at: time.Now(), started: started, final: final}
+		f.interval, prev = f.at.Sub(prev), f.at
+		return f
+	}
+	viewErr := out.run(ctx, func() frame { return take(false) })
+
+	// Stop the workload (an fdhold releases what it holds), close the
+	// window, drain it and take the exact accounting.
+	stopWorkload()
+	wl := <-workloadDone
+	res, err := sess.Finish(wl.res)
+	if err != nil {
+		return errors.Join(viewErr, err)
+	}
+	var freeDropped, freeMissed uint64
+	for _, k := range []event.Kind{event.KindKfree, event.KindKmemCacheFree} {
+		kr := res.Kinds[k.String()]
+		freeDropped += kr.Dropped
+		freeMissed += kr.Missed
+	}
+	tr.Finalize(res.Dropped, res.Missed, freeDropped, freeMissed)
+	last := take(true)
+	last.res = &res
+	if err := out.final(last); err != nil {
+		return errors.Join(viewErr, err)
+	}
+	if viewErr != nil {
+		return viewErr
+	}
+	if wl.err != nil && !errors.Is(wl.err, context.Canceled) && !errors.Is(wl.err, context.DeadlineExceeded) {
+		return fmt.Errorf("workload %s: %w", cfg.Workload.Name, wl.err)
+	}
+	if !res.Verified {
+		return fmt.Errorf("accounting check failed: %s", res.VerifyError)
+	}
+	return nil
+}
+
+// frame is one interval's snapshot and when it was taken.
+type frame struct {
+	snap     kleak.Snapshot
+	at       time.Time
+	interval time.Duration // since the previous frame: what the rates are over
+	started time.Time
+	final   bool
+	res     *capture.Result // the capture's result, in the final frame
+}
+
+// viewer shows frames: run takes one per interval until ctx ends (or
+// the person quits), final shows the one taken after the capture stopped.
+type viewer interface {
+	run(ctx context.Context, take func() frame) error
+	final(f frame) error
+}
+
+// everyInterval calls show with a new frame every interval until ctx
+// ends; the plain and JSON viewers use it.
+func everyInterval(ctx context.Context, interval time.Duration, take func() frame, show func(frame) error) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := show(take()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// plainViewer prints one table per interval, for a pipe or a file.
+type plainViewer struct {
+	w    io.Writer
+	opts topOptions
+	syms *kleak.Symbols
+}
+
+func (v *plainViewer) run(ctx context.Context, take func() frame) error {
+	return everyInterval(ctx, v.opts.interval, take, func(f frame) error {
+		_, err := io.WriteString(v.w, renderFrame(f, v.opts, v.syms, 0)+"\n")
+		return err
+	})
+}
+
+func (v *plainViewer) final(f frame) error {
+	_, err := io.WriteString(v.w, renderFrame(f, v.opts, v.syms, 0))
+	return err
+}
+
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
+}
+
+// parsePid reads --pid: empty for every process, self, or a process id.
+func parsePid(s string) (uint32, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "self":
+		return uint32(os.Getpid()), nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("--pid %q: want a process id (1..4294967295) or self", s)
+	}
+	return uint32(n), nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/slabbench/slabbench/kleak"
+)
+
+// interactiveViewer is top on a terminal: the table redrawn in place
+// every interval, with keys to change the sort, pause and quit.
+type interactiveViewer struct {
+	opts topOptions
+	syms *kleak.Symbols
+}
+
+func newInteractiveViewer(opts topOptions, syms *kleak.Symbols) *interactiveViewer {
+	return &interactiveViewer{opts: opts, syms: syms}
+}
+
+// topModel is the bubbletea model: the last frame and how to show it.
+type topModel struct {
+	v      *interactiveViewer
+	frame  *frame
+	paused bool
+	width  int
+}
+
+type frameMsg frame
+
+func (m topModel) Init() tea.Cmd { return nil }
+
+func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		switch msg.String() {
+		case "q", "ctrl+c", "esc":
+			return m, tea.Quit
+		case "s":
+			m.v.opts.sort = m.v.opts.sort.next()
+		case "p", " ":
+			m.paused = !m.paused
+		}
+	case tea.WindowSizeMsg:
+		m.width = msg.Width
+	case frameMsg:
+		if !m.paused {
+			f := frame(msg)
+			m.frame = &f
+		}
+	}
+	return m, nil
+}
+
+func (m topModel) View() string {
+	keys := "s: sort by " + string(m.v.opts.sort.next()) + "   p: pause   q: quit"
+	if m.paused {
+		keys = "PAUSED (the intervals go on; p: resume)   " + keys
+	}
+	if m.frame == nil {
+		return fmt.Sprintf("slabbench top: capturing on %s, first table in %v\n%s\n", m.v.opts.path, m.v.opts.interval, keys)
+	}
+	return renderFrame(*m.frame, m.v.opts, m.v.syms, m.width) + keys + "\n"
+}
+
+func (v *interactiveViewer) run(ctx context.Context, take func() frame) error {
+	p := tea.NewProgram(topModel{v: v}, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(os.Stdout))
+	// The frames stop when the view does (q), not only when ctx ends.
+	viewCtx, closed := context.WithCancel(ctx)
+	ticking := make(chan struct{})
+	go func() {
+		defer close(ticking)
+		everyInterval(viewCtx, v.opts.interval, take, func(f frame) error {
+			p.Send(frameMsg(f))
+			return nil
+		})
+	}()
+	_, err := p.Run()
+	closed()
+	<-ticking
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		err = nil // --duration passed, or SIGTERM: a normal end
+	}
+	return err
+}
+
+// final prints the last table, with the exact accounting, on the normal
+// screen once the view has closed.
+func (v *interactiveViewer) final(f frame) error {
+	_, err := fmt.Fprint(os.Stdout, renderFrame(f, v.opts, v.syms, 0))
+	return err
+}

@@ -1,0 +1,140 @@
+package kleak
+
+import "time"
+
+// Accounting says how far a snapshot's figures can be off: what the
+// capture lost, and what the table could not follow.
+type Accounting struct {
+	Captured uint64 `json:"captured"`
+	// Dropped (buffer full) and Missed (probe not run) over the window.
+	// Until Final they come from the gaps between records seen so far,
+	// so a loss after a CPU's last record shows up later.
+	Dropped uint64 `json:"dropped"`
+	Missed  uint64 `json:"missed"`
+	// DroppedFrees and MissedFrees are the part of them that were frees
+	// (kfree, kmem_cache_free): each may have left an allocation
+	// counted as outstanding.
+	DroppedFrees uint64 `json:"dropped_frees"`
+	MissedFrees  uint64 `json:"missed_frees"`
+	// Untracked allocations arrived while the table was full.
+	Untracked uint64 `json:"untracked_allocs"`
+	// UnmatchedFrees freed a pointer the table did not hold: allocated
+	// before the window, by a process the filter leaves out, untracked,
+	// or whose allocation was lost.
+	UnmatchedFrees uint64 `json:"unmatched_frees"`
+	// ReusedWithoutFree: an allocation returned a pointer the table held,
+	// so that pointer's free was never seen (lost, or not traced); the
+	// old entry is replaced.
+	ReusedWithoutFree uint64 `json:"reused_without_free"`
+	NullFrees         uint64 `json:"null_frees"`    // kfree(NULL) and the like, traced but freeing nothing
+	FailedAllocs      uint64 `json:"failed_allocs"` // allocations that returned NULL
+	// Final: the loss counts are the capture's own, exact, taken after
+	// it stopped.
+	Final bool `json:"final"`
+}
+
+// OverstatedBy bounds how many of the outstanding allocations may have
+// been freed without the free reaching the tracker.
+func (a Accounting) OverstatedBy() uint64 { return a.DroppedFrees + a.MissedFrees }
+
+// UnderstatedBy bounds how many outstanding allocations the table may not
+// show: untracked ones, and lost allocations (which also show up as
+// unmatched frees when freed).
+func (a Accounting) UnderstatedBy() uint64 {
+	return a.Untracked + (a.Dropped - a.DroppedFrees) + (a.Missed - a.MissedFrees)
+}
+
+// Site is one allocation call site in a snapshot.
+type Site struct {
+	Address uint64
+	Family  Family
+	// In the interval since the previous snapshot. Frees count the frees
+	// of allocations made here, wherever the free was called.
+	Allocs, Frees, Bytes uint64
+	// Since the tracker started.
+	TotalAllocs, TotalFrees uint64
+	// Outstanding allocations made here at least MinAge ago and not freed.
+	Outstanding, OutstandingBytes uint64
+	Oldest                        time.Duration // age of the oldest outstanding one
+	Untracked                     uint64        // allocations made here while the table was full
+}
+
+// FamilyTotals is one family's line in a snapshot.
+type FamilyTotals struct {
+	Family                        Family
+	Allocs, Frees, Bytes          uint64 // in the interval
+	Outstanding, OutstandingBytes uint64
+}
+
+// Snapshot is the state at the end of one interval.
+type Snapshot struct {
+	Sites      []Site // every site with an allocation or free in the interval, or outstanding ones
+	Families   [numFamilies]FamilyTotals
+	Accounting Accounting
+	Tracked    int // allocations in the table
+	MaxTracked int
+	MinAge     time.Duration
+}
+
+// Snapshot closes the interval: it returns the per-site counts since the
+// previous one and what is outstanding at least minAge old at nowNs
+// (CLOCK_MONOTONIC, as the records' stamps), then starts a new interval.
+// It walks the whole table, holding off Observe meanwhile.
+func (t *Tracker) Snapshot(nowNs uint64, minAge time.Duration) Snapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	type outstanding struct {
+		n, bytes, oldestTs uint64
+	}
+	out := map[uint64]*outstanding{}
+	var famOut [numFamilies]outstanding
+	for _, a := range t.table {
+		if a.ts > nowNs || time.Duration(nowNs-a.ts) < minAge {
+			continue
+		}
+		o := out[a.site]
+		if o == nil {
+			o = &outstanding{oldestTs: a.ts}
+			out[a.site] = o
+		}
+		o.n++
+		o.bytes += a.bytes
+		o.oldestTs = min(o.oldestTs, a.ts)
+		famOut[a.fam].n++
+		famOut[a.fam].bytes += a.bytes
+	}
+	snap := Snapshot{Accounting: t.acct, Tracked: len(t.table), MaxTracked: t.cfg.MaxTracked, MinAge: minAge}
+	for addr, s := range t.sites {
+		o := out[addr]
+		if s.interval == (counts{}) && o == nil {
+			continue
+		}
+		row := Site{Address: addr, Family: s.fam, Allocs: s.interval.allocs, Frees: s.interval.frees,
+			Bytes: s.interval.bytes, Untracked: s.untracked}
+		s.total.add(s.interval)
+		s.interval = counts{}
+		row.TotalAllocs, row.TotalFrees = s.total.allocs, s.total.frees
+		if o != nil {
+			row.Outstanding, row.OutstandingBytes = o.n, o.bytes
+			row.Oldest = time.Duration(nowNs - o.oldestTs)
+		}
+		snap.Sites = append(snap.Sites, row)
+	}
+	for f := range t.fam {
+		fc := t.fam[f]
+		snap.Families[f] = FamilyTotals{Family: Family(f), Allocs: fc.allocs, Frees: fc.frees,
+			Bytes: fc.bytes, Outstanding: famOut[f].n, OutstandingBytes: famOut[f].bytes}
+		t.fam[f] = counts{}
+	}
+	return snap
+}
+
+// Finalize replaces the loss counts, taken from the records so far, with
+// the capture's own exact ones once it has stopped and been drained.
+func (t *Tracker) Finalize(dropped, missed, droppedFrees, missedFrees uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.acct.Dropped, t.acct.Missed = dropped, missed
+	t.acct.DroppedFrees, t.acct.MissedFrees = droppedFrees, missedFrees
+	t.acct.Final = true
+}
