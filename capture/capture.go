@@ -287,6 +287,18 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	return res, nil
 }
 
+// Publish makes what the transport holds back readable now, where it
+// holds records back: relay closes its open sub-buffers (which a reader
+// otherwise sees only once full). It reports whether there was anything
+// to do; the consumer then needs a moment to read them.
+func (s *Session) Publish() (bool, error) {
+	p, ok := s.c.(interface{ Publish() error })
+	if !ok {
+		return false, nil
+	}
+	return true, p.Publish()
+}
+
 // Workload is the workload to drive for this session: the configured one,
 // pinned away from the consumer's CPU when the consumer is pinned.
 func (s *Session) Workload() workloads.Config { return s.cfg.Workload }

@@ -305,6 +305,20 @@ func (c *Capture) Flush() error {
 	return c.waiter.Flush()
 }
 
+// Publish closes the open sub-buffer of every CPU that holds records, so
+// that the reader sees them now rather than when the sub-buffer fills; a
+// live view calls it once per interval, at the cost of the closed
+// sub-buffers' unused ends. Unlike Flush it does not end the reading.
+func (c *Capture) Publish() error {
+	if c.waiter.Closed() {
+		return fmt.Errorf("relay capture: %w", os.ErrClosed)
+	}
+	if err := c.command([]byte("flush")); err != nil {
+		return fmt.Errorf("relay flush: %w", err)
+	}
+	return nil
+}
+
 // Stop detaches the probes and flushes the open sub-buffers: no record is
 // written after it returns, and all written ones are readable. Idempotent.
 func (c *Capture) Stop() error {

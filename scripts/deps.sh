@@ -9,6 +9,8 @@ packages=(
 	qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio
 	# building the kernel module against those headers
 	make gcc
+	# driving `slabbench top` in a terminal, as a person would (its test)
+	tmux
 	# regenerating the BPF objects (go generate) and perf-record references
 	clang llvm libbpf-dev linux-perf
 )

@@ -25,8 +25,6 @@ func runCapture(args []string) error {
 	cf := addCaptureFlags(fs, "openclose")
 	events := fs.String("events", "kmalloc,kfree,kmem_cache_alloc,kmem_cache_free", "comma-separated kmem events")
 	duration := fs.Duration("duration", 0, "how long to run: with --ops 0 (default 2s), or a limit on --ops")
-	ringbufSize := size.Flag{}
-	fs.Var(&ringbufSize, "ringbuf-size", "ring buffer size (default subbuf-size x subbufs x CPUs, rounded to a power of two)")
 	overwrite := fs.Bool("overwrite", false, "relay: flight-recorder mode (overwrite the oldest sub-buffer)")
 	truthFlag := fs.String("truth", "on", "check against the kernel's own count: on or off")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -55,7 +53,6 @@ func runCapture(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.RingbufSize = ringbufSize.Bytes
 	cfg.Overwrite = *overwrite
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -21,7 +21,7 @@ type captureFlags struct {
 	threads                *int
 	rate                   *float64
 	hold, stall            *time.Duration
-	subbuf, wakeup         size.Flag
+	subbuf, wakeup, ring   size.Flag
 	subbufs, consumerCPU   *int
 }
 
@@ -36,6 +36,7 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 	f.hold = fs.Duration("hold", 0, "fdhold: keep the fds open this long after the last op")
 	fs.Var(&f.subbuf, "subbuf-size", "sub-buffer size (4096, 16KiB, 1MiB)")
 	f.subbufs = fs.Int("subbufs", 8, "sub-buffers per CPU")
+	fs.Var(&f.ring, "ringbuf-size", "ring buffer size (default subbuf-size x subbufs x CPUs, rounded to a power of two)")
 	fs.Var(&f.wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
 	f.stall = fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
 	f.consumerCPU = fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
@@ -62,6 +63,7 @@ func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Dura
 			Duration: duration, Rate: *f.rate, Hold: *f.hold},
 		SubbufSize:    f.subbuf.Bytes,
 		NumSubbufs:    *f.subbufs,
+		RingbufSize:   f.ring.Bytes,
 		WakeupBytes:   f.wakeup.Bytes,
 		ConsumerStall: *f.stall,
 		PinConsumer:   *f.consumerCPU != -1,

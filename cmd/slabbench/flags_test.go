@@ -31,29 +31,56 @@ var badCaptureFlags = map[string][]struct {
 	"consumer-cpu":   {{[]string{"--consumer-cpu", "4096"}, []string{"--consumer-cpu", "want one of the CPUs"}}, {[]string{"--consumer-cpu", "-2"}, []string{"--consumer-cpu", "want one of the CPUs"}}},
 	"truth":          {{[]string{"--truth", "maybe"}, []string{"--truth", "on or off"}}},
 	"json":           {{[]string{"--json=maybe"}, []string{"-json", "true or false"}}},
+	"hold":           {{[]string{"--hold", "1s"}, []string{"--hold", "fdhold"}}, {[]string{"--workload", "fdhold", "--ops", "5", "--hold", "-1s"}, []string{"--hold", ">= 0"}}},
 }
 
-// TestEveryCaptureFlagNamesItself walks the flags capture -h lists and
-// checks that each invalid value is refused with one line naming the flag
-// and the accepted range.
+// badTopFlags holds the cases of the flags that top has and capture has
+// not, or that top takes differently; top's other flags get capture's
+// cases, run with --workload openclose (top's default is none).
+var badTopFlags = map[string][]struct {
+	args []string
+	want []string
+}{
+	"interval":    {{[]string{"--interval", "1ms"}, []string{"--interval", "10ms..1h"}}},
+	"sort":        {{[]string{"--sort", "size"}, []string{"--sort", "outstanding-bytes, outstanding, allocs, bytes or age"}}},
+	"top":         {{[]string{"--top", "-1"}, []string{"--top", ">= 0"}}},
+	"min-age":     {{[]string{"--min-age", "-1s"}, []string{"--min-age", ">= 0"}}},
+	"pid":         {{[]string{"--pid", "me"}, []string{"--pid", "process id", "self"}}},
+	"max-tracked": {{[]string{"--max-tracked", "0"}, []string{"--max-tracked", "1..268435456"}}},
+	"hold":        {{[]string{"--hold", "1s"}, []string{"--hold"}}, {[]string{"--workload", "fdhold", "--ops", "5", "--hold", "-1s"}, []string{"--hold", ">= 0"}}},
+}
+
+// TestEveryCaptureFlagNamesItself walks the flags capture -h and top -h
+// list and checks that each invalid value is refused with one line
+// naming the flag and the accepted range.
 func TestEveryCaptureFlagNamesItself(t *testing.T) {
-	out, _ := exec.Command(binary, "capture", "-h").CombinedOutput()
-	names := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(string(out), -1)
-	if len(names) < 10 {
-		t.Fatalf("capture -h lists %d flags:\n%s", len(names), out)
-	}
-	for _, m := range names {
-		name := m[1]
-		cases, ok := badCaptureFlags[name]
-		if !ok {
-			t.Errorf("flag --%s has no invalid-value case in badCaptureFlags", name)
-			continue
+	for _, cmd := range []string{"capture", "top"} {
+		out, _ := exec.Command(binary, cmd, "-h").CombinedOutput()
+		names := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(string(out), -1)
+		if len(names) < 10 {
+			t.Fatalf("%s -h lists %d flags:\n%s", cmd, len(names), out)
 		}
-		for _, c := range cases {
-			t.Run(name+"="+strings.Join(c.args, " "), func(t *testing.T) {
-				oneLineError(t, exec.Command(binary, append([]string{"capture"}, c.args...)...), c.want...)
-			})
+		for _, m := range names {
+			name := m[1]
+			cases, ok := badCaptureFlags[name]
+			var prefix []string
+			if cmd == "top" {
+				prefix = []string{"--workload", "openclose"}
+				if topCases, ok2 := badTopFlags[name]; ok2 {
+					cases, ok, prefix = topCases, true, nil
+				}
+			}
+			if !ok {
+				t.Errorf("%s flag --%s has no invalid-value case", cmd, name)
+				continue
+			}
+			for _, c := range cases {
+				args := append(append([]string{cmd}, prefix...), c.args...)
+				t.Run(cmd+"/"+name+"="+strings.Join(c.args, " "), func(t *testing.T) {
+					oneLineError(t, exec.Command(binary, args...), c.want...)
+				})
+			}
 		}
+		oneLineError(t, exec.Command(binary, cmd, "--bogus"), "-bogus", cmd+" -h")
 	}
-	oneLineError(t, exec.Command(binary, "capture", "--bogus"), "-bogus", "capture -h")
 }

@@ -57,7 +57,7 @@ func runTop(args []string) error {
 	case *interval < 10*time.Millisecond || *interval > time.Hour:
 		return fmt.Errorf("--interval %v: want 10ms..1h", *interval)
 	case *duration < 0:
-		return fmt.Errorf("--duration %v: want >= 0 (0: until q or Ctrl-C)", *duration)
+		return fmt.Errorf("--duration %v: want > 0, or 0 to run until q or Ctrl-C", *duration)
 	case *topN < 0:
 		return fmt.Errorf("--top %d: want >= 0 (0: all)", *topN)
 	case *minAge < 0:
@@ -107,24 +107,7 @@ func runTop(args []string) error {
 		return err
 	}
 	defer sess.Close()
-	tr.Begin(monotonicNow())
 	started := time.Now()
-
-	wctx, stopWorkload := context.WithCancel(ctx)
-	defer stopWorkload()
-	type workloadEnd struct {
-		res workloads.Result
-		err error
-	}
-	workloadDone := make(chan workloadEnd, 1)
-	if cfg.Workload.Name != "none" {
-		go func() {
-			res, err := workloads.Run(wctx, sess.Workload())
-			workloadDone <- workloadEnd{res, err}
-		}()
-	} else {
-		workloadDone <- workloadEnd{}
-	}
 
 	var out viewer
 	switch {
@@ -137,11 +120,39 @@ func runTop(args []string) error {
 	}
 	prev := started
 	take := func(final bool) frame {
+		if !final {
+			if published, err := sess.Publish(); published && err == nil {
+				time.Sleep(publishSettle)
+			}
+		}
 		f := frame{snap: tr.Snapshot(monotonicNow(), opts.minAge), at: time.Now(), started: started, final: final}
 		f.interval, prev = f.at.Sub(prev), f.at
 		return f
 	}
-	viewErr := out.run(ctx, func() frame { return take(false) })
+	// The window begins once the view is up, and the workload with it:
+	// what the capture and the view allocate for themselves is not
+	// followed.
+	wctx, stopWorkload := context.WithCancel(ctx)
+	defer stopWorkload()
+	type workloadEnd struct {
+		res workloads.Result
+		err error
+	}
+	workloadDone := make(chan workloadEnd, 1)
+	begin := func() {
+		started = time.Now()
+		prev = started
+		tr.Begin(monotonicNow())
+		if cfg.Workload.Name == "none" {
+			workloadDone <- workloadEnd{}
+			return
+		}
+		go func() {
+			res, err := workloads.Run(wctx, sess.Workload())
+			workloadDone <- workloadEnd{res, err}
+		}()
+	}
+	viewErr := out.run(ctx, begin, func() frame { return take(false) })
 
 	// Stop the workload (an fdhold releases what it holds), close the
 	// window, drain it and take the exact accounting.
@@ -175,20 +186,26 @@ func runTop(args []string) error {
 	return nil
 }
 
+// publishSettle is how long top lets the consumer read what Publish made
+// readable (relay's open sub-buffers) before it takes a frame: reading a
+// few sub-buffers takes well under a millisecond, waking up a few.
+const publishSettle = 50 * time.Millisecond
+
 // frame is one interval's snapshot and when it was taken.
 type frame struct {
 	snap     kleak.Snapshot
 	at       time.Time
 	interval time.Duration // since the previous frame: what the rates are over
-	started time.Time
-	final   bool
-	res     *capture.Result // the capture's result, in the final frame
+	started  time.Time
+	final    bool
+	res      *capture.Result // the capture's result, in the final frame
 }
 
-// viewer shows frames: run takes one per interval until ctx ends (or
-// the person quits), final shows the one taken after the capture stopped.
+// viewer shows frames: run calls begin once it is ready to show them,
+// then takes one per interval until ctx ends (or the person quits); final
+// shows the one taken after the capture stopped.
 type viewer interface {
-	run(ctx context.Context, take func() frame) error
+	run(ctx context.Context, begin func(), take func() frame) error
 	final(f frame) error
 }
 
@@ -216,7 +233,8 @@ type plainViewer struct {
 	syms *kleak.Symbols
 }
 
-func (v *plainViewer) run(ctx context.Context, take func() frame) error {
+func (v *plainViewer) run(ctx context.Context, begin func(), take func() frame) error {
+	begin()
 	return everyInterval(ctx, v.opts.interval, take, func(f frame) error {
 		_, err := io.WriteString(v.w, renderFrame(f, v.opts, v.syms, 0)+"\n")
 		return err

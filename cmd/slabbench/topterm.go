@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -14,8 +15,9 @@ import (
 // interactiveViewer is top on a terminal: the table redrawn in place
 // every interval, with keys to change the sort, pause and quit.
 type interactiveViewer struct {
-	opts topOptions
-	syms *kleak.Symbols
+	opts  topOptions
+	syms  *kleak.Symbols
+	ready func() // called once, from the model, when the view is up
 }
 
 func newInteractiveViewer(opts topOptions, syms *kleak.Symbols) *interactiveViewer {
@@ -32,7 +34,11 @@ type topModel struct {
 
 type frameMsg frame
 
-func (m topModel) Init() tea.Cmd { return nil }
+// readyMsg arrives once the program has set up the terminal and its input
+// reader, which open files of their own: the window begins after them.
+type readyMsg struct{}
+
+func (m topModel) Init() tea.Cmd { return func() tea.Msg { return readyMsg{} } }
 
 func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -45,6 +51,8 @@ func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "p", " ":
 			m.paused = !m.paused
 		}
+	case readyMsg:
+		m.v.ready()
 	case tea.WindowSizeMsg:
 		m.width = msg.Width
 	case frameMsg:
@@ -67,13 +75,26 @@ func (m topModel) View() string {
 	return renderFrame(*m.frame, m.v.opts, m.v.syms, m.width) + keys + "\n"
 }
 
-func (v *interactiveViewer) run(ctx context.Context, take func() frame) error {
+func (v *interactiveViewer) run(ctx context.Context, begin func(), take func() frame) error {
 	p := tea.NewProgram(topModel{v: v}, tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(os.Stdout))
 	// The frames stop when the view does (q), not only when ctx ends.
 	viewCtx, closed := context.WithCancel(ctx)
+	began := make(chan struct{})
+	var once sync.Once
+	v.ready = func() {
+		once.Do(func() {
+			begin()
+			close(began)
+		})
+	}
 	ticking := make(chan struct{})
 	go func() {
 		defer close(ticking)
+		select {
+		case <-began:
+		case <-viewCtx.Done():
+			return
+		}
 		everyInterval(viewCtx, v.opts.interval, take, func(f frame) error {
 			p.Send(frameMsg(f))
 			return nil
@@ -82,6 +103,7 @@ func (v *interactiveViewer) run(ctx context.Context, take func() frame) error {
 	_, err := p.Run()
 	closed()
 	<-ticking
+	v.ready() // the window begins even if the view never came up
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		err = nil // --duration passed, or SIGTERM: a normal end
 	}

@@ -226,7 +226,8 @@ type jsonViewer struct {
 	syms *kleak.Symbols
 }
 
-func (v *jsonViewer) run(ctx context.Context, take func() frame) error {
+func (v *jsonViewer) run(ctx context.Context, begin func(), take func() frame) error {
+	begin()
 	return everyInterval(ctx, v.opts.interval, take, v.print)
 }
 
