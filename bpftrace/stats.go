@@ -122,3 +122,19 @@ func (c *Capture) Stats() (event.Stats, error) {
 	}
 	return st, nil
 }
+
+// RecursionMisses returns, per kind, how often the kernel has skipped the
+// program for recursion so far (its run-time statistics; 0 where the
+// kernel keeps none, as 6.1 does for tracepoint programs). A live view
+// calls it while the consumer reads; it fails once the capture is closed.
+func (c *Capture) RecursionMisses() ([event.NumKinds]uint64, error) {
+	var m [event.NumKinds]uint64
+	for _, k := range c.cfg.Kinds {
+		s, err := c.progs[k].Stats()
+		if err != nil {
+			return m, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+		}
+		m[k] = s.RecursionMisses
+	}
+	return m, nil
+}

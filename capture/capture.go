@@ -299,6 +299,20 @@ func (s *Session) Publish() (bool, error) {
 	return true, p.Publish()
 }
 
+// RecursionMisses returns, per kind, how often the kernel has skipped the
+// probe for recursion so far, where the path keeps such a count (eBPF);
+// ok is false where it does not (relay's probe is never skipped).
+func (s *Session) RecursionMisses() (m [event.NumKinds]uint64, ok bool, err error) {
+	r, ok := s.c.(interface {
+		RecursionMisses() ([event.NumKinds]uint64, error)
+	})
+	if !ok {
+		return m, false, nil
+	}
+	m, err = r.RecursionMisses()
+	return m, true, err
+}
+
 // Workload is the workload to drive for this session: the configured one,
 // pinned away from the consumer's CPU when the consumer is pinned.
 func (s *Session) Workload() workloads.Config { return s.cfg.Workload }

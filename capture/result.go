@@ -17,6 +17,11 @@ type KindResult struct {
 	SeqGaps uint64 `json:"seq_gaps"`
 }
 
+// HiddenMissesWhy explains probe_misses above missed, for the CLI.
+const HiddenMissesWhy = "on tracepoint attach the kernel skips the truth counter along with a program it skips, " +
+	"so the counter does not see every such hit (frees in softirq, RCU callbacks, land inside a running program); " +
+	"--attach rawtp or --path relay count them"
+
 // Result is what one capture measured. Its JSON form is the contract of
 // `slabbench capture --json`.
 type Result struct {

@@ -1,6 +1,10 @@
 package kleak
 
-import "time"
+import (
+	"time"
+
+	"github.com/slabbench/slabbench/event"
+)
 
 // Accounting says how far a snapshot's figures can be off: what the
 // capture lost, and what the table could not follow.
@@ -16,6 +20,13 @@ type Accounting struct {
 	// counted as outstanding.
 	DroppedFrees uint64 `json:"dropped_frees"`
 	MissedFrees  uint64 `json:"missed_frees"`
+	// ProbeMisses is the kernel's own count of probe runs it skipped for
+	// recursion (eBPF), ProbeMissedFrees the part on the free kinds. On
+	// tracepoint attach the kernel skips the truth counter with the
+	// program, so these hits are missing from Missed: the bounds take
+	// the larger of the two.
+	ProbeMisses      uint64 `json:"probe_misses"`
+	ProbeMissedFrees uint64 `json:"probe_missed_frees"`
 	// Untracked allocations arrived while the table was full.
 	Untracked uint64 `json:"untracked_allocs"`
 	// UnmatchedFrees freed a pointer the table did not hold: allocated
@@ -35,13 +46,15 @@ type Accounting struct {
 
 // OverstatedBy bounds how many of the outstanding allocations may have
 // been freed without the free reaching the tracker.
-func (a Accounting) OverstatedBy() uint64 { return a.DroppedFrees + a.MissedFrees }
+func (a Accounting) OverstatedBy() uint64 {
+	return a.DroppedFrees + max(a.MissedFrees, a.ProbeMissedFrees)
+}
 
 // UnderstatedBy bounds how many outstanding allocations the table may not
 // show: untracked ones, and lost allocations (which also show up as
 // unmatched frees when freed).
 func (a Accounting) UnderstatedBy() uint64 {
-	return a.Untracked + (a.Dropped - a.DroppedFrees) + (a.Missed - a.MissedFrees)
+	return a.Untracked + (a.Dropped - a.DroppedFrees) + max(a.Missed-a.MissedFrees, a.ProbeMisses-a.ProbeMissedFrees)
 }
 
 // Site is one allocation call site in a snapshot.
@@ -127,6 +140,20 @@ func (t *Tracker) Snapshot(nowNs uint64, minAge time.Duration) Snapshot {
 		t.fam[f] = counts{}
 	}
 	return snap
+}
+
+// SetProbeMisses records the kernel's count of skipped probe runs so
+// far, per kind (see Accounting.ProbeMisses).
+func (t *Tracker) SetProbeMisses(m [event.NumKinds]uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.acct.ProbeMisses, t.acct.ProbeMissedFrees = 0, 0
+	for _, k := range event.AllKinds {
+		t.acct.ProbeMisses += m[k]
+		if !isAlloc(k) {
+			t.acct.ProbeMissedFrees += m[k]
+		}
+	}
 }
 
 // Finalize replaces the loss counts, taken from the records so far, with

@@ -109,6 +109,9 @@ func printSummary(r capture.Result) {
 		fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", k, kr.Captured, kr.Dropped, kr.Missed, truthCell(r, kr.Truth), lostPct(kr.Captured, kr.Lost))
 	}
 	fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", "total", r.Captured, r.Dropped, r.Missed, truthCell(r, r.Truth), lostPct(r.Captured, r.Lost))
+	if r.ProbeMisses > r.Missed {
+		fmt.Printf("the kernel skipped the probe %d times for recursion, more than the %d missed: %s\n", r.ProbeMisses, r.Missed, capture.HiddenMissesWhy)
+	}
 	fmt.Println("dropped: the buffer was full (a bigger buffer or a faster reader helps); missed: the kernel did not run the probe (BPF recursion protection; no buffer helps)")
 	if secs > 0 {
 		fmt.Printf("captured %.0f events/s, %.2f MB/s; consumer CPU %.0f ns/event\n",

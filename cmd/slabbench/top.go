@@ -125,6 +125,9 @@ func runTop(args []string) error {
 				time.Sleep(publishSettle)
 			}
 		}
+		if m, ok, err := sess.RecursionMisses(); ok && err == nil {
+			tr.SetProbeMisses(m)
+		}
 		f := frame{snap: tr.Snapshot(monotonicNow(), opts.minAge), at: time.Now(), started: started, final: final}
 		f.interval, prev = f.at.Sub(prev), f.at
 		return f
@@ -169,6 +172,7 @@ func runTop(args []string) error {
 		freeMissed += kr.Missed
 	}
 	tr.Finalize(res.Dropped, res.Missed, freeDropped, freeMissed)
+	tr.SetProbeMisses(res.Stats.ProbeMisses)
 	last := take(true)
 	last.res = &res
 	if err := out.final(last); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/internal/size"
 	"github.com/slabbench/slabbench/kleak"
 )
@@ -145,6 +146,10 @@ func footer(f frame) string {
 	}
 	fmt.Fprintf(&b, "window: captured %d, dropped %d (buffer full), missed %d (probe not run); %s\n",
 		a.Captured, a.Dropped, a.Missed, source)
+	if a.ProbeMisses > a.Missed {
+		fmt.Fprintf(&b, "the kernel skipped the probe %d times for recursion (%d frees), more than missed: %s\n",
+			a.ProbeMisses, a.ProbeMissedFrees, capture.HiddenMissesWhy)
+	}
 	fmt.Fprintf(&b, "outstanding may be overstated by up to %d lost frees and understated by up to %d (%d lost allocations, %d untracked; table %d of %d)\n",
 		a.OverstatedBy(), a.UnderstatedBy(), a.UnderstatedBy()-a.Untracked, a.Untracked, f.snap.Tracked, f.snap.MaxTracked)
 	fmt.Fprintf(&b, "frees of allocations not followed (made before the window, by other processes, or lost): %d; pointers reused with no free seen: %d\n",
