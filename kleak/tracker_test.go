@@ -146,7 +146,21 @@ func TestLossFromSequenceAndTruth(t *testing.T) {
 	if a.UnderstatedBy() != 5 {
 		t.Errorf("understated by %d, want the 5 lost allocations", a.UnderstatedBy())
 	}
+	// The kernel's recursion count raises the bounds where it exceeds
+	// what the truth stamps showed (tracepoint attach), not otherwise.
+	var m [event.NumKinds]uint64
+	m[event.KindKfree], m[event.KindKmalloc] = 1, 1
+	tr.SetProbeMisses(m)
+	if a := tr.Snapshot(r.ts, 0).Accounting; a.OverstatedBy() != 5 || a.UnderstatedBy() != 5 {
+		t.Errorf("fewer probe misses than missed: bounds +%d -%d, want +5 -5", a.OverstatedBy(), a.UnderstatedBy())
+	}
+	m[event.KindKmemCacheFree], m[event.KindKmemCacheAlloc] = 9, 3
+	tr.SetProbeMisses(m)
+	if a := tr.Snapshot(r.ts, 0).Accounting; a.OverstatedBy() != 3+10 || a.UnderstatedBy() != 4+4 {
+		t.Errorf("more probe misses than missed: bounds +%d -%d, want +13 -8", a.OverstatedBy(), a.UnderstatedBy())
+	}
 	tr.Finalize(10, 3, 5, 2)
+	tr.SetProbeMisses([event.NumKinds]uint64{})
 	if a := tr.Snapshot(r.ts, 0).Accounting; !a.Final || a.OverstatedBy() != 7 {
 		t.Errorf("after Finalize %+v, want final and the capture's counts", a)
 	}
