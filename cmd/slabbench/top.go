@@ -119,6 +119,7 @@ func runTop(args []string) error {
 		out = &plainViewer{w: os.Stdout, opts: opts, syms: syms}
 	}
 	prev := started
+	var missesAtBegin [event.NumKinds]uint64 // the kernel counts over the programs' life
 	take := func(final bool) frame {
 		if !final {
 			if published, err := sess.Publish(); published && err == nil {
@@ -126,7 +127,7 @@ func runTop(args []string) error {
 			}
 		}
 		if m, ok, err := sess.RecursionMisses(); ok && err == nil {
-			tr.SetProbeMisses(m)
+			tr.SetProbeMisses(sinceBegin(m, missesAtBegin))
 		}
 		f := frame{snap: tr.Snapshot(monotonicNow(), opts.minAge), at: time.Now(), started: started, final: final}
 		f.interval, prev = f.at.Sub(prev), f.at
@@ -143,6 +144,7 @@ func runTop(args []string) error {
 	}
 	workloadDone := make(chan workloadEnd, 1)
 	begin := func() {
+		missesAtBegin, _, _ = sess.RecursionMisses()
 		started = time.Now()
 		prev = started
 		tr.Begin(monotonicNow())
@@ -172,7 +174,7 @@ func runTop(args []string) error {
 		freeMissed += kr.Missed
 	}
 	tr.Finalize(res.Dropped, res.Missed, freeDropped, freeMissed)
-	tr.SetProbeMisses(res.Stats.ProbeMisses)
+	tr.SetProbeMisses(sinceBegin(res.Stats.ProbeMisses, missesAtBegin))
 	last := take(true)
 	last.res = &res
 	if err := out.final(last); err != nil {
@@ -248,6 +250,15 @@ func (v *plainViewer) run(ctx context.Context, begin func(), take func() frame) 
 func (v *plainViewer) final(f frame) error {
 	_, err := io.WriteString(v.w, renderFrame(f, v.opts, v.syms, 0))
 	return err
+}
+
+// sinceBegin is the kernel's recursion-miss counts m less those at the
+// window's beginning.
+func sinceBegin(m, atBegin [event.NumKinds]uint64) [event.NumKinds]uint64 {
+	for k := range m {
+		m[k] -= min(m[k], atBegin[k])
+	}
+	return m
 }
 
 func monotonicNow() uint64 {
