@@ -198,12 +198,7 @@ func TestTopInteractive(t *testing.T) {
 		!strings.Contains(screen, "check: captured + lost ==") {
 		t.Errorf("after Ctrl-C, want the final table, a passed check and exit status 0:\n%s", screen)
 	}
-	after := ourPrograms(t)
-	for i := 0; i < 50 && after != before; i++ {
-		time.Sleep(100 * time.Millisecond)
-		after = ourPrograms(t)
-	}
-	if after != before {
+	if after := programsAfter(t, before); after != before {
 		t.Errorf("%d slab BPF programs loaded before top, %d after Ctrl-C", before, after)
 	}
 }
