@@ -150,7 +150,7 @@ func TestTopInteractive(t *testing.T) {
 	before := ourPrograms(t)
 	session := fmt.Sprintf("slabbench-top-%d", time.Now().UnixNano())
 	shell := binary + " top --workload fdhold --ops 300 --hold 60s --pid self --interval 300ms --sort outstanding; echo EXIT=$?; sleep 60"
-	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "180", "-y", "50", shell).CombinedOutput(); err != nil {
+	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "24", shell).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v\n%s", err, out)
 	}
 	defer exec.Command("tmux", "kill-session", "-t", session).Run()
@@ -182,8 +182,11 @@ func TestTopInteractive(t *testing.T) {
 		return false
 	})
 	t.Logf("the view:\n%s", screen)
-	if !strings.Contains(screen, "sort outstanding") || !strings.Contains(screen, "q: quit") {
-		t.Errorf("the view lacks its sort or its keys:\n%s", screen)
+	// 24 rows: fewer than --top 20 sites fit, and the header, the footer
+	// and the keys must stay on the screen.
+	if !strings.HasPrefix(screen, "slabbench top ") || !strings.Contains(screen, "sort outstanding") ||
+		!strings.Contains(screen, "window: captured") || !strings.Contains(screen, "q: quit") {
+		t.Errorf("the view lacks its header, footer or keys:\n%s", screen)
 	}
 	keys("s")
 	waitFor("sort allocs after s", func(s string) bool { return strings.Contains(s, "sort allocs\n") })

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -30,6 +31,7 @@ type topModel struct {
 	frame  *frame
 	paused bool
 	width  int
+	height int
 }
 
 type frameMsg frame
@@ -54,7 +56,7 @@ func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case readyMsg:
 		m.v.ready()
 	case tea.WindowSizeMsg:
-		m.width = msg.Width
+		m.width, m.height = msg.Width, msg.Height
 	case frameMsg:
 		if !m.paused {
 			f := frame(msg)
@@ -72,7 +74,16 @@ func (m topModel) View() string {
 	if m.frame == nil {
 		return fmt.Sprintf("slabbench top: capturing on %s, first table in %v\n%s\n", m.v.opts.path, m.v.opts.interval, keys)
 	}
-	return renderFrame(*m.frame, m.v.opts, m.v.syms, m.width) + keys + "\n"
+	opts := m.v.opts
+	text := renderFrame(*m.frame, opts, m.v.syms, m.width)
+	// The renderer keeps the bottom of a view taller than the terminal:
+	// show fewer call sites instead, so the header and footer stay.
+	if excess := strings.Count(text, "\n") + 1 - m.height; m.height > 0 && excess > 0 {
+		shown := len(topSites(m.frame.snap.Sites, opts.sort, opts.top))
+		opts.top = max(1, shown-excess)
+		text = renderFrame(*m.frame, opts, m.v.syms, m.width)
+	}
+	return text + keys
 }
 
 func (v *interactiveViewer) run(ctx context.Context, begin func(), take func() frame) error {
