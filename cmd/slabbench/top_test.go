@@ -197,7 +197,7 @@ func TestTopInteractive(t *testing.T) {
 	keys("C-c")
 	screen = waitFor("the exit", func(s string) bool { return strings.Contains(s, "EXIT=") })
 	t.Logf("after Ctrl-C:\n%s", screen)
-	if !strings.Contains(screen, "EXIT=0") || !strings.Contains(screen, "final, after the capture stopped") ||
+	if !strings.Contains(screen, "EXIT=0") || !strings.Contains(screen, "exact, from the capture's counters") ||
 		!strings.Contains(screen, "check: captured + lost ==") {
 		t.Errorf("after Ctrl-C, want the final table, a passed check and exit status 0:\n%s", screen)
 	}
