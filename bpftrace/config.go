@@ -30,8 +30,7 @@ const (
 )
 
 // IsFunctionProbe reports whether a sees function calls rather than
-// tracepoint hits, so that its counts can't be compared with the truth
-// counter.
+// tracepoint hits: its truth counter counts calls (counting kprobes).
 func (a Attach) IsFunctionProbe() bool { return a == AttachKprobe || a == AttachFentry }
 
 // Config of one eBPF capture.
@@ -40,8 +39,8 @@ type Config struct {
 	Attach    Attach
 	Kinds     []event.Kind
 	// Truth stamps every hit with the kernel's counting perf event on the
-	// same tracepoint, so Stats can check captured + lost == truth.
-	// Tracepoint and raw tracepoint attachment only.
+	// same tracepoint (for kprobe and fentry: a counting kprobe on the
+	// same function), so Stats can check captured + lost == truth.
 	Truth bool
 	// RingbufSize is the ring buffer's size in bytes; it is rounded up to
 	// a power of two of at least one page, as the kernel requires.
@@ -132,9 +131,6 @@ func (cfg *Config) Validate() error {
 		if !k.Valid() {
 			return fmt.Errorf("unknown event kind %d (--events)", k)
 		}
-	}
-	if cfg.Truth && cfg.Attach.IsFunctionProbe() {
-		return fmt.Errorf("the truth counter counts tracepoint hits, which %s probes do not see: use --truth off with --attach %s", cfg.Attach, cfg.Attach)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func Open(cfg Config) (_ *Capture, err error) {
 	if cfg.Truth {
 		// Opened before anything attaches, so every handled hit finds its
 		// counter running.
-		if c.truth, err = truth.Open(cfg.Kinds); err != nil {
+		if c.truth, err = openTruth(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -206,6 +206,24 @@ func loadError(a Attach, err error) error {
 		return fmt.Errorf("the kernel's verifier rejected the %s programs: %+v", a, verr)
 	}
 	return fmt.Errorf("loading the %s programs: %w", a, err)
+}
+
+// openTruth opens the kernel's own count of what cfg's programs see:
+// tracepoint hits, or for function probes, calls of the functions they
+// attach to (counting kprobes on the same functions).
+func openTruth(cfg Config) (*truth.Counter, error) {
+	if !cfg.Attach.IsFunctionProbe() {
+		return truth.Open(cfg.Kinds)
+	}
+	funcs := map[event.Kind]string{}
+	for _, k := range cfg.Kinds {
+		fn, err := kernelFunction(k)
+		if err != nil {
+			return nil, err
+		}
+		funcs[k] = fn
+	}
+	return truth.OpenKprobes(cfg.Kinds, funcs)
 }
 
 func (c *Capture) fillTruthMaps() error {

@@ -119,7 +119,7 @@ static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags,
  * per-CPU counters of one kind need no atomics.
  */
 static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
-				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
+				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
 {
 	__u32 key = kind;
 	struct slab_kind_stats *st;
@@ -140,6 +140,8 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 			flags |= SLAB_EVENT_F_TRUTH;
 			if (seq == 0)
 				st->truth_first = truth;
+			else if (at_entry && truth == st->truth_last)
+				st->truth_repeats++;
 			st->truth_last = truth;
 		} else {
 			st->truth_errors++;
@@ -180,14 +182,14 @@ SEC("tracepoint/kmem/kmalloc")
 int tp_kmalloc(struct trace_event_raw_kmalloc *ctx)
 {
 	emit(ctx, SLAB_EVENT_KMALLOC, 0, ctx->call_site, (__u64)ctx->ptr, ctx->bytes_req,
-	     ctx->bytes_alloc, ctx->gfp_flags);
+	     ctx->bytes_alloc, ctx->gfp_flags, 0);
 	return 1;
 }
 
 SEC("tracepoint/kmem/kfree")
 int tp_kfree(struct trace_event_raw_kfree *ctx)
 {
-	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0, 0);
 	return 1;
 }
 
@@ -195,14 +197,14 @@ SEC("tracepoint/kmem/kmem_cache_alloc")
 int tp_kmem_cache_alloc(struct trace_event_raw_kmem_cache_alloc *ctx)
 {
 	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, 0, ctx->call_site, (__u64)ctx->ptr, ctx->bytes_req,
-	     ctx->bytes_alloc, ctx->gfp_flags);
+	     ctx->bytes_alloc, ctx->gfp_flags, 0);
 	return 1;
 }
 
 SEC("tracepoint/kmem/kmem_cache_free")
 int tp_kmem_cache_free(struct trace_event_raw_kmem_cache_free *ctx)
 {
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->call_site, (__u64)ctx->ptr, 0, 0, 0, 0);
 	return 1;
 }
 
@@ -218,14 +220,14 @@ SEC("raw_tp/kmalloc")
 int rawtp_kmalloc(struct bpf_raw_tracepoint_args *ctx)
 {
 	emit(ctx, SLAB_EVENT_KMALLOC, 0, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3],
-	     ctx->args[4]);
+	     ctx->args[4], 0);
 	return 0;
 }
 
 SEC("raw_tp/kfree")
 int rawtp_kfree(struct bpf_raw_tracepoint_args *ctx)
 {
-	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KFREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0, 0);
 	return 0;
 }
 
@@ -235,21 +237,21 @@ int rawtp_kmem_cache_alloc(struct bpf_raw_tracepoint_args *ctx)
 	struct kmem_cache *s = (struct kmem_cache *)ctx->args[2];
 
 	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, 0, ctx->args[0], ctx->args[1],
-	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), ctx->args[3]);
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), ctx->args[3], 0);
 	return 0;
 }
 
 SEC("raw_tp/kmem_cache_free")
 int rawtp_kmem_cache_free(struct bpf_raw_tracepoint_args *ctx)
 {
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, 0, ctx->args[0], ctx->args[1], 0, 0, 0, 0);
 	return 0;
 }
 
 /*
  * Function probes see calls of the allocator's entry points, not
- * tracepoint hits (inlined and internal paths differ), so they are
- * compared only with their own attempt counts. The attach target is set
+ * tracepoint hits (inlined and internal paths differ), so their truth
+ * counter is a counting kprobe on the same function. The attach target is set
  * from Go, since the symbol names differ between kernels (__kmalloc on
  * 6.1, __kmalloc_noprof on 6.10 and later).
  */
@@ -267,7 +269,7 @@ int kprobe_kmalloc(struct pt_regs *ctx)
 {
 	/* void *__kmalloc(size_t size, gfp_t flags): ptr unknown at entry */
 	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx), 0,
-	     PT_REGS_PARM1(ctx), 0, PT_REGS_PARM2(ctx));
+	     PT_REGS_PARM1(ctx), 0, PT_REGS_PARM2(ctx), 1);
 	return 0;
 }
 
@@ -275,7 +277,7 @@ SEC("kprobe/kfree")
 int kprobe_kfree(struct pt_regs *ctx)
 {
 	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx),
-	     PT_REGS_PARM1(ctx), 0, 0, 0);
+	     PT_REGS_PARM1(ctx), 0, 0, 0, 1);
 	return 0;
 }
 
@@ -285,7 +287,7 @@ int kprobe_kmem_cache_alloc(struct pt_regs *ctx)
 	struct kmem_cache *s = (struct kmem_cache *)PT_REGS_PARM1(ctx);
 
 	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx), 0,
-	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), PT_REGS_PARM2(ctx));
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), PT_REGS_PARM2(ctx), 1);
 	return 0;
 }
 
@@ -293,7 +295,7 @@ SEC("kprobe/kmem_cache_free")
 int kprobe_kmem_cache_free(struct pt_regs *ctx)
 {
 	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, kprobe_return_address(ctx),
-	     PT_REGS_PARM2(ctx), 0, 0, 0);
+	     PT_REGS_PARM2(ctx), 0, 0, 0, 1);
 	return 0;
 }
 
@@ -324,7 +326,7 @@ int fexit_kmalloc(void *ctx)
 {
 	/* void *__kmalloc(size_t size, gfp_t flags) */
 	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx), func_arg(ctx, 0), 0,
-	     func_arg(ctx, 1));
+	     func_arg(ctx, 1), 0);
 	return 0;
 }
 
@@ -332,7 +334,7 @@ SEC("fentry/kfree")
 int fentry_kfree(void *ctx)
 {
 	/* void kfree(const void *objp) */
-	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 0), 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KFREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 0), 0, 0, 0, 1);
 	return 0;
 }
 
@@ -343,7 +345,7 @@ int fexit_kmem_cache_alloc(void *ctx)
 	struct kmem_cache *s = (struct kmem_cache *)func_arg(ctx, 0);
 
 	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx),
-	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), func_arg(ctx, 1));
+	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), func_arg(ctx, 1), 0);
 	return 0;
 }
 
@@ -351,6 +353,6 @@ SEC("fentry/kmem_cache_free")
 int fentry_kmem_cache_free(void *ctx)
 {
 	/* void kmem_cache_free(struct kmem_cache *s, void *x) */
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 1), 0, 0, 0);
+	emit(ctx, SLAB_EVENT_KMEM_CACHE_FREE, SLAB_EVENT_F_FUNC, 0, func_arg(ctx, 1), 0, 0, 0, 1);
 	return 0;
 }

@@ -14,12 +14,13 @@ import (
 )
 
 type slabSlabKindStats struct {
-	_           structs.HostLayout
-	Attempts    uint64
-	Drops       uint64
-	TruthFirst  uint64
-	TruthLast   uint64
-	TruthErrors uint64
+	_            structs.HostLayout
+	Attempts     uint64
+	Drops        uint64
+	TruthFirst   uint64
+	TruthLast    uint64
+	TruthErrors  uint64
+	TruthRepeats uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -113,7 +113,10 @@ func (c *Capture) Stats() (event.Stats, error) {
 					return st, fmt.Errorf("cpu %d %s: the truth counter could not be read on %d hits", cpu, k, ks.TruthErrors)
 				}
 				if ks.Attempts > 0 {
-					counts.Truth = ks.TruthLast - ks.TruthFirst + 1
+					// Repeated stamps are calls the counting kprobe
+					// skipped (function entry probes; slab_event.h).
+					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats
+					counts.Uncounted = ks.TruthRepeats
 				}
 			}
 			st.PerCPU[cpu].Kinds[k] = counts

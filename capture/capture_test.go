@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -152,8 +153,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 }
 
 // TestFunctionProbes runs kprobe and fentry captures where the kernel has
-// them (the VM): they see allocator calls, not tracepoint hits, so they are
-// checked against their own attempts, and their output says so.
+// them (the VM) and checks them against the kernel's own count of calls
+// (counting kprobes on the same functions): captured + lost == truth on
+// every CPU and kind, also when a stalled consumer makes them drop.
 func TestFunctionProbes(t *testing.T) {
 	testenv.RequireRoot(t)
 	if !testenv.HasKprobes() {
@@ -161,19 +163,26 @@ func TestFunctionProbes(t *testing.T) {
 	}
 	for _, attach := range []bpftrace.Attach{bpftrace.AttachKprobe, bpftrace.AttachFentry} {
 		for _, path := range []Path{PathRingbuf, PathPerfbuf} {
-			t.Run(string(attach)+"/"+string(path), func(t *testing.T) {
-				cfg := baseConfig(path, attach, "openclose")
-				cfg.Truth = false
-				cfg.Workload.Ops = 2000
-				res := mustRun(t, cfg)
-				if res.Captured == 0 {
-					t.Fatalf("%s captured nothing: %+v", attach, res.Kinds)
-				}
-				if !strings.Contains(res.Reference, "function calls") {
-					t.Fatalf("reference %q does not say these are function calls", res.Reference)
-				}
-				t.Logf("captured %d lost %d attempts %d", res.Captured, res.Lost, res.Captured+res.Lost)
-			})
+			for _, stalled := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/stalled=%v", attach, path, stalled), func(t *testing.T) {
+					cfg := baseConfig(path, attach, "openclose")
+					cfg.Workload.Ops = 2000
+					if stalled {
+						cfg.SubbufSize, cfg.NumSubbufs, cfg.ConsumerStall = 4096, 1, 300*time.Millisecond
+					}
+					res := mustRun(t, cfg)
+					if res.Captured == 0 || res.Truth == 0 || !res.TruthChecked {
+						t.Fatalf("%s captured %d of truth %d (checked %v): %+v", attach, res.Captured, res.Truth, res.TruthChecked, res.Kinds)
+					}
+					if !strings.Contains(res.Reference, "counting kprobes") {
+						t.Fatalf("reference %q does not say it counts calls with kprobes", res.Reference)
+					}
+					if stalled && res.Dropped == 0 {
+						t.Fatalf("a 4 KiB buffer read 300ms late dropped nothing: %+v", res.Kinds)
+					}
+					t.Logf("captured %d + dropped %d + missed %d == truth %d, of which uncounted %d (probe misses %d)", res.Captured, res.Dropped, res.Missed, res.Truth, res.Uncounted, res.ProbeMisses)
+				})
+			}
 		}
 	}
 }

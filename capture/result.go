@@ -15,6 +15,9 @@ type KindResult struct {
 	// recursion protection).
 	Missed  uint64 `json:"missed"`
 	SeqGaps uint64 `json:"seq_gaps"`
+	// Uncounted: the part of Truth that function entry probes saw and the
+	// counting kprobe skipped (repeated stamps).
+	Uncounted uint64 `json:"uncounted,omitempty"`
 }
 
 // HiddenMissesWhy explains probe_misses above missed, for the CLI.
@@ -45,6 +48,7 @@ type Result struct {
 	Kinds        map[string]KindResult `json:"kinds"`
 	ProbeMisses  uint64                `json:"probe_misses"`
 	SeqGaps      uint64                `json:"seq_gaps"`
+	Uncounted    uint64                `json:"uncounted,omitempty"`   // in Truth; see KindResult.Uncounted
 	MaxBacklog   int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
 	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
 	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
@@ -92,13 +96,14 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	for _, k := range cfg.Kinds {
 		kc := st.Kind(k)
 		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
-			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, SeqGaps: kc.SeqGaps}
+			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted}
 		res.Captured += kc.Captured
 		res.Lost += kc.Lost
 		res.Dropped += kc.Lost - kc.Missed
 		res.Missed += kc.Missed
 		res.Truth += kc.Truth
 		res.SeqGaps += kc.SeqGaps
+		res.Uncounted += kc.Uncounted
 		res.ProbeMisses += st.ProbeMisses[k]
 	}
 	for _, cs := range st.PerCPU {
@@ -108,8 +113,10 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 		res.MaxBacklogBytes = uint64(res.MaxBacklog) * uint64(cfg.SubbufSize)
 	}
 	switch {
+	case cfg.Attach.IsFunctionProbe() && cfg.Path != PathRelay && cfg.Truth:
+		res.Reference = "function calls (kernel counting kprobes on the same functions)"
 	case cfg.Attach.IsFunctionProbe() && cfg.Path != PathRelay:
-		res.Reference = "own attempts (function calls, not tracepoint hits)"
+		res.Reference = "own attempts (function calls; truth counter off)"
 	case cfg.Truth:
 		res.Reference = "tracepoint hits (kernel counting perf events)"
 	default:

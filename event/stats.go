@@ -21,6 +21,10 @@ type Counts struct {
 	// Disorder counts records whose sequence number was at or below one
 	// already seen; it must be 0.
 	Disorder uint64 `json:"disorder,omitempty"`
+	// Uncounted is the part of Truth the counter itself did not count:
+	// calls a function entry probe saw that the counting kprobe skipped
+	// (repeated stamps; see slab_event.h). 0 for tracepoints and relay.
+	Uncounted uint64 `json:"uncounted,omitempty"`
 }
 
 // Add accumulates o into c.
@@ -32,6 +36,7 @@ func (c *Counts) Add(o Counts) {
 	c.Missed += o.Missed
 	c.SeqGaps += o.SeqGaps
 	c.Disorder += o.Disorder
+	c.Uncounted += o.Uncounted
 }
 
 // CPUStats is the accounting of one CPU, per kind. Lost is the

@@ -1,6 +1,7 @@
 // Package truth is slabbench's independent count of kmem tracepoint hits:
 // per-CPU perf_event_open counting events (PERF_TYPE_TRACEPOINT, ids read
-// from tracefs), one per kind. The capture code never touches them; the BPF
+// from tracefs), one per kind; for function probes, of calls of the
+// allocator functions (counting kprobes through the kprobe PMU). The capture code never touches them; the BPF
 // programs only read them (bpf_perf_event_read_value) to stamp the window
 // they handled, so a capture can be checked against the kernel's own count.
 package truth
@@ -111,27 +112,63 @@ func parseCPUList(s string) ([]int, error) {
 
 // Open opens and enables counting events for kinds on every online CPU.
 func Open(kinds []event.Kind) (*Counter, error) {
+	return open(kinds, func(k event.Kind) (unix.PerfEventAttr, string, error) {
+		id, err := TracepointID(k)
+		return unix.PerfEventAttr{Type: unix.PERF_TYPE_TRACEPOINT, Config: id}, "kmem:" + k.String(), err
+	})
+}
+
+// kprobePMU is where the kernel lists the kprobe PMU, through which perf
+// and libbpf create kprobes without tracefs.
+const kprobePMU = "/sys/bus/event_source/devices/kprobe/type"
+
+// OpenKprobes opens and enables, for each kind, counting kprobes on the
+// entry of the function funcs names, on every online CPU: the count of
+// calls that function probes (kprobe, fentry) are checked against.
+func OpenKprobes(kinds []event.Kind, funcs map[event.Kind]string) (*Counter, error) {
+	b, err := os.ReadFile(kprobePMU)
+	if err != nil {
+		return nil, fmt.Errorf("truth counter: no kprobe PMU (%v): this kernel cannot count function calls; use --truth off", err)
+	}
+	pmu, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("truth counter: bad kprobe PMU type in %s: %w", kprobePMU, err)
+	}
+	names := map[event.Kind][]byte{}
+	c, err := open(kinds, func(k event.Kind) (unix.PerfEventAttr, string, error) {
+		fn := funcs[k]
+		if fn == "" {
+			return unix.PerfEventAttr{}, "", fmt.Errorf("no function for %s", k)
+		}
+		name := append([]byte(fn), 0)
+		names[k] = name
+		// config1 is the function's name, config2 the offset in it.
+		return unix.PerfEventAttr{Type: uint32(pmu), Ext1: uint64(uintptr(unsafe.Pointer(&name[0])))}, "kprobe:" + fn, nil
+	})
+	runtime.KeepAlive(names)
+	return c, err
+}
+
+// open opens a counting event per kind and CPU with the attribute attrFor
+// gives, named desc in errors.
+func open(kinds []event.Kind, attrFor func(event.Kind) (attr unix.PerfEventAttr, desc string, err error)) (*Counter, error) {
 	cpus, err := OnlineCPUs()
 	if err != nil {
 		return nil, fmt.Errorf("truth counter: %w", err)
 	}
 	c := &Counter{kinds: kinds, cpus: cpus}
 	for _, k := range kinds {
-		id, err := TracepointID(k)
+		attr, desc, err := attrFor(k)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("truth counter: %w", err)
 		}
+		attr.Size = uint32(unsafe.Sizeof(unix.PerfEventAttr{}))
 		for _, cpu := range cpus {
-			attr := unix.PerfEventAttr{
-				Type:   unix.PERF_TYPE_TRACEPOINT,
-				Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-				Config: id,
-			}
 			fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
 			if err != nil {
 				c.Close()
-				return nil, fmt.Errorf("truth counter: perf_event_open(kmem:%s, cpu %d): %w (needs root or kernel.perf_event_paranoid <= -1)", k, cpu, err)
+				return nil, fmt.Errorf("truth counter: perf_event_open(%s, cpu %d): %w (needs root or kernel.perf_event_paranoid <= -1)", desc, cpu, err)
 			}
 			c.fds[k] = append(c.fds[k], fd)
 		}

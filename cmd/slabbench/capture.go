@@ -109,6 +109,9 @@ func printSummary(r capture.Result) {
 		fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", k, kr.Captured, kr.Dropped, kr.Missed, truthCell(r, kr.Truth), lostPct(kr.Captured, kr.Lost))
 	}
 	fmt.Printf("%-18s %12d %12d %12d %12s %8.3f\n", "total", r.Captured, r.Dropped, r.Missed, truthCell(r, r.Truth), lostPct(r.Captured, r.Lost))
+	if r.Uncounted > 0 {
+		fmt.Printf("truth includes %d calls the counting kprobes skipped (they came while a kprobe handler ran) and the probe saw: repeated stamps\n", r.Uncounted)
+	}
 	if r.ProbeMisses > r.Missed {
 		fmt.Printf("the kernel skipped the probe %d times for recursion, more than the %d missed: %s\n", r.ProbeMisses, r.Missed, capture.HiddenMissesWhy)
 	}

@@ -44,16 +44,12 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 }
 
 // config is the capture these flags describe, with the workload bounded
-// by duration; truth is turned off for function probes, which count
-// calls, not tracepoint hits (their own attempts are the reference).
+// by duration.
 func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Duration) (capture.Config, error) {
 	if *f.threads < 1 || *f.threads > workloads.MaxThreads {
 		return capture.Config{}, fmt.Errorf("--threads %d: want 1..%d", *f.threads, workloads.MaxThreads)
 	}
 	a := bpftrace.Attach(*f.attach)
-	if a.IsFunctionProbe() {
-		truth = false
-	}
 	return capture.Config{
 		Path:   capture.Path(*f.path),
 		Attach: a,

@@ -60,6 +60,10 @@ struct slab_event {
  *   handled hits; the tracepoint hits in that span are
  *   truth_last - truth_first + 1, and must equal attempts.
  * truth_errors: hits whose truth counter could not be read.
+ * truth_repeats: function entry probes (eBPF kprobe, fentry) only: hits
+ *   stamped with the same count as the hit before them, which is a call
+ *   the counting kprobe skipped because it came while a kprobe handler ran
+ *   on the CPU (an interrupt inside one); they are added to the span.
  */
 struct slab_kind_stats {
 	__u64 attempts;
@@ -67,6 +71,7 @@ struct slab_kind_stats {
 	__u64 truth_first;
 	__u64 truth_last;
 	__u64 truth_errors;
+	__u64 truth_repeats;
 };
 
 #endif /* SLAB_EVENT_H */
