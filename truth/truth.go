@@ -128,7 +128,7 @@ const kprobePMU = "/sys/bus/event_source/devices/kprobe/type"
 func OpenKprobes(kinds []event.Kind, funcs map[event.Kind]string) (*Counter, error) {
 	b, err := os.ReadFile(kprobePMU)
 	if err != nil {
-		return nil, fmt.Errorf("truth counter: no kprobe PMU (%v): this kernel cannot count function calls; use --truth off", err)
+		return nil, fmt.Errorf("truth counter: this kernel has no kprobe PMU (%v), so it cannot count the calls kprobe and fentry probes see: use --attach tracepoint or rawtp here, or run in the VM: slabbench vm -- capture --attach kprobe ...", err)
 	}
 	pmu, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
 	if err != nil {
