@@ -69,15 +69,17 @@ tables() { # results-file
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
 		table "$f" "Paths at equal memory: closed loop, two producers, shared CPUs, tracepoint attachment, ring and perf buffers woken for every record" \
-			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max /producers:2 -/attach:rawtp -/wakeup:batched'
+			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max /producers:2 -/attach:rawtp -/attach:kprobe -/attach:fentry -/wakeup:batched'
 		table "$f" "Placement: one or two producers, the consumer sharing their CPUs or pinned to its own (closed loop, tracepoint)" \
-			-col /producers,/consumer -row /path,/wakeup,/subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp'
+			-col /producers,/consumer -row /path,/wakeup,/subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry'
 		table "$f" "Loss versus rate (open loops)" \
-			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/wakeup:batched'
+			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry -/wakeup:batched'
 		table "$f" "Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending" \
 			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max /producers:2'
-		table "$f" "Attach mode (eBPF rows)" \
+		table "$f" "Attach mode (eBPF rows; kprobe and fentry in the VM only): closed loop" \
 			-col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max /producers:2'
+		table "$f" "Attach mode (eBPF rows): open loop" \
+			-col /attach -row /rate,/path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf) -/rate:max /producers:2'
 		table "$f" "Truth stamping cost: the same capture with the in-band truth stamp on and off (16KiB x 4)" \
 			-col /truth -row /path -filter '.name:TruthCost -/path:none'
 		table "$f" "Consumers: one op is one record read from a full buffer" \
