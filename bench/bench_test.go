@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +108,25 @@ var (
 	bar          *progressbar.ProgressBar
 )
 
+// rowLimit is how long one run of a row may take before watchRow gives
+// up on the whole run: the slowest rows (the VM's long group) take well
+// under a minute, and a hung row would otherwise stall `make bench` until
+// its outer timeout, with nothing to say why.
+const rowLimit = 5 * time.Minute
+
+// watchRow ends the process if b's run outlasts rowLimit, after writing
+// the row's name and every goroutine's stack to stderr. Call the returned
+// function when the run is over.
+func watchRow(b *testing.B) func() {
+	name := b.Name()
+	t := time.AfterFunc(rowLimit, func() {
+		fmt.Fprintf(os.Stderr, "\n%s: still running after %v: giving up; goroutines:\n", name, rowLimit)
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		os.Exit(3)
+	})
+	return func() { t.Stop() }
+}
+
 func rowDone(total int) {
 	if os.Getenv("SLABBENCH_PROGRESS") != "1" {
 		return
@@ -201,6 +221,7 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 		}
 		b.Run(name, func(b *testing.B) {
 			defer rowDone(total)
+			defer watchRow(b)()
 			var r row
 			r.wcfg, r.consumerCPU = placedWorkload(b, wl, rate, place)
 			f(b, r)
