@@ -177,15 +177,18 @@ func For(level string) (Plan, error) {
 	case "vm":
 		// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
 		// per CPU reach 20 times their size in a second, 256 KiB is the
-		// long group. Every attach mode (kprobe and fentry run only
+		// long group. Tracepoint, kprobe and fentry (which run only
 		// here) at two closed-loop geometries and the lower open-loop
-		// rate; perf record starts too slowly here (about 17 s) for a
-		// row per ramp-up round.
+		// rate. No rawtp: attaching and detaching raw tracepoints row
+		// after row oopsed the 6.1 guest under multi-threaded TCG (a
+		// call through a NULL pointer on a kmem tracepoint, twice in two
+		// runs; README). Perf record starts too slowly here (about 17 s)
+		// for a row per ramp-up round.
 		p.Rates = []float64{0, 3000, 10000}
 		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 		p.PlacementGeometries = p.Geometries[:1]
 		p.RateGeometries = []Geometry{{4 << 10, 4}}
-		p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP, bpftrace.AttachKprobe, bpftrace.AttachFentry}
+		p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachKprobe, bpftrace.AttachFentry}
 		p.AttachGeometries = p.Geometries[:2]
 		p.AttachRates = p.Rates[1:2]
 		p.LongBytes = 256 << 10
