@@ -52,11 +52,9 @@ type Plan struct {
 	Geometries     []Geometry
 	RateGeometries []Geometry
 	// Attaches: the first at every geometry, the others at
-	// AttachGeometries of the first placement's closed loop and at the
-	// open-loop AttachRates (at RateGeometries).
+	// AttachGeometries of the first placement's closed loop.
 	Attaches         []bpftrace.Attach
 	AttachGeometries []Geometry
-	AttachRates      []float64
 	// Wakeups of the ringbuf and perfbuf readers: "every" record (the
 	// ring buffer's default; a perf buffer woken for every event) and
 	// "batched" (wake the reader once a sub-buffer's worth of bytes is
@@ -123,11 +121,10 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 	return p.RateGeometries
 }
 
-// AttachesAt returns the attach modes of a row at g: all of them in the
-// first placement's closed loop at AttachGeometries and at AttachRates;
-// every other row attaches the first.
+// AttachesAt returns the attach modes of the first placement's closed
+// loop at g; every other row attaches the first.
 func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
-	if pl == 0 && (rate == 0 && slices.Contains(p.AttachGeometries, g) || slices.Contains(p.AttachRates, rate)) {
+	if pl == 0 && rate == 0 && slices.Contains(p.AttachGeometries, g) {
 		return p.Attaches
 	}
 	return p.Attaches[:1]
@@ -135,10 +132,9 @@ func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
 
 // AttachesUsed returns every attach mode placement pl runs at rate: all
 // of them in the first placement's closed loop (its empty probes, and
-// its capture rows at AttachGeometries) and at AttachRates, else the
-// first.
+// its capture rows at AttachGeometries), else the first.
 func (p Plan) AttachesUsed(pl int, rate float64) []bpftrace.Attach {
-	if pl == 0 && (rate == 0 || slices.Contains(p.AttachRates, rate)) {
+	if pl == 0 && rate == 0 {
 		return p.Attaches
 	}
 	return p.Attaches[:1]
@@ -177,20 +173,13 @@ func For(level string) (Plan, error) {
 	case "vm":
 		// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
 		// per CPU reach 20 times their size in a second, 256 KiB is the
-		// long group. Tracepoint, kprobe and fentry (which run only
-		// here) at two closed-loop geometries and the lower open-loop
-		// rate. No rawtp: attaching and detaching raw tracepoints row
-		// after row oopsed the 6.1 guest under multi-threaded TCG (a
-		// call through a NULL pointer on a kmem tracepoint, twice in two
-		// runs; README). Perf record starts too slowly here (about 17 s)
-		// for a row per ramp-up round.
+		// long group. Tracepoints only; perf record starts too slowly
+		// here (about 17 s) for a row per ramp-up round.
 		p.Rates = []float64{0, 3000, 10000}
 		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 		p.PlacementGeometries = p.Geometries[:1]
 		p.RateGeometries = []Geometry{{4 << 10, 4}}
-		p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachKprobe, bpftrace.AttachFentry}
-		p.AttachGeometries = p.Geometries[:2]
-		p.AttachRates = p.Rates[1:2]
+		p.Attaches = p.Attaches[:1]
 		p.LongBytes = 256 << 10
 	case "quick":
 		// No perf record: it starts in about 17 s under TCG, once per
