@@ -76,10 +76,8 @@ tables() { # results-file
 			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry -/wakeup:batched'
 		table "$f" "Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending" \
 			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max /producers:2'
-		table "$f" "Attach mode (eBPF rows; kprobe and fentry in the VM only): closed loop" \
+		table "$f" "Attach mode (eBPF rows)" \
 			-col /attach -row /path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf OR /path:empty-bpf) /rate:max /producers:2'
-		table "$f" "Attach mode (eBPF rows): open loop" \
-			-col /attach -row /rate,/path,/wakeup,/subbuf,/n -filter '(/path:ringbuf OR /path:perfbuf) -/rate:max /producers:2'
 		table "$f" "Truth stamping cost: the same capture with the in-band truth stamp on and off (16KiB x 4)" \
 			-col /truth -row /path -filter '.name:TruthCost -/path:none'
 		table "$f" "Consumers: one op is one record read from a full buffer" \
