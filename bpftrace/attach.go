@@ -19,16 +19,19 @@ var functionCandidates = map[event.Kind][]string{
 	event.KindKmemCacheFree:  {"kmem_cache_free"},
 }
 
-// kernelFunction returns the allocator function of kind k this kernel has.
-func kernelFunction(k event.Kind) (string, error) {
+// kernelFunctions returns, per kind, the allocator function this kernel
+// has, from one read of /proc/kallsyms.
+func kernelFunctions(kinds []event.Kind) (map[event.Kind]string, error) {
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
-		return "", fmt.Errorf("finding the allocator functions: %w", err)
+		return nil, fmt.Errorf("finding the allocator functions: %w", err)
 	}
 	defer f.Close()
 	present := map[string]bool{}
-	for _, c := range functionCandidates[k] {
-		present[c] = false
+	for _, k := range kinds {
+		for _, c := range functionCandidates[k] {
+			present[c] = false
+		}
 	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -39,13 +42,20 @@ func kernelFunction(k event.Kind) (string, error) {
 			}
 		}
 	}
-	for _, c := range functionCandidates[k] {
-		if present[c] {
-			return c, nil
+	funcs := map[event.Kind]string{}
+	for _, k := range kinds {
+		for _, c := range functionCandidates[k] {
+			if present[c] {
+				funcs[k] = c
+				break
+			}
+		}
+		if funcs[k] == "" {
+			return nil, fmt.Errorf("no %s function in /proc/kallsyms (looked for %s): use --attach tracepoint or rawtp",
+				k, strings.Join(functionCandidates[k], ", "))
 		}
 	}
-	return "", fmt.Errorf("no %s function in /proc/kallsyms (looked for %s): use --attach tracepoint or rawtp",
-		k, strings.Join(functionCandidates[k], ", "))
+	return funcs, nil
 }
 
 func (c *Capture) attach() error {
@@ -59,11 +69,7 @@ func (c *Capture) attach() error {
 		case AttachRawTP:
 			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: k.String(), Program: prog})
 		case AttachKprobe:
-			var sym string
-			if sym, err = kernelFunction(k); err == nil {
-				l, err = link.Kprobe(sym, prog, nil)
-			}
-			if err != nil {
+			if l, err = link.Kprobe(c.funcs[k], prog, nil); err != nil {
 				return fmt.Errorf("attaching a kprobe for %s failed (%v): this kernel has no usable kprobes (CONFIG_KPROBES); use --attach tracepoint or rawtp here, or run in the VM: slabbench vm -- capture --attach kprobe ...", k, err)
 			}
 		case AttachFentry:

@@ -25,6 +25,7 @@ type Capture struct {
 	cfg        Config
 	coll       *ebpf.Collection
 	progs      map[event.Kind]*ebpf.Program
+	funcs      map[event.Kind]string // function probes: the allocator function of each kind
 	links      []link.Link
 	truth      *truth.Counter
 	ring       *ringbuf.Reader // Config.CiliumReader

@@ -43,6 +43,11 @@ func Open(cfg Config) (_ *Capture, err error) {
 		}
 	}()
 
+	if cfg.Attach.IsFunctionProbe() {
+		if c.funcs, err = kernelFunctions(cfg.Kinds); err != nil {
+			return nil, err
+		}
+	}
 	spec, err := loadSlab()
 	if err != nil {
 		return nil, fmt.Errorf("parsing the embedded BPF object: %w", err)
@@ -53,7 +58,7 @@ func Open(cfg Config) (_ *Capture, err error) {
 	if cfg.Truth {
 		// Opened before anything attaches, so every handled hit finds its
 		// counter running.
-		if c.truth, err = openTruth(cfg); err != nil {
+		if c.truth, err = c.openTruth(); err != nil {
 			return nil, err
 		}
 	}
@@ -178,11 +183,7 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 			continue
 		}
 		if cfg.Attach == AttachFentry {
-			sym, err := kernelFunction(k)
-			if err != nil {
-				return err
-			}
-			ps.AttachTo = sym
+			ps.AttachTo = c.funcs[k]
 		}
 	}
 	return nil
@@ -208,22 +209,14 @@ func loadError(a Attach, err error) error {
 	return fmt.Errorf("loading the %s programs: %w", a, err)
 }
 
-// openTruth opens the kernel's own count of what cfg's programs see:
+// openTruth opens the kernel's own count of what the programs see:
 // tracepoint hits, or for function probes, calls of the functions they
 // attach to (counting kprobes on the same functions).
-func openTruth(cfg Config) (*truth.Counter, error) {
-	if !cfg.Attach.IsFunctionProbe() {
-		return truth.Open(cfg.Kinds)
+func (c *Capture) openTruth() (*truth.Counter, error) {
+	if !c.cfg.Attach.IsFunctionProbe() {
+		return truth.Open(c.cfg.Kinds)
 	}
-	funcs := map[event.Kind]string{}
-	for _, k := range cfg.Kinds {
-		fn, err := kernelFunction(k)
-		if err != nil {
-			return nil, err
-		}
-		funcs[k] = fn
-	}
-	return truth.OpenKprobes(cfg.Kinds, funcs)
+	return truth.OpenKprobes(c.cfg.Kinds, c.funcs)
 }
 
 func (c *Capture) fillTruthMaps() error {
