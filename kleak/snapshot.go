@@ -147,21 +147,28 @@ func (t *Tracker) Snapshot(nowNs uint64, minAge time.Duration) Snapshot {
 func (t *Tracker) SetProbeMisses(m [event.NumKinds]uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.acct.ProbeMisses, t.acct.ProbeMissedFrees = 0, 0
-	for _, k := range event.AllKinds {
-		t.acct.ProbeMisses += m[k]
-		if !isAlloc(k) {
-			t.acct.ProbeMissedFrees += m[k]
-		}
-	}
+	t.acct.ProbeMisses, t.acct.ProbeMissedFrees = sumKinds(m)
 }
 
 // Finalize replaces the loss counts, taken from the records so far, with
-// the capture's own exact ones once it has stopped and been drained.
-func (t *Tracker) Finalize(dropped, missed, droppedFrees, missedFrees uint64) {
+// the capture's own exact ones, per kind, once it has stopped and been
+// drained.
+func (t *Tracker) Finalize(dropped, missed [event.NumKinds]uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.acct.Dropped, t.acct.Missed = dropped, missed
-	t.acct.DroppedFrees, t.acct.MissedFrees = droppedFrees, missedFrees
+	t.acct.Dropped, t.acct.DroppedFrees = sumKinds(dropped)
+	t.acct.Missed, t.acct.MissedFrees = sumKinds(missed)
 	t.acct.Final = true
+}
+
+// sumKinds returns the total of per-kind counts and the part of it on
+// the free kinds.
+func sumKinds(m [event.NumKinds]uint64) (all, frees uint64) {
+	for _, k := range event.AllKinds {
+		all += m[k]
+		if !isAlloc(k) {
+			frees += m[k]
+		}
+	}
+	return all, frees
 }

@@ -159,9 +159,12 @@ func TestLossFromSequenceAndTruth(t *testing.T) {
 	if a := tr.Snapshot(r.ts, 0).Accounting; a.OverstatedBy() != 3+10 || a.UnderstatedBy() != 4+4 {
 		t.Errorf("more probe misses than missed: bounds +%d -%d, want +13 -8", a.OverstatedBy(), a.UnderstatedBy())
 	}
-	tr.Finalize(10, 3, 5, 2)
+	var dropped, missed [event.NumKinds]uint64
+	dropped[event.KindKfree], dropped[event.KindKmalloc] = 5, 5       // 10, 5 of them frees
+	missed[event.KindKmemCacheFree], missed[event.KindKmalloc] = 2, 1 // 3, 2 of them frees
+	tr.Finalize(dropped, missed)
 	tr.SetProbeMisses([event.NumKinds]uint64{})
-	if a := tr.Snapshot(r.ts, 0).Accounting; !a.Final || a.OverstatedBy() != 7 {
+	if a := tr.Snapshot(r.ts, 0).Accounting; !a.Final || a.Dropped != 10 || a.Missed != 3 || a.OverstatedBy() != 7 {
 		t.Errorf("after Finalize %+v, want final and the capture's counts", a)
 	}
 }

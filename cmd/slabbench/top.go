@@ -167,13 +167,12 @@ func runTop(args []string) error {
 	if err != nil {
 		return errors.Join(viewErr, err)
 	}
-	var freeDropped, freeMissed uint64
-	for _, k := range []event.Kind{event.KindKfree, event.KindKmemCacheFree} {
+	var dropped, missed [event.NumKinds]uint64
+	for _, k := range event.AllKinds {
 		kr := res.Kinds[k.String()]
-		freeDropped += kr.Dropped
-		freeMissed += kr.Missed
+		dropped[k], missed[k] = kr.Dropped, kr.Missed
 	}
-	tr.Finalize(res.Dropped, res.Missed, freeDropped, freeMissed)
+	tr.Finalize(dropped, missed)
 	tr.SetProbeMisses(sinceBegin(res.Stats.ProbeMisses, missesAtBegin))
 	last := take(true)
 	last.res = &res
