@@ -1,9 +1,10 @@
 // Package truth is slabbench's independent count of kmem tracepoint hits:
 // per-CPU perf_event_open counting events (PERF_TYPE_TRACEPOINT, ids read
 // from tracefs), one per kind; for function probes, of calls of the
-// allocator functions (counting kprobes through the kprobe PMU). The capture code never touches them; the BPF
-// programs only read them (bpf_perf_event_read_value) to stamp the window
-// they handled, so a capture can be checked against the kernel's own count.
+// allocator functions (counting kprobes through the kprobe PMU). The
+// capture code never touches them; the BPF programs only read them
+// (bpf_perf_event_read_value) to stamp the window they handled, so a
+// capture can be checked against the kernel's own count.
 package truth
 
 import (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,18 +63,7 @@ func (k sortKey) value(s kleak.Site) uint64 {
 func topSites(sites []kleak.Site, key sortKey, n int) []kleak.Site {
 	sorted := slices.Clone(sites)
 	slices.SortFunc(sorted, func(a, b kleak.Site) int {
-		va, vb := key.value(a), key.value(b)
-		switch {
-		case va != vb && va > vb:
-			return -1
-		case va != vb:
-			return 1
-		case a.Address < b.Address:
-			return -1
-		case a.Address > b.Address:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(key.value(b), key.value(a)), cmp.Compare(a.Address, b.Address))
 	})
 	if n > 0 && len(sorted) > n {
 		sorted = sorted[:n]
@@ -81,7 +71,7 @@ func topSites(sites []kleak.Site, key sortKey, n int) []kleak.Site {
 	return sorted
 }
 
-// perSecond is n over the interval that ended with f.
+// perSecond is n over secs, the length of the interval it was counted in.
 func perSecond(n uint64, secs float64) float64 {
 	if secs <= 0 {
 		return 0
