@@ -100,6 +100,10 @@ func runTop(args []string) error {
 		ctx, stop = context.WithTimeout(ctx, *duration)
 		defer stop()
 	}
+	// The first use of the local time zone (the frames' clock) reads
+	// /etc/localtime: do it now, not in the window, where that file would
+	// count as this process's allocation (--pid self).
+	time.Now().Zone()
 	tr := kleak.New(kleak.Config{MaxTracked: *maxTracked, TGID: opts.pid})
 	cfg.OnRecord = tr.Observe
 	sess, err := capture.Start(cfg)
