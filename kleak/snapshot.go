@@ -37,8 +37,12 @@ type Accounting struct {
 	// so that pointer's free was never seen (lost, or not traced); the
 	// old entry is replaced.
 	ReusedWithoutFree uint64 `json:"reused_without_free"`
-	NullFrees         uint64 `json:"null_frees"`    // kfree(NULL) and the like, traced but freeing nothing
-	FailedAllocs      uint64 `json:"failed_allocs"` // allocations that returned NULL
+	// Reordered records were read after a later record of the same
+	// pointer, from another CPU's buffer (the buffers are not read in
+	// time order): their stamps place them, and they change no count.
+	Reordered    uint64 `json:"reordered"`
+	NullFrees    uint64 `json:"null_frees"`    // kfree(NULL) and the like, traced but freeing nothing
+	FailedAllocs uint64 `json:"failed_allocs"` // allocations that returned NULL
 	// Final: the loss counts are the capture's own, exact, taken after
 	// it stopped.
 	Final bool `json:"final"`

@@ -162,7 +162,12 @@ func (t *Tracker) alloc(rec *event.Record) {
 		t.acct.FailedAllocs++
 		return
 	}
-	if _, ok := t.table[rec.Ptr]; ok {
+	if old, ok := t.table[rec.Ptr]; ok && old.ts > rec.TsNs {
+		// A later allocation of this pointer was read first: this one
+		// was freed before it.
+		t.acct.Reordered++
+		return
+	} else if ok {
 		// The pointer is handed out again: its free never reached us.
 		t.acct.ReusedWithoutFree++
 	} else if len(t.table) >= t.cfg.MaxTracked {
@@ -179,8 +184,14 @@ func (t *Tracker) free(rec *event.Record) {
 		return
 	}
 	a, ok := t.table[rec.Ptr]
-	if !ok {
+	switch {
+	case !ok:
 		t.acct.UnmatchedFrees++
+		return
+	case a.ts > rec.TsNs:
+		// The free of an earlier allocation of this pointer, read after
+		// the later allocation: it leaves that one outstanding.
+		t.acct.Reordered++
 		return
 	}
 	delete(t.table, rec.Ptr)

@@ -127,6 +127,33 @@ func TestBoundAndReuse(t *testing.T) {
 	}
 }
 
+// TestReadOutOfTimeOrder: records of different CPUs are not read in time
+// order, so a pointer's free and its next allocation can arrive swapped;
+// the stamps place them.
+func TestReadOutOfTimeOrder(t *testing.T) {
+	tr := New(Config{})
+	tr.Begin(0)
+	at := func(k event.Kind, ptr, ts uint64) *event.Record {
+		return &event.Record{TsNs: ts, Kind: k, CallSite: 0xa, Ptr: ptr, BytesAlloc: 8}
+	}
+	// 0x100 freed at 20 (an allocation before the window), allocated
+	// again at 30; the allocation is read first.
+	tr.Observe(at(event.KindKmalloc, 0x100, 30))
+	tr.Observe(at(event.KindKfree, 0x100, 20))
+	// 0x200 allocated at 10 and freed at 40, then allocated again at 50;
+	// the allocation at 50 is read before the one at 10 and the free.
+	tr.Observe(at(event.KindKmalloc, 0x200, 50))
+	tr.Observe(at(event.KindKmalloc, 0x200, 10))
+	tr.Observe(at(event.KindKfree, 0x200, 40))
+	s := tr.Snapshot(60, 0)
+	if a := siteOf(t, s, 0xa); a.Outstanding != 2 || a.Allocs != 3 {
+		t.Errorf("site = %+v, want 3 allocations, the 2 latest outstanding", a)
+	}
+	if s.Accounting.Reordered != 3 || s.Accounting.ReusedWithoutFree != 0 {
+		t.Errorf("accounting %+v, want 3 reordered records (the free at 20, the allocation at 10 and its free), no reuse", s.Accounting)
+	}
+}
+
 func TestLossFromSequenceAndTruth(t *testing.T) {
 	tr := New(Config{})
 	tr.Begin(0)

@@ -142,8 +142,8 @@ func footer(f frame) string {
 	}
 	fmt.Fprintf(&b, "outstanding may be overstated by up to %d lost frees and understated by up to %d (%d lost allocations, %d untracked; table %d of %d)\n",
 		a.OverstatedBy(), a.UnderstatedBy(), a.UnderstatedBy()-a.Untracked, a.Untracked, f.snap.Tracked, f.snap.MaxTracked)
-	fmt.Fprintf(&b, "frees of allocations not followed (made before the window, by other processes, or lost): %d; pointers reused with no free seen: %d\n",
-		a.UnmatchedFrees, a.ReusedWithoutFree)
+	fmt.Fprintf(&b, "frees of allocations not followed (made before the window, by other processes, or lost): %d; pointers reused with no free seen: %d; read out of time order (placed by their stamps): %d\n",
+		a.UnmatchedFrees, a.ReusedWithoutFree, a.Reordered)
 	if f.res != nil {
 		if f.res.Verified {
 			fmt.Fprintf(&b, "check: captured + lost == %s on every CPU and kind\n", f.res.Reference)
