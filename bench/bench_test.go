@@ -166,7 +166,7 @@ func BenchmarkCapture(b *testing.B) {
 	}
 	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
-			for _, rate := range matrix.Rates {
+			for _, rate := range matrix.RatesOf(wl) {
 				// A benchmark without sub-benchmarks is timed as one:
 				// only levels with rows in this group are created.
 				if !matrix.RateHasRows(rate) {
@@ -233,7 +233,9 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 		for _, a := range matrix.AttachesUsed(pl, rate) {
 			leaf("path=empty-bpf/attach="+string(a), none, func(b *testing.B, r row) { benchEmptyBPF(b, r.wcfg, a) })
 		}
-		leaf("path=empty-kmod", none, func(b *testing.B, r row) { benchEmptyKmod(b, r.wcfg) })
+		if matrix.Runs("empty-kmod") {
+			leaf("path=empty-kmod", none, func(b *testing.B, r row) { benchEmptyKmod(b, r.wcfg) })
+		}
 	}
 	for gi, g := range matrix.GeometriesAt(pl, rate) {
 		geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
@@ -245,12 +247,14 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 			}
 			return cfg
 		}
-		leaf("path=relay/"+geo, g, func(b *testing.B, r row) {
-			if err := relaytrace.Available(""); err != nil {
-				b.Skip("relay: ", err)
-			}
-			benchCapture(b, config(r, capture.PathRelay))
-		})
+		if matrix.Runs("relay") {
+			leaf("path=relay/"+geo, g, func(b *testing.B, r row) {
+				if err := relaytrace.Available(""); err != nil {
+					b.Skip("relay: ", err)
+				}
+				benchCapture(b, config(r, capture.PathRelay))
+			})
+		}
 		// The BPF transports, each attach mode and reader wakeup; batched
 		// wakes the reader once a sub-buffer of bytes is pending (ringbuf:
 		// the program's wakeup threshold; perfbuf: the watermark).

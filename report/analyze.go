@@ -104,7 +104,7 @@ func (s *Section) Rates(workload string) []string {
 		}
 	}
 	if p, ok := s.plan(); ok {
-		for _, rate := range p.Rates {
+		for _, rate := range p.RatesOf(workload) {
 			if n := plan.RateName(rate); !slices.Contains(out, n) {
 				out = append(out, n)
 			}
@@ -174,7 +174,9 @@ func plannedVariants(p plan.Plan, rate string) []Variant {
 				out = append(out, Variant{Path: path})
 			}
 		default:
-			out = append(out, Variant{Path: path})
+			if p.Runs(path) {
+				out = append(out, Variant{Path: path})
+			}
 		}
 	}
 	return out
@@ -190,7 +192,7 @@ func rateValue(rate string) float64 {
 // at a rate for an attach mode ("" for the paths without one), in the
 // first placement.
 func plannedGeometries(p plan.Plan, rate, attach string) []string {
-	geoms := p.RateGeometries
+	geoms := p.GeometriesAt(0, rateValue(rate))
 	if rate == HeadlineRate {
 		geoms = p.Geometries
 		if attach != "" && attach != string(p.Attaches[0]) {
@@ -243,6 +245,9 @@ func (s *Section) configReason(path string) (key, value string) {
 func (s *Section) MissingReason(path string) string {
 	if key, v := s.configReason(path); key != "" {
 		return fmt.Sprintf("config line `%s: %s`", key, v)
+	}
+	if p, ok := s.plan(); ok && !p.Runs(path) {
+		return fmt.Sprintf("bench-level %s does not run it (bench/plan): %s", p.Level, p.Omitted[path])
 	}
 	if p, ok := s.plan(); ok {
 		return fmt.Sprintf("no config line gives a reason; bench-level %s runs these rows, so the file may be partial", p.Level)

@@ -101,6 +101,7 @@ func writeSection(b *bytes.Buffer, s *Section, opt Options) {
 	for _, wl := range s.Workloads() {
 		writeHeadline(b, s, s.Headline(wl))
 		writeSizing(b, s, wl)
+		writeAttachModes(b, s, s.AttachModes(wl))
 	}
 	writeConsumers(b, s)
 	if link := opt.PlotLinks[s]; link != "" {
@@ -342,7 +343,9 @@ func writeConsumers(b *bytes.Buffer, s *Section) {
 	fmt.Fprintf(b, "### Consumers\n\n")
 	if len(rows) == 0 {
 		fmt.Fprintf(b, "No BenchmarkConsumer rows in `%s`", s.File)
-		if p, ok := s.plan(); ok {
+		if p, ok := s.plan(); ok && !p.Runs("consumers") {
+			fmt.Fprintf(b, ": bench-level %s does not run them (%s)", p.Level, p.Omitted["consumers"])
+		} else if ok {
 			fmt.Fprintf(b, " (make bench runs them after BenchmarkCapture at bench-level %s, so the file may be partial)", p.Level)
 		}
 		fmt.Fprintf(b, ".\n\n")

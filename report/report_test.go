@@ -327,3 +327,48 @@ func requireContains(t *testing.T, md string, wants []string) {
 		t.Log(md)
 	}
 }
+
+func TestAttachModes(t *testing.T) {
+	files, err := filepath.Glob("../results/vm-tcg-single-*[0-9].txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no committed probes-level results in ../results (BENCH=probes make bench writes them): %v", err)
+	}
+	sections, err := ReadFiles(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sections[0]
+	ac := s.AttachModes("openclose")
+	if got := strings.Join(ac.Attaches, ","); got != "tracepoint,rawtp,kprobe,fentry" {
+		t.Errorf("attach modes %s, want the probes level's four", got)
+	}
+	if len(ac.Floors) != 4 {
+		t.Errorf("%d empty-bpf floors, want one per attach mode", len(ac.Floors))
+	}
+	// Two closed-loop geometries and one open loop, both transports.
+	if len(ac.Rows) != 4*2*3 {
+		t.Errorf("%d capture rows side by side, want %d", len(ac.Rows), 4*2*3)
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	requireContains(t, b.String(), []string{
+		"### Attach modes: workload=openclose",
+		"| 3000 | 4KiB×4 | perfbuf | fentry |",
+		"path=relay: bench-level probes does not run it (bench/plan)",
+		"bench-level probes does not run them",
+	})
+}
+
+func TestOrdering(t *testing.T) {
+	row := func(attach string, values ...float64) *Row {
+		m := &Metric{Unit: UnitProbe, Values: values, Min: values[0], Max: values[len(values)-1], Median: values[len(values)/2]}
+		return &Row{Keys: map[string]string{"attach": attach}, Runs: len(values), metrics: map[string]*Metric{UnitProbe: m}}
+	}
+	rows := []*Row{row("kprobe", 250, 260, 300), row("tracepoint", 100, 120, 140), row("fentry", 130, 150, 160), row("rawtp", 40)}
+	want := "rawtp 40.0 < tracepoint 120 [100–140] ≈ fentry 150 [130–160] < kprobe 260 [250–300]"
+	if got := Ordering(rows, UnitProbe); got != want {
+		t.Errorf("Ordering = %q\nwant       %q", got, want)
+	}
+}

@@ -40,21 +40,33 @@ func (p Placement) Name() string {
 
 // Plan is the benchmark matrix of one level.
 type Plan struct {
-	Level     string
-	Workloads []string
+	Level string
+	// Workloads: the first runs every row; the others only the open
+	// loops at their OpenLoopRates (or every row when they have none).
+	Workloads     []string
+	OpenLoopRates map[string][]float64
 	// Placements: the first runs every rate and geometry; the others the
 	// closed loop at PlacementGeometries.
 	Placements          []Placement
 	PlacementGeometries []Geometry
 	// Rates in ops/s over all threads; 0 is the closed loop (rate=max).
 	Rates []float64
-	// Geometries for the closed loop; RateGeometries for the open loops.
+	// Geometries for the closed loop; RateGeometries for the open loops,
+	// unless RateGrids has the rate: per-CPU memory in ×2 steps around
+	// the paths' loss boundaries at that rate (the sizing model's data).
 	Geometries     []Geometry
 	RateGeometries []Geometry
+	RateGrids      map[float64][]Geometry
 	// Attaches: the first at every geometry, the others at
-	// AttachGeometries of the first placement's closed loop.
+	// AttachGeometries of the first placement's closed loop and at
+	// AttachRates (open loops, RateGeometries).
 	Attaches         []bpftrace.Attach
 	AttachGeometries []Geometry
+	AttachRates      []float64
+	// Omitted names the paths the level runs no rows of (relay,
+	// empty-kmod, perf-record; consumers: BenchmarkConsumer), with the
+	// reason the report gives.
+	Omitted map[string]string
 	// Wakeups of the ringbuf and perfbuf readers: "every" record (the
 	// ring buffer's default; a perf buffer woken for every event) and
 	// "batched" (wake the reader once a sub-buffer's worth of bytes is
@@ -72,6 +84,12 @@ type Plan struct {
 	// SteadyFactor: a capture row reports only if it wrote at least this
 	// many times its buffer (0: no check, for the smoke level's one op).
 	SteadyFactor float64
+}
+
+// Runs says whether the level runs rows of path at all.
+func (p Plan) Runs(path string) bool {
+	_, omitted := p.Omitted[path]
+	return !omitted
 }
 
 // PerfRecordRows says whether geometry i of a rate gets a perf-record row.
@@ -118,13 +136,24 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 	case rate == 0:
 		return p.Geometries
 	}
+	if g, ok := p.RateGrids[rate]; ok {
+		return g
+	}
 	return p.RateGeometries
 }
 
+// RatesOf returns the rates a workload runs.
+func (p Plan) RatesOf(workload string) []float64 {
+	if r, ok := p.OpenLoopRates[workload]; ok && workload != p.Workloads[0] {
+		return r
+	}
+	return p.Rates
+}
+
 // AttachesAt returns the attach modes of the first placement's closed
-// loop at g; every other row attaches the first.
+// loop at g and of its AttachRates; every other row attaches the first.
 func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
-	if pl == 0 && rate == 0 && slices.Contains(p.AttachGeometries, g) {
+	if pl == 0 && (rate == 0 && slices.Contains(p.AttachGeometries, g) || slices.Contains(p.AttachRates, rate)) {
 		return p.Attaches
 	}
 	return p.Attaches[:1]
@@ -132,12 +161,23 @@ func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
 
 // AttachesUsed returns every attach mode placement pl runs at rate: all
 // of them in the first placement's closed loop (its empty probes, and
-// its capture rows at AttachGeometries), else the first.
+// its capture rows at AttachGeometries) and at AttachRates, else the
+// first.
 func (p Plan) AttachesUsed(pl int, rate float64) []bpftrace.Attach {
-	if pl == 0 && rate == 0 {
+	if pl == 0 && (rate == 0 || slices.Contains(p.AttachRates, rate)) {
 		return p.Attaches
 	}
 	return p.Attaches[:1]
+}
+
+// doubling returns n sub-buffers per CPU at every per-CPU memory from lo
+// to hi in ×2 steps.
+func doubling(lo, hi, n int) []Geometry {
+	var g []Geometry
+	for m := lo; m <= hi; m *= 2 {
+		g = append(g, Geometry{m / n, n})
+	}
+	return g
 }
 
 func grid(sizes, counts []int) []Geometry {
@@ -150,7 +190,7 @@ func grid(sizes, counts []int) []Geometry {
 	return g
 }
 
-// For returns the matrix of a level: full, vm, quick or smoke.
+// For returns the matrix of a level: full, vm, probes, quick or smoke.
 func For(level string) (Plan, error) {
 	p := Plan{Level: level, Workloads: []string{"openclose"}, SteadyFactor: 20,
 		Placements: []Placement{{2, false}, {1, false}, {1, true}},
@@ -181,6 +221,27 @@ func For(level string) (Plan, error) {
 		p.RateGeometries = []Geometry{{4 << 10, 4}}
 		p.Attaches = p.Attaches[:1]
 		p.LongBytes = 256 << 10
+		p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record starts in about 17 s under TCG, once per ramp-up round"}
+	case "probes":
+		// Every attach mode side by side in the VM (kprobe and fentry
+		// exist only there), ring and perf buffers woken for every
+		// record: the closed loop at a buffer that keeps up and one that
+		// drops, and an open loop. scripts/bench.sh runs it under
+		// tcg-single (README, The VM).
+		p.Placements = p.Placements[:1]
+		p.Rates = []float64{0, 3000}
+		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}}
+		p.AttachGeometries = p.Geometries
+		p.RateGeometries = []Geometry{{4 << 10, 4}}
+		p.AttachRates = []float64{3000}
+		p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP, bpftrace.AttachKprobe, bpftrace.AttachFentry}
+		p.Wakeups = p.Wakeups[:1]
+		p.Omitted = map[string]string{
+			"relay":       "the probes level leaves the module's rows to the vm level's file",
+			"empty-kmod":  "the probes level leaves the module's rows to the vm level's file",
+			"perf-record": "not run at the probes level (perf record starts in about 17 s under TCG)",
+			"consumers":   "the readers are the same for every attach mode; their rows are in the vm level's file",
+		}
 	case "quick":
 		// No perf record: it starts in about 17 s under TCG, once per
 		// ramp-up round.
@@ -198,7 +259,7 @@ func For(level string) (Plan, error) {
 		p.Attaches = p.Attaches[:1]
 		p.Wakeups = p.Wakeups[:1]
 	default:
-		return p, fmt.Errorf("BENCH=%q: use full, vm, quick or smoke", level)
+		return p, fmt.Errorf("BENCH=%q: use full, vm, probes, quick or smoke", level)
 	}
 	if w := os.Getenv("BENCH_WORKLOADS"); w != "" {
 		p.Workloads = strings.FieldsFunc(w, func(r rune) bool { return r == ',' })
@@ -216,30 +277,42 @@ func For(level string) (Plan, error) {
 // group, for the progress estimate.
 func (p Plan) CaptureRows() int {
 	rows := 0
+	for _, wl := range p.Workloads {
+		rows += p.workloadRows(wl)
+	}
+	return rows
+}
+
+func (p Plan) workloadRows(wl string) int {
+	rows := 0
 	for pl := range p.Placements {
-		for _, rate := range p.Rates {
+		for _, rate := range p.RatesOf(wl) {
 			geoms := p.GeometriesAt(pl, rate)
 			if len(geoms) == 0 {
 				continue
 			}
+			relay := 0
+			if p.Runs("relay") {
+				relay = 1
+			}
 			if p.InGroup(Geometry{}) {
 				rows++ // path=none
 				if rate == 0 {
-					rows += 1 + len(p.AttachesUsed(pl, rate)) // empty-kmod, empty-bpf
+					rows += relay + len(p.AttachesUsed(pl, rate)) // empty-kmod, empty-bpf
 				}
 			}
 			for i, g := range geoms {
 				if !p.InGroup(g) {
 					continue
 				}
-				rows += 1 + 2*len(p.AttachesAt(pl, rate, g))*len(p.Wakeups) // relay, ringbuf, perfbuf
+				rows += relay + 2*len(p.AttachesAt(pl, rate, g))*len(p.Wakeups) // relay, ringbuf, perfbuf
 				if p.PerfRecordRows(rate, i) && pl == 0 {
 					rows++
 				}
 			}
 		}
 	}
-	return rows * len(p.Workloads)
+	return rows
 }
 
 // RateName is the rate key's value: max, or ops/s.
