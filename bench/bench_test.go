@@ -75,7 +75,7 @@ func printConfig() {
 		"wakeup: every = wake the reader for every record (ringbuf: the kernel's default, which wakes when the reader has caught up; perfbuf: wakeup_events = 1); batched = wake once one sub-buffer of bytes is pending (ringbuf: BPF_RB_NO_WAKEUP/FORCE_WAKEUP; perfbuf: watermark = subbuf); relay wakes a waiting reader (through irq_work) when it switches sub-buffers",
 		"perf-record-memory: subbuf x n per CPU (-m, rounded up to a power of two pages)",
 		"perf-record-check: hits while the workload ran <= captured + lost <= hits around perf start and stop (perf has no in-band window); consumer time excludes perf start-up",
-		"overhead: paired in every row: b.N/2 ops with no probe attached before the capture and the other b.N/2 after it (timer off), baseline-ns/op = their time per op; overhead-ns/event = (ns/op - baseline-ns/op) / events/op, per run; empty rows report overhead-ns/op the same way; closed loop only; the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead; ns/op is wall time with the workload threads running in parallel, so CPU time per event (probe-ns/event) compares with overhead-ns/event x threads",
+		"overhead: paired in every closed-loop row: b.N/2 ops with no probe attached before the capture and the other b.N/2 after it (timer off), baseline-ns/op = their time per op; overhead-ns/event = (ns/op - baseline-ns/op) / events/op, per run; empty rows report overhead-ns/op the same way; open-loop rows have no baseline (their ops take as long as their schedule); the consumer thread shares the CPUs with the workload threads, so its CPU time is part of the overhead; ns/op is wall time with the workload threads running in parallel, so CPU time per event (probe-ns/event) compares with overhead-ns/event x threads",
 		"truth-cost: BenchmarkTruthCost runs the same capture with truth=on and truth=off; with truth=off events/op is the probes' own attempts (captured + lost)",
 		"loss: lost-% = dropped-% (the probe ran and the buffer was full) + missed (the kernel counted the hit and did not run the probe: BPF recursion protection); missed-events is a count per run",
 		"backlog: max-backlog-B = the most written-but-unread bytes of one buffer (relay: max-backlog sub-buffers x sub-buffer size, from the module; ringbuf: producer - consumer position, perfbuf: data_head - data_tail of one CPU, when the reader took a record)",
@@ -358,7 +358,13 @@ func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
 func benchCapture(b *testing.B, cfg capture.Config) {
 	// Start checks the workload it will run, so it needs the op count.
 	cfg.Workload.Ops = int64(b.N)
-	before := noneSegment(b, cfg.Workload, b.N/2)
+	// Overhead is a closed-loop figure: an open loop's ops take as long
+	// as its schedule, so it gets no baseline.
+	closed := cfg.Workload.Rate == 0
+	var before time.Duration
+	if closed {
+		before = noneSegment(b, cfg.Workload, b.N/2)
+	}
 	s, err := capture.Start(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -369,7 +375,10 @@ func benchCapture(b *testing.B, cfg capture.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base := pairedBase(b, before, noneSegment(b, cfg.Workload, b.N-b.N/2))
+	var base float64
+	if closed {
+		base = pairedBase(b, before, noneSegment(b, cfg.Workload, b.N-b.N/2))
+	}
 	if !res.Verified {
 		b.Fatalf("accounting check failed, nothing reported: %s", res.VerifyError)
 	}

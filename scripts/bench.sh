@@ -83,8 +83,8 @@ tables() { # results-file
 			-col /path -row /subbuf,/n -filter '.name:Capture /rate:max /producers:2 -/attach:rawtp -/attach:kprobe -/attach:fentry -/wakeup:batched'
 		table "$f" "Placement: one or two producers, the consumer sharing their CPUs or pinned to its own (closed loop, tracepoint)" \
 			-col /producers,/consumer -row /path,/wakeup,/subbuf,/n -filter '.name:Capture /rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry'
-		table "$f" "Loss versus rate (open loops)" \
-			-col /path -row /rate,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry -/wakeup:batched'
+		table "$f" "Loss versus rate and memory (open loops, tracepoint)" \
+			-col /path,/wakeup -row /workload,/rate,/producers,/consumer,/subbuf,/n -filter '-/rate:max -/attach:rawtp -/attach:kprobe -/attach:fentry'
 		table "$f" "Reader wakeup policy (ring and perf buffers): every record vs once a sub-buffer of bytes is pending" \
 			-col /wakeup -row /path,/attach,/subbuf,/n -filter '.name:Capture (/path:ringbuf OR /path:perfbuf) /rate:max /producers:2'
 		table "$f" "Attach mode (eBPF rows)" \

@@ -46,9 +46,12 @@ type Plan struct {
 	Workloads     []string
 	OpenLoopRates map[string][]float64
 	// Placements: the first runs every rate and geometry; the others the
-	// closed loop at PlacementGeometries.
+	// closed loop at PlacementGeometries, and a pinned one also the open
+	// loops at PinnedRates (so that the sizing model sees a pinned
+	// consumer's lag).
 	Placements          []Placement
 	PlacementGeometries []Geometry
+	PinnedRates         []float64
 	// Rates in ops/s over all threads; 0 is the closed loop (rate=max).
 	Rates []float64
 	// Geometries for the closed loop; RateGeometries for the open loops,
@@ -131,7 +134,7 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 	switch {
 	case pl > 0 && rate == 0:
 		return p.PlacementGeometries
-	case pl > 0:
+	case pl > 0 && !(p.Placements[pl].Pinned && slices.Contains(p.PinnedRates, rate)):
 		return nil
 	case rate == 0:
 		return p.Geometries
@@ -204,6 +207,18 @@ func For(level string) (Plan, error) {
 		// record writes about 12 MB/s: 512 KiB per CPU would need 2 s.
 		p.Level = "full"
 		p.Rates = []float64{0, 10000, 30000, 100000}
+		// Open loops: 20 times the largest buffer fits in the 1 s
+		// rows. pipecreate (18 events per op, frees in softirq) is the
+		// held-out workload, 45k events/s per CPU at 5000 ops/s.
+		p.Workloads = []string{"openclose", "pipecreate"}
+		p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
+		p.RateGrids = map[float64][]Geometry{
+			10000:  doubling(8<<10, 64<<10, 4),
+			30000:  doubling(16<<10, 256<<10, 4),
+			100000: doubling(64<<10, 512<<10, 4),
+			5000:   doubling(16<<10, 128<<10, 4),
+		}
+		p.PinnedRates = []float64{10000, 30000}
 		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 		p.AttachGeometries = p.Geometries[:1]
 		p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
@@ -216,6 +231,10 @@ func For(level string) (Plan, error) {
 		// long group. Tracepoints only; perf record starts too slowly
 		// here (about 17 s) for a row per ramp-up round.
 		p.Rates = []float64{0, 3000, 10000}
+		p.RateGrids = map[float64][]Geometry{
+			3000:  doubling(8<<10, 32<<10, 4),
+			10000: doubling(16<<10, 128<<10, 4),
+		}
 		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 		p.PlacementGeometries = p.Geometries[:1]
 		p.RateGeometries = []Geometry{{4 << 10, 4}}
