@@ -81,8 +81,13 @@ func (s *Section) AttachModes(workload string) AttachComparison {
 }
 
 // Ordering lists rows least first by a metric's median: "a 1 [..] < b 2
-// [..]" where adjacent ranges do not overlap, "≈" where they do.
+// [..]" where adjacent ranges do not overlap, "≈" where they do; rows are
+// named by their attach mode.
 func Ordering(rows []*Row, unit string) string {
+	return orderingBy(rows, unit, func(r *Row) string { return r.Keys["attach"] })
+}
+
+func orderingBy(rows []*Row, unit string, label func(*Row) string) string {
 	var have []*Row
 	for _, r := range rows {
 		if r.Metric(unit) != nil {
@@ -99,7 +104,7 @@ func Ordering(rows []*Row, unit string) string {
 				sb.WriteString(" ≈ ")
 			}
 		}
-		fmt.Fprintf(&sb, "%s %s", r.Keys["attach"], cell(r.Metric(unit), r.Runs))
+		fmt.Fprintf(&sb, "%s %s", label(r), cell(r.Metric(unit), r.Runs))
 	}
 	return sb.String()
 }

@@ -10,11 +10,14 @@
 // median over the row's runs (go test -count), the min–max range, and
 // benchmath's distribution-free 95% confidence interval of the median.
 //
-// From these rows the package derives, without built-in conclusions: the
-// headline table (closed loop, tracepoint attachment, ring buffer woken for
-// every record), per-rate sizing (the smallest per-CPU memory that lost no
-// event in any run, and the best sub-buffer count there), the consumer
-// table against the copy floor, and lost-% against per-CPU memory as a PNG.
-// Every figure the report prints names its file, its run count and its
-// summary.
+// From these rows the package derives the sizing model's input
+// (Observations) and fits it (FitModel, package sizing): the report leads
+// with the model's answer (memory per CPU for a rate, per path), the
+// model's fit and its check on held-out rows, and the cost split per
+// event; then, per file, the headline table (closed loop, tracepoint
+// attachment, ring buffer woken for every record), per-rate sizing as
+// measured (the smallest per-CPU memory that lost no event in any run),
+// the attach modes side by side, the consumer table against the copy
+// floor, and PNG plots. Every figure the report prints names its file,
+// its run count and its summary.
 package report

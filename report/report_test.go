@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,10 +172,10 @@ func TestMarkdown(t *testing.T) {
 		"| 32KiB | 16KiB×2 | ringbuf | 64KiB | 1000 [1000–1000] | 0 [0–0] | 1000 [1000–1000] | 3 |",
 		"- path=relay: config line `relay: rows skipped here: test reason for the missing relay rows`",
 		"| perfbuf tracepoint | 8KiB, 32KiB | none of the tested sizes |",
-		"**16KiB×2: 0 [0–0]**; 4KiB×8: 0 [0–0.5]",
-		"**Recommendation at rate=max** (`testdata/handwritten.txt`, medians over 3 runs, [min–max]): ringbuf tracepoint, wakeup=batched (4KiB×2, 0 in 3/3 runs) loses nothing with the least memory, 8KiB per CPU",
-		"ranges do not overlap",
-		"**Recommendation at rate=20000**",
+		"16KiB×2: 0 [0–0]; 4KiB×8: 0 [0–0.5] (no difference measured between the counts)",
+		"**At rate=max** (`testdata/handwritten.txt`, medians over 3 runs, [min–max]): least memory that lost nothing, 8KiB per CPU: ringbuf tracepoint, wakeup=batched (4KiB×2 at 400k events/s per CPU: 0 lost in 3 of 3 runs, a lossy run's chance below 63% at 95% confidence)",
+		"(the ranges separate)",
+		"**At rate=20000**",
 		"| ringbuf | 55.0 [50.0–60.0] | 18.2M [16.7M–20.0M] | 5.00× | 0 [0–0] | 3 |",
 		"for n=3: not finite",
 		"![lost-% against per-CPU buffer memory, testenv 0.0-handwritten](x.loss.png)",
@@ -370,5 +371,39 @@ func TestOrdering(t *testing.T) {
 	want := "rawtp 40.0 < tracepoint 120 [100–140] ≈ fentry 150 [130–160] < kprobe 260 [250–300]"
 	if got := Ordering(rows, UnitProbe); got != want {
 		t.Errorf("Ordering = %q\nwant       %q", got, want)
+	}
+}
+
+// TestReportLeadsWithAnswer reads every committed results file: the
+// report's first section is the answer table, then the validation.
+func TestReportLeadsWithAnswer(t *testing.T) {
+	files, _ := filepath.Glob("../results/*[0-9].txt")
+	sections, err := ReadFiles(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	first := strings.Index(md, "\n## ")
+	if first < 0 || !strings.HasPrefix(md[first+1:], "## The answer: buffer memory per CPU for an event rate") {
+		t.Fatalf("the first section is not the answer:\n%.600s", md[max(first, 0):])
+	}
+	requireContains(t, md, []string{
+		"**native " + sections[0].Kernel + ", consumer shared**",
+		"| 10k |", "| 1M |",
+		"## Which path for which need",
+		"### Held-out rows: dropped or not, as the model said?",
+		"### Predicted against measured minimum memory",
+		"## Cost per event, split",
+	})
+	if strings.Index(md, "### Held-out rows") > strings.Index(md, "## How the numbers were obtained") {
+		t.Errorf("the validation comes after the method: it belongs with the answer")
+	}
+	sm := FitModel(sections)
+	if c, n := sm.Validation.Accuracy(false); n == 0 || !strings.Contains(md, fmt.Sprintf("**%d of %d right", c, n)) {
+		t.Errorf("accuracy %d of %d not in the report", c, n)
 	}
 }

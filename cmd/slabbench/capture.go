@@ -69,14 +69,22 @@ func runCapture(args []string) error {
 	}
 	// Ctrl-C ends the window early: everything is already detached and
 	// unloaded; report what was captured up to then.
+	hint := lossHint(res)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		out := struct {
+			capture.Result
+			Hint string `json:"hint,omitempty"`
+		}{res, hint}
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else {
 		printSummary(res)
+		if hint != "" {
+			fmt.Printf("hint: %s\n", hint)
+		}
 	}
 	if !res.Verified {
 		return fmt.Errorf("accounting check failed: %s", res.VerifyError)

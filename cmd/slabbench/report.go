@@ -18,7 +18,7 @@ func init() {
 func runReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	out := fs.String("o", "", "write the Markdown to this file (default: stdout), e.g. results/REPORT.md")
-	plots := fs.Bool("plots", false, "also draw lost-% against per-CPU memory for each results file, as <file without .txt>.loss.png beside it")
+	plots := fs.Bool("plots", false, "also draw, beside each results file, lost-% against per-CPU memory (<file without .txt>.loss.png), the open loops with the sizing model (.model.png) and the CPU per event (.cost.png)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: slabbench report [-o results/REPORT.md] [-plots] FILE...\n\n"+
 			"FILE is a benchfmt results file written by make bench or go test -bench ./bench\n"+
@@ -59,21 +59,33 @@ func runReport(args []string) error {
 		defer f.Close()
 		w = f
 	}
-	opt := report.Options{PlotLinks: map[*report.Section]string{}}
+	opt := report.Options{PlotLinks: map[*report.Section]string{}, ModelPlotLinks: map[*report.Section]string{},
+		CostPlotLinks: map[*report.Section]string{}}
 	if *plots {
+		sm := report.FitModel(sections)
 		paths := report.PlotPaths(sections)
 		for _, s := range sections {
-			path := paths[s]
-			err := report.WritePlot(s, path)
-			switch {
-			case errors.Is(err, report.ErrNoPlotData):
-				fmt.Fprintf(os.Stderr, "slabbench report: no plot for %s, %s: %v\n", s.Environment, s.Kernel, err)
-				continue
-			case err != nil:
-				return fmt.Errorf("plot %s: %w (check that its directory exists and is writable)", path, err)
+			loss := paths[s]
+			for _, pl := range []struct {
+				path  string
+				links map[*report.Section]string
+				write func() error
+			}{
+				{loss, opt.PlotLinks, func() error { return report.WritePlot(s, loss) }},
+				{report.ModelPlotPath(loss), opt.ModelPlotLinks, func() error { return report.WriteModelPlot(s, sm, report.ModelPlotPath(loss)) }},
+				{report.CostPlotPath(loss), opt.CostPlotLinks, func() error { return report.WriteCostPlot(s, report.CostPlotPath(loss)) }},
+			} {
+				err := pl.write()
+				switch {
+				case errors.Is(err, report.ErrNoPlotData), errors.Is(err, report.ErrNoModelPlot):
+					fmt.Fprintf(os.Stderr, "slabbench report: no %s for %s, %s: %v\n", filepath.Base(pl.path), s.Environment, s.Kernel, err)
+					continue
+				case err != nil:
+					return fmt.Errorf("plot %s: %w (check that its directory exists and is writable)", pl.path, err)
+				}
+				fmt.Fprintf(os.Stderr, "wrote %s\n", pl.path)
+				pl.links[s] = linkFrom(*out, pl.path)
 			}
-			fmt.Fprintf(os.Stderr, "wrote %s\n", path)
-			opt.PlotLinks[s] = linkFrom(*out, path)
 		}
 	}
 	if err := report.WriteMarkdown(w, sections, opt); err != nil {

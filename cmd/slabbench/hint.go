@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/report"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+// lossHint says what to change when a capture lost events: for drops, the
+// rate per CPU it measured and what the sizing model recommends there;
+// for misses, that they are not a buffer problem.
+func lossHint(r capture.Result) string {
+	var parts []string
+	if r.Dropped > 0 {
+		parts = append(parts, dropHint(r))
+	}
+	if r.Missed > 0 {
+		parts = append(parts, fmt.Sprintf("missed %d: the kernel counted these events but did not run the probe, "+
+			"because another BPF program was running on that CPU (recursion protection; most often a free in an interrupt); "+
+			"that is not the buffer: no size or reader changes it (the relay module does not skip events)", r.Missed))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// captureKey is the sizing model's key of a capture: its path, reader
+// wakeup and consumer placement, here.
+func captureKey(r capture.Result) sizing.Key {
+	k := sizing.Key{Path: string(r.Path), Consumer: "shared"}
+	switch {
+	case r.Path == capture.PathRelay:
+	case r.WakeupBytes > 0:
+		k.Wakeup = "batched"
+	default:
+		k.Wakeup = "every"
+	}
+	if r.ConsumerCPU >= 0 {
+		k.Consumer = "pinned"
+	}
+	return k
+}
+
+// perCPURate is the events/s per CPU a capture saw, spread as the model
+// spreads them: over the workload's threads (one per CPU), and over every
+// CPU for the ring buffer, which all CPUs share.
+func perCPURate(r capture.Result) float64 {
+	secs := float64(r.DurationNs) / 1e9
+	cpus := r.CPUs
+	if r.Path != capture.PathRingbuf && r.Threads > 0 && r.Threads < cpus {
+		cpus = r.Threads
+	}
+	if secs <= 0 || cpus <= 0 {
+		return 0
+	}
+	return float64(r.Captured+r.Lost) / secs / float64(cpus)
+}
+
+func dropHint(r capture.Result) string {
+	rate := perCPURate(r)
+	lead := fmt.Sprintf("dropped %.3g%% at %s events/s per CPU (the buffer was full)", lostPct(r.Captured, r.Dropped), report.RateLabel(rate))
+	generic := lead + ": a bigger buffer (--subbuf-size, --subbufs) or a batched reader (--wakeup-bytes)"
+	k := captureKey(r)
+	env := runningEnvironment()
+	sm, err := loadModel(nil)
+	if err != nil || rate <= 0 {
+		return generic
+	}
+	m, found := sm.ModelFor(env, k.Path, k.Wakeup, k.Consumer)
+	if !found {
+		return generic + fmt.Sprintf("; the committed results have no sizing model for %s (slabbench size)", k)
+	}
+	rec := m.Recommend(rate)
+	have := r.SubbufSize * r.NumSubbufs
+	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", size.Format(rec.SubbufBytes), sizing.Subbufs)
+	if rec.WakeupBytes > 0 {
+		flags += " --wakeup-bytes " + size.Format(rec.WakeupBytes)
+	}
+	switch {
+	case rec.Unsustained:
+		return lead + fmt.Sprintf(": in the benchmarks (%s) every size up to %s per CPU lost at %s events/s per CPU on this path: "+
+			"the consumer did not keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
+			m.Env, size.Format(m.UnsustainedBytes), report.RateLabel(m.Unsustained))
+	case rec.PerCPUBytes <= have:
+		return lead + fmt.Sprintf(": the sizing model (%s) says %s per CPU is enough at this rate, and this capture had %s: "+
+			"its consumer fell further behind than the benchmarks' did; try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
+			m.Env, size.Format(rec.PerCPUBytes), size.Format(have))
+	}
+	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s)", flags, size.Format(rec.PerCPUBytes), rate, k.Path)
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/report"
+	"github.com/slabbench/slabbench/results"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+func init() {
+	register("size", "recommend buffer memory per path for an event rate, from the fitted sizing model", runSize)
+}
+
+// sizeFiles collects --results, which may be given more than once.
+type sizeFiles []string
+
+func (f *sizeFiles) String() string { return strings.Join(*f, ",") }
+func (f *sizeFiles) Set(s string) error {
+	if s == "" {
+		return errors.New("empty file name")
+	}
+	*f = append(*f, s)
+	return nil
+}
+
+// runningEnvironment is the environment whose results apply here: the
+// VM's (slabbench vm sets SLABBENCH_ENVIRONMENT) or native.
+func runningEnvironment() string {
+	if e := os.Getenv("SLABBENCH_ENVIRONMENT"); e != "" {
+		return e
+	}
+	return "native"
+}
+
+// loadModel fits the sizing model on the results files given, or on the
+// committed ones built into the binary.
+func loadModel(files []string) (report.SizingModel, error) {
+	var sections []*report.Section
+	if len(files) > 0 {
+		s, err := report.ReadFiles(files...)
+		if err != nil {
+			return report.SizingModel{}, fmt.Errorf("--results: %w", err)
+		}
+		sections = s
+	} else {
+		for _, name := range results.Names() {
+			data, err := results.Read(name)
+			if err != nil {
+				return report.SizingModel{}, err
+			}
+			s, err := report.Read(bytes.NewReader(data), name)
+			if err != nil {
+				continue // a file without capture rows sizes nothing
+			}
+			sections = append(sections, s...)
+		}
+	}
+	return report.FitModel(sections), nil
+}
+
+// sizePath is one path's answer, as --json prints it.
+type sizePath struct {
+	Path           string     `json:"path"`
+	Wakeup         string     `json:"wakeup,omitempty"`
+	Consumer       string     `json:"consumer"`
+	Environment    string     `json:"environment"`
+	PerCPUBytes    int        `json:"per_cpu_bytes,omitempty"`
+	SubbufSize     int        `json:"subbuf_size,omitempty"`
+	Subbufs        int        `json:"subbufs,omitempty"`
+	WakeupBytes    int        `json:"wakeup_bytes,omitempty"`
+	RingbufBytes   int        `json:"ringbuf_bytes,omitempty"`
+	NeedBytes      float64    `json:"need_bytes,omitempty"`
+	Margin         float64    `json:"margin,omitempty"`
+	ProbeNs        *float64   `json:"probe_ns_per_event"`
+	ConsumerNs     *float64   `json:"consumer_ns_per_event"`
+	OverheadNs     *float64   `json:"overhead_ns_per_event"`
+	ValidatedRates [2]float64 `json:"validated_rates"`
+	InRange        bool       `json:"in_range"`
+	HeldOut        [2]int     `json:"held_out_correct"` // classified right, of
+
+	Model string `json:"model,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Flags string `json:"flags,omitempty"`
+}
+
+type sizeAnswer struct {
+	Rate  float64    `json:"rate"`
+	Paths []sizePath `json:"paths"`
+}
+
+func runSize(args []string) error {
+	fs := flag.NewFlagSet("size", flag.ContinueOnError)
+	rate := fs.Float64("rate", 0, "events/s per CPU to size for (required, > 0)")
+	path := fs.String("path", "all", "relay, ringbuf, perfbuf or all")
+	wakeup := fs.String("wakeup", "batched", "ring and perf buffer reader wakeup: every (record) or batched (once a sub-buffer of bytes is pending)")
+	consumer := fs.String("consumer", "shared", "shared (the consumer shares the workload's CPUs) or pinned (a CPU of its own)")
+	env := fs.String("env", "", "the environment whose results to use: native, vm-tcg, ... (default: the running one)")
+	var files sizeFiles
+	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: the committed results built into slabbench)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: slabbench size --rate EVENTS_PER_SEC_PER_CPU [--path relay|ringbuf|perfbuf|all] [--wakeup every|batched]\n"+
+			"                      [--consumer shared|pinned] [--env ENV] [--results FILE]... [--json]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q: size takes flags only (slabbench size -h)", fs.Arg(0))
+	case !(*rate > 0) || math.IsInf(*rate, 0):
+		return fmt.Errorf("--rate %v: want events/s per CPU, a number > 0 (e.g. --rate 100000)", *rate)
+	case !slices.Contains([]string{"relay", "ringbuf", "perfbuf", "all"}, *path):
+		return fmt.Errorf("--path %q: want relay, ringbuf, perfbuf or all", *path)
+	case *wakeup != "every" && *wakeup != "batched":
+		return fmt.Errorf("--wakeup %q: want every or batched", *wakeup)
+	case *consumer != "shared" && *consumer != "pinned":
+		return fmt.Errorf("--consumer %q: want shared or pinned", *consumer)
+	}
+	if *env == "" {
+		*env = runningEnvironment()
+	}
+	sm, err := loadModel(files)
+	if err != nil {
+		return err
+	}
+	paths := []string{"relay", "ringbuf", "perfbuf"}
+	if *path != "all" {
+		paths = []string{*path}
+	}
+	envs := sm.Environments()
+	if !slices.Contains(envs, *env) {
+		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, strings.Join(envs, ", "))
+	}
+	answer := sizeAnswer{Rate: *rate}
+	for _, p := range paths {
+		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(answer)
+	}
+	printSize(answer, *consumer)
+	return nil
+}
+
+// sizeOne answers for one path: the model of its key in the environment.
+func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate float64) sizePath {
+	if path == "relay" {
+		wakeup = "" // relay's reader sees finished sub-buffers only
+	}
+	sp := sizePath{Path: path, Wakeup: wakeup, Consumer: consumer, Environment: env}
+	m, found := sm.ModelFor(env, path, wakeup, consumer)
+	if !found {
+		sp.Note = fmt.Sprintf("no model: the %s results have no %s rows that dropped nothing with this wakeup and consumer", env, path)
+		if path == "relay" && env == "native" {
+			sp.Note += " (the module runs in the VM: slabbench size --env vm-tcg)"
+		}
+		return sp
+	}
+	sp.Environment = m.Env
+	r := m.Recommend(rate)
+	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
+	sp.NeedBytes, sp.Margin = r.Need, r.Margin()
+	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
+	sp.InRange = sm.Validation.Validated(m, rate)
+	sp.Model = m.String()
+	if path == "ringbuf" {
+		sp.RingbufBytes = ringbufTotal(r.PerCPUBytes, sm, m.Key)
+	}
+	c := sizing.CostAt(sm.Observations, m.Key, rate)
+	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(c.ProbeNs), numOrNil(c.ConsumerNs), numOrNil(c.OverheadNs)
+	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, size.Format(r.SubbufBytes), sizing.Subbufs)
+	if r.WakeupBytes > 0 {
+		sp.Flags += " --wakeup-bytes " + size.Format(r.WakeupBytes)
+	}
+	switch {
+	case r.Unsustained:
+		sp.Note = fmt.Sprintf("not sustained: at %s events/s per CPU every size tested up to %s per CPU dropped events (the consumer did not keep up); this size is the model's, not a measurement",
+			report.RateLabel(m.Unsustained), size.Format(m.UnsustainedBytes))
+	case !sp.InRange:
+		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
+	}
+	return sp
+}
+
+// ringbufTotal is the ring buffer for per-CPU memory: times the CPUs of
+// the environment's results, rounded up to a power of two.
+func ringbufTotal(perCPU int, sm report.SizingModel, k sizing.Key) int {
+	cpus := 1
+	for _, o := range sm.Observations {
+		if o.Key == k && o.CPUs > 0 {
+			cpus = o.CPUs
+		}
+	}
+	total := 1
+	for total < perCPU*cpus {
+		total *= 2
+	}
+	return total
+}
+
+func numOrNil(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+func printSize(a sizeAnswer, consumer string) {
+	fmt.Printf("buffer sizes for %s events/s per CPU, consumer %s\n", report.RateLabel(a.Rate), consumer)
+	for _, p := range a.Paths {
+		name := p.Path
+		if p.Wakeup != "" {
+			name += ", wakeup " + p.Wakeup
+		}
+		fmt.Printf("\n%s (%s)\n", name, p.Environment)
+		if p.PerCPUBytes == 0 {
+			fmt.Printf("  %s\n", p.Note)
+			continue
+		}
+		fmt.Printf("  %s   (%s per CPU", p.Flags, size.Format(p.PerCPUBytes))
+		if p.RingbufBytes > 0 {
+			fmt.Printf("; the ring buffer %s in all", size.Format(p.RingbufBytes))
+		}
+		fmt.Printf(")\n")
+		fmt.Printf("  model: %s\n", p.Model)
+		fmt.Printf("         needs %s per CPU here; margin %.2fx (rounded up to a power of two)\n", size.Approx(p.NeedBytes), p.Margin)
+		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
+			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
+		fmt.Printf("  validated at %s-%s events/s per CPU (rows that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
+			report.RateLabel(p.ValidatedRates[0]), report.RateLabel(p.ValidatedRates[1]), p.HeldOut[0], p.HeldOut[1])
+		if p.Note != "" {
+			fmt.Printf("  %s\n", p.Note)
+		}
+	}
+}
+
+func nsCell(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", *v)
+}

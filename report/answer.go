@@ -1,0 +1,248 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+// AnswerRates are the rates of the answer table, events/s per CPU.
+var AnswerRates = []float64{10e3, 30e3, 100e3, 300e3, 1e6}
+
+// variantRank orders models as the answer's columns: relay, then each
+// transport batched before every.
+func variantRank(m sizing.Model) int {
+	return 2*slices.Index([]string{"relay", "ringbuf", "perfbuf"}, m.Path) + btoi(m.Wakeup == "every")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// envModels returns the models of one environment (kernel included) and
+// consumer placement, in column order.
+func (sm SizingModel) envModels(env, consumer string) []sizing.Model {
+	var out []sizing.Model
+	for _, m := range sm.Models {
+		if m.Env == env && m.Consumer == consumer {
+			out = append(out, m)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b sizing.Model) int { return cmp.Compare(variantRank(a), variantRank(b)) })
+	return out
+}
+
+// envs lists the environments (kernel included) with models, native first.
+func (sm SizingModel) envs() []string {
+	var out []string
+	for _, m := range sm.Models {
+		if !slices.Contains(out, m.Env) {
+			out = append(out, m.Env)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int {
+		return cmp.Or(-cmp.Compare(btoi(strings.HasPrefix(a, "native")), btoi(strings.HasPrefix(b, "native"))), cmp.Compare(a, b))
+	})
+	return out
+}
+
+func variantName(m sizing.Model) string {
+	if m.Wakeup == "" {
+		return m.Path
+	}
+	return m.Path + ", " + m.Wakeup
+}
+
+// answerCell is the model's memory at rate and the measured CPU cost per
+// event nearest it, with the marks the legend explains.
+func (sm SizingModel) answerCell(m sizing.Model, rate float64) string {
+	return sm.memoryCell(m, rate) + sm.costCell(m, rate)
+}
+
+// memoryCell is the model's memory at rate with its marks.
+func (sm SizingModel) memoryCell(m sizing.Model, rate float64) string {
+	rec := m.Recommend(rate)
+	s := size.Format(rec.PerCPUBytes)
+	switch {
+	case rec.Unsustained:
+		s += " ‡"
+	case !sm.Validation.Validated(m, rate):
+		s += " †"
+	}
+	return s
+}
+
+// costCell is " · N ns": probe plus consumer CPU per event measured
+// nearest rate ("" when no row says).
+func (sm SizingModel) costCell(m sizing.Model, rate float64) string {
+	c := sizing.CostAt(sm.Observations, m.Key, rate)
+	if math.IsNaN(c.ProbeNs) || math.IsNaN(c.ConsumerNs) {
+		return ""
+	}
+	return fmt.Sprintf(" · %s ns", num(c.ProbeNs+c.ConsumerNs))
+}
+
+// RateLabel writes a rate to three significant digits: 10k, 300k, 1M.
+func RateLabel(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.3g", v)
+}
+
+// writeAnswer writes the report's first section: memory per CPU and cost
+// per event for each path at the answer rates, from the model.
+func writeAnswer(b *bytes.Buffer, sm SizingModel) {
+	fmt.Fprintf(b, "## The answer: buffer memory per CPU for an event rate\n\n")
+	if len(sm.Models) == 0 {
+		fmt.Fprintf(b, "No sizing model: the results have no open-loop rows of %s that dropped nothing.\n\n", FitWorkload)
+		return
+	}
+	fmt.Fprintf(b, "Each cell: the per-CPU memory the sizing model (below) asks for at that rate, rounded up to a power of two "+
+		"in %d sub-buffers (`slabbench size --rate R` prints the flags), · the CPU cost per event measured at the nearest rate "+
+		"that dropped nothing (probe-ns/event + consumer-ns/event, medians). "+
+		"† outside the rates the model was fitted and checked on: extrapolated. "+
+		"‡ at this rate or below, every buffer tested dropped events: the consumer did not keep up, and the size is the model's, not a measurement. "+
+		"Batched readers get `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer.\n\n", sizing.Subbufs)
+	for _, env := range sm.envs() {
+		for _, consumer := range []string{"shared", "pinned"} {
+			models := sm.envModels(env, consumer)
+			if len(models) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "**%s, consumer %s**\n\n| events/s per CPU |", env, consumer)
+			for _, m := range models {
+				fmt.Fprintf(b, " %s |", variantName(m))
+			}
+			fmt.Fprintf(b, "\n|---|%s\n", strings.Repeat("---|", len(models)))
+			for _, rate := range AnswerRates {
+				fmt.Fprintf(b, "| %s |", RateLabel(rate))
+				for _, m := range models {
+					fmt.Fprintf(b, " %s |", sm.answerCell(m, rate))
+				}
+				fmt.Fprintln(b)
+			}
+			fmt.Fprintln(b)
+		}
+	}
+}
+
+// writeModel writes the model's form, its fitted parameters and its
+// held-out validation.
+func writeModel(b *bytes.Buffer, sm SizingModel) {
+	fmt.Fprintf(b, "## The sizing model and its held-out validation\n\n")
+	fmt.Fprintf(b, "The buffer must hold what accumulates while the consumer is not reading, plus what is written but not readable yet: "+
+		"**M ≥ r × s × L** per CPU for a reader woken per record, and **M ≥ r × s × L × n/(n−1)** for a batched reader or relay "+
+		"(one of the n sub-buffers is being filled before the reader sees it). r is events/s per CPU, s the bytes one record "+
+		"takes in that path's buffer (header and alignment included), L the consumer's longest absence. "+
+		"L is fitted per environment, path, wakeup and consumer placement: the largest of the absences the fitted rows imply, "+
+		"the backlog of each row that dropped nothing (max-backlog-B, less the unreadable sub-buffer, over r × s) and the readable "+
+		"buffer of each row that dropped where a bigger buffer at its rate did not. "+
+		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third); held out: the rates between, "+
+		"the closed loops, the other placements' rates not fitted, and the other workloads.\n\n", FitWorkload)
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | L (ms) | set by | rows fitted (dropped nothing) | kept up at, events/s per CPU | every size dropped at |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|\n")
+	for _, m := range sm.Models {
+		unsus := "—"
+		if m.Unsustained > 0 {
+			unsus = fmt.Sprintf("%s (up to %s)", num(m.Unsustained), size.Format(m.UnsustainedBytes))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
+			m.Lag*1e3, code(shortSource(m.LagFrom)), m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
+	}
+	fmt.Fprintln(b)
+	writeValidation(b, sm)
+}
+
+// shortSource drops the file and the benchmark's fixed prefix from a row
+// source.
+func shortSource(s string) string {
+	if _, name, ok := strings.Cut(s, ": "); ok {
+		s = name
+	}
+	return strings.TrimPrefix(s, "BenchmarkCapture/")
+}
+
+func writeValidation(b *bytes.Buffer, sm SizingModel) {
+	v := sm.Validation
+	correct, total := v.Accuracy(false)
+	fmt.Fprintf(b, "### Held-out rows: dropped or not, as the model said?\n\n")
+	if total == 0 {
+		fmt.Fprintf(b, "No held-out rows with a model.\n\n")
+		return
+	}
+	fmt.Fprintf(b, "A held-out row is classified right when the model's minimum at its rate and sub-buffer count is at most its memory "+
+		"and it dropped nothing in any run, or above it and it dropped (buffer full; missed events are not the buffer's and do not count). **%d of %d right (%.0f%%)**; the goal is 90%%.\n\n",
+		correct, total, 100*float64(correct)/float64(total))
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | held-out rows | right | wrong: predicted no drops, dropped | wrong: predicted drops, dropped nothing |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|\n")
+	for _, m := range sm.Models {
+		var n, ok, optimistic, pessimistic int
+		for _, c := range v.Checks {
+			if c.Key != m.Key || !c.HasModel {
+				continue
+			}
+			n++
+			switch {
+			case c.Correct():
+				ok++
+			case c.PredictNoDrops:
+				optimistic++
+			default:
+				pessimistic++
+			}
+		}
+		if n > 0 {
+			fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %d |\n", m.Env, variantName(m), m.Consumer, n, ok, optimistic, pessimistic)
+		}
+	}
+	fmt.Fprintln(b)
+	fmt.Fprintf(b, "### Predicted against measured minimum memory\n\n")
+	fmt.Fprintf(b, "Per held-out workload and rate: the measured boundary on the tested grid (the largest size that dropped → the smallest that "+
+		"dropped nothing in every run) against the model's minimum there. The grid steps ×2, so a ratio (model ÷ smallest loss-free) "+
+		"between the two sizes' ratio and 1 is exact on it; the goal is within 2× (0.5–2).\n\n")
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | workload | rate | events/s per CPU | measured: dropped → dropped nothing | model | ratio |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|\n")
+	within, bounded := 0, 0
+	for _, bd := range v.Boundaries {
+		measured := "dropped at every size tested"
+		ratio := "—"
+		if bd.NoDrops > 0 {
+			lossy := "none tested below"
+			if bd.Lossy > 0 {
+				lossy = size.Format(bd.Lossy)
+			}
+			measured = lossy + " → " + size.Format(bd.NoDrops)
+			r := bd.Ratio()
+			ratio = fmt.Sprintf("%.2f", r)
+			bounded++
+			if r >= 0.5 && r <= 2 {
+				within++
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bd.Env, variantName(sizing.Model{Key: bd.Key}), bd.Consumer,
+			bd.Workload, bd.Rate, num(bd.PerCPURate), measured, size.Approx(bd.Need), ratio)
+	}
+	fmt.Fprintln(b)
+	if bounded > 0 {
+		fmt.Fprintf(b, "%d of %d measured boundaries are within 2× of the model's.\n\n", within, bounded)
+	}
+}
+
+// lossFreeBound is the 95% upper bound on the chance that a run loses
+// events, after n runs that lost none: 1 − 0.05^(1/n).
+func lossFreeBound(n int) float64 {
+	return 1 - math.Pow(0.05, 1/float64(n))
+}

@@ -1,0 +1,161 @@
+package report
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+// ModelAttach is the attach mode the sizing model is fitted on; the
+// others change the probe's cost, not how far the consumer falls behind.
+const ModelAttach = "tracepoint"
+
+// Observations turns the capture rows of the transports (relay, ringbuf,
+// perfbuf; tracepoint attachment) into the sizing model's input.
+func (s *Section) Observations() []sizing.Observation {
+	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
+	if err != nil || cpus <= 0 {
+		return nil
+	}
+	var obs []sizing.Observation
+	for _, r := range s.Rows {
+		path := r.Keys["path"]
+		if r.Bench != "Capture" || (path != "relay" && path != "ringbuf" && path != "perfbuf") {
+			continue
+		}
+		if a := r.Keys["attach"]; a != "" && a != ModelAttach {
+			continue
+		}
+		mem, ok := r.PerCPUBytes()
+		_, n, _ := r.Geometry()
+		rate, okRate := r.eventsPerSec()
+		if !ok || !okRate {
+			continue
+		}
+		// Events spread over the producers' CPUs; the ring buffer is one
+		// buffer for every CPU, so its share is per CPU of the machine.
+		producers, err := strconv.Atoi(r.Keys["producers"])
+		if err != nil || producers <= 0 {
+			producers = cpus
+		}
+		perCPU := rate / float64(producers)
+		backlog := 0.0
+		if m := r.Metric(UnitMaxBacklogB); m != nil {
+			backlog = m.Max
+		}
+		if path == "ringbuf" {
+			perCPU = rate / float64(cpus)
+			backlog /= float64(cpus)
+		}
+		consumer := r.Keys["consumer"]
+		if consumer == "" {
+			consumer = "shared"
+		}
+		o := sizing.Observation{
+			Key:      sizing.Key{Env: s.Environment + " " + s.Kernel, Path: path, Wakeup: r.Keys["wakeup"], Consumer: consumer},
+			Workload: r.Keys["workload"], Rate: r.Keys["rate"], PerCPURate: perCPU,
+			PerCPUBytes: mem, Subbufs: n, RecordBytes: capture.Path(path).RecordBytes(), CPUs: cpus, Runs: r.Runs,
+			NoDrops: r.zeroDropped(), SomeRunsKeptUp: r.someRunsDropped(), MaxBacklog: backlog,
+			ProbeNs: median(r, UnitProbe), ConsumerNs: median(r, UnitConsumer), OverheadNs: median(r, UnitOverhead),
+			LagP99Us: median(r, UnitLagP99),
+			Source:   s.File + ": " + r.Name,
+		}
+		if m := r.Metric(UnitLost); m != nil {
+			o.LostPct = m.Median
+		}
+		obs = append(obs, o)
+	}
+	return obs
+}
+
+// eventsPerSec is the row's events/s over all CPUs: events/op times
+// ops/s, which an open loop reports and a closed loop's ns/op implies.
+func (r *Row) eventsPerSec() (float64, bool) {
+	ev, ok := r.Median("events/op")
+	if !ok {
+		return 0, false
+	}
+	if ops, ok := r.Median("achieved-ops/s"); ok {
+		return ev * ops, true
+	}
+	if ns, ok := r.Median("ns/op"); ok && ns > 0 {
+		return ev * 1e9 / ns, true
+	}
+	return 0, false
+}
+
+func median(r *Row, unit string) float64 {
+	if v, ok := r.Median(unit); ok {
+		return v
+	}
+	return math.NaN()
+}
+
+// FitWorkload is the workload the sizing model is fitted on; the others
+// are held out.
+const FitWorkload = "openclose"
+
+// SizingModel is the sizing model fitted on the sections' rows and
+// checked on the held-out rest (sizing.Split).
+type SizingModel struct {
+	Observations []sizing.Observation
+	Fitted, Held []sizing.Observation
+	Models       []sizing.Model
+	Validation   sizing.Validation
+}
+
+// FitModel fits and validates the sizing model over the sections.
+func FitModel(sections []*Section) SizingModel {
+	var sm SizingModel
+	for _, s := range sections {
+		// Only the levels with open-loop grids are the model's data.
+		if p, ok := s.plan(); ok && p.RateGrids == nil {
+			continue
+		}
+		sm.Observations = append(sm.Observations, s.Observations()...)
+	}
+	sm.Fitted, sm.Held = sizing.Split(sm.Observations, FitWorkload)
+	sm.Models = sizing.Fit(sm.Fitted)
+	sm.Validation = sizing.Validate(sm.Models, sm.Held)
+	return sm
+}
+
+// ModelFor returns the model of path, wakeup and consumer in the
+// environment env ("native", "vm-tcg"; any kernel).
+func (sm SizingModel) ModelFor(env, path, wakeup, consumer string) (sizing.Model, bool) {
+	for _, m := range sm.Models {
+		if e, _, _ := strings.Cut(m.Env, " "); e == env && m.Path == path && m.Wakeup == wakeup && m.Consumer == consumer {
+			return m, true
+		}
+	}
+	return sizing.Model{}, false
+}
+
+// Environments lists the environments (without kernel) that have models.
+func (sm SizingModel) Environments() []string {
+	var envs []string
+	for _, m := range sm.Models {
+		if e, _, _ := strings.Cut(m.Env, " "); !slices.Contains(envs, e) {
+			envs = append(envs, e)
+		}
+	}
+	return envs
+}
+
+// zeroDropped says whether every run of the row reported dropped-% and
+// every one was 0: the buffer was never full.
+func (r *Row) zeroDropped() bool {
+	m := r.Metric(UnitDropped)
+	return m != nil && m.N() == r.Runs && m.Max == 0
+}
+
+// someRunsDropped says whether some runs of the row dropped and others
+// did not.
+func (r *Row) someRunsDropped() bool {
+	m := r.Metric(UnitDropped)
+	return m != nil && m.Min == 0 && m.Max > 0
+}

@@ -1,0 +1,171 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+)
+
+// variantLabel names a row by its path and reader wakeup.
+func variantLabel(r *Row) string {
+	v := variantOf(r)
+	if v.Wakeup == "" {
+		return v.Path
+	}
+	return v.Path + " " + v.Wakeup
+}
+
+// CostRows are, per transport variant (tracepoint attachment), the
+// closed-loop row of the first placement with the most memory: the one
+// that lost least, whose costs are least distorted by a full buffer.
+func (s *Section) CostRows(workload string) []*Row {
+	best := map[Variant]*Row{}
+	var order []Variant
+	for _, r := range s.captureRows(workload, HeadlineRate) {
+		v := variantOf(r)
+		if !slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach {
+			continue
+		}
+		mem, ok := r.PerCPUBytes()
+		if !ok {
+			continue
+		}
+		if cur, seen := best[v]; !seen {
+			order = append(order, v)
+			best[v] = r
+		} else if m, _ := cur.PerCPUBytes(); mem > m {
+			best[v] = r
+		}
+	}
+	var out []*Row
+	for _, v := range order {
+		out = append(out, best[v])
+	}
+	slices.SortStableFunc(out, func(a, b *Row) int {
+		return cmp.Or(cmp.Compare(pathRank(a.Keys["path"]), pathRank(b.Keys["path"])), cmp.Compare(a.Keys["wakeup"], b.Keys["wakeup"]))
+	})
+	return out
+}
+
+// lagRows are, per transport variant, the open-loop row of the first
+// placement that lost nothing at the rate nearest perCPU events/s per
+// CPU, the smallest buffer there.
+func (s *Section) lagRows(workload string, perCPU float64, cpus int) []*Row {
+	best := map[Variant]*Row{}
+	var order []Variant
+	dist := func(r *Row) float64 {
+		ev, ok := r.eventsPerSec()
+		if !ok {
+			return math.Inf(1)
+		}
+		return math.Abs(math.Log(ev / float64(cpus) / perCPU))
+	}
+	for _, rate := range s.Rates(workload) {
+		if rate == HeadlineRate {
+			continue
+		}
+		for _, r := range s.captureRows(workload, rate) {
+			v := variantOf(r)
+			if !slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() || r.Metric(UnitLagP99) == nil {
+				continue
+			}
+			cur, seen := best[v]
+			if !seen {
+				order = append(order, v)
+				best[v] = r
+				continue
+			}
+			if d, dc := dist(r), dist(cur); d < dc*0.99 || d < dc*1.01 && byMemory(r, cur) < 0 {
+				best[v] = r
+			}
+		}
+	}
+	var out []*Row
+	for _, v := range order {
+		out = append(out, best[v])
+	}
+	return out
+}
+
+// writePick writes the paragraph on which path to pick for which need,
+// each claim from the rows it names.
+func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
+	fmt.Fprintf(b, "## Which path for which need\n\n")
+	for _, s := range sections {
+		wls := s.Workloads()
+		if len(wls) == 0 {
+			continue
+		}
+		wl := wls[0]
+		cpus, _ := strconv.Atoi(s.ConfigValue("cpus"))
+		var claims []string
+		if rows := s.CostRows(wl); len(rows) > 1 {
+			claims = append(claims, fmt.Sprintf("**lowest overhead** (closed loop, the most memory tested, overhead-ns/event): %s",
+				orderingBy(rows, UnitOverhead, variantLabel)))
+		}
+		if cpus > 0 {
+			if rows := s.lagRows(wl, 100e3, cpus); len(rows) > 1 {
+				claims = append(claims, fmt.Sprintf("**lowest lag** (lag-p99-us of the open loops nearest 100k events/s per CPU that lost nothing): %s",
+					orderingBy(rows, UnitLagP99, variantLabel)))
+			}
+		}
+		env := s.Environment + " " + s.Kernel
+		if ms := sm.envModels(env, "shared"); len(ms) > 0 {
+			least := ms[0]
+			for _, m := range ms[1:] {
+				if m.Recommend(100e3).PerCPUBytes < least.Recommend(100e3).PerCPUBytes {
+					least = m
+				}
+			}
+			claims = append(claims, fmt.Sprintf("**least memory** at 100k events/s per CPU, consumer shared: %s, %s per CPU (the answer table)",
+				variantName(least), sm.memoryCell(least, 100e3)))
+		}
+		if ac := s.AttachModes(wl); len(ac.Floors) > 2 {
+			claims = append(claims, fmt.Sprintf("**attaching by function** (kprobe, fentry; where a tracepoint lacks what you need): "+
+				"the empty programs' slowdown per op was %s (Attach modes)", Ordering(ac.Floors, UnitFloor)))
+		}
+		if len(claims) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "%s, kernel %s (`%s`, medians [min–max] over the runs; `<` only where the ranges separate, `≈`: no difference measured):\n\n",
+			s.Environment, s.Kernel, s.File)
+		for _, c := range claims {
+			fmt.Fprintf(b, "- %s.\n", c)
+		}
+		fmt.Fprintln(b)
+	}
+	fmt.Fprintf(b, "**Module or not**: relay needs the slabrelay module loaded (here it runs in the VM only); the BPF paths need none. "+
+		"The module has no recursion protection, so it does not skip an event that comes while another probe runs; a BPF program "+
+		"does, and a tracepoint program does so without counting it (README: Known limits, Frees in interrupt context).\n\n")
+}
+
+// writeCosts writes the cost split per event of the CostRows.
+func writeCosts(b *bytes.Buffer, sections []*Section, plots map[*Section]string) {
+	fmt.Fprintf(b, "## Cost per event, split\n\n")
+	fmt.Fprintf(b, "Per transport, the closed-loop row with the most memory (it lost least), two producers sharing the CPUs with the consumer, "+
+		"tracepoint attachment. probe-ns/event is CPU time inside the probe (the kernel's measure), consumer-ns/event the reader's CPU "+
+		"time per captured record; overhead-ns/event is the workload's wall-time slowdown per event against its paired baseline "+
+		"(with two producers in parallel, about half the CPU time). Medians [min–max].\n\n")
+	for _, s := range sections {
+		for _, wl := range s.Workloads() {
+			rows := s.CostRows(wl)
+			if len(rows) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "**%s, kernel %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, wl, s.File)
+			fmt.Fprintf(b, "| path, wakeup | subbuf × n | %s | %s | %s | lost-%% | n |\n|---|---|---|---|---|---|---|\n", UnitProbe, UnitConsumer, UnitOverhead)
+			for _, r := range rows {
+				fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %d |\n", variantLabel(r), geomLabel(r), cell(r.Metric(UnitProbe), r.Runs),
+					cell(r.Metric(UnitConsumer), r.Runs), cell(r.Metric(UnitOverhead), r.Runs), cell(r.Metric(UnitLost), r.Runs), r.Runs)
+			}
+			fmt.Fprintln(b)
+			break // the first workload: the others run open loops only
+		}
+		if link := plots[s]; link != "" {
+			fmt.Fprintf(b, "![CPU per event, probe and consumer stacked, %s %s](%s)\n\n", s.Environment, s.Kernel, link)
+		}
+	}
+}

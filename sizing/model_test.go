@@ -1,0 +1,127 @@
+package sizing
+
+import (
+	"fmt"
+	"math"
+	"testing"
+)
+
+// synthetic returns the rows a consumer absent for exactly lag seconds
+// would give on a ×2 grid of 4 sub-buffers per CPU, at each rate.
+func synthetic(k Key, workload string, lag float64, rates []float64, lo, hi int) []Observation {
+	const s = 88
+	var obs []Observation
+	for _, r := range rates {
+		for m := lo; m <= hi; m *= 2 {
+			o := Observation{Key: k, Workload: workload, Rate: fmt.Sprint(r / 3), PerCPURate: r,
+				PerCPUBytes: m, Subbufs: 4, RecordBytes: s, Runs: 6, Source: fmt.Sprintf("%v@%d", r, m)}
+			backlog := r * s * lag
+			if k.Batched() {
+				backlog += float64(m) / 4
+			}
+			o.NoDrops = backlog <= float64(m)
+			o.MaxBacklog = min(backlog, float64(m))
+			obs = append(obs, o)
+		}
+	}
+	return obs
+}
+
+func TestFitRecoversLag(t *testing.T) {
+	for _, k := range []Key{
+		{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"},
+		{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"},
+		{Env: "vm y", Path: "relay", Consumer: "shared"},
+	} {
+		const lag = 0.004
+		obs := synthetic(k, "openclose", lag, []float64{30e3, 90e3, 300e3}, 8<<10, 1<<20)
+		fit, held := Split(obs, "openclose")
+		if len(fit) == 0 || len(held) == 0 {
+			t.Fatalf("%v: split %d fitted, %d held out; want both", k, len(fit), len(held))
+		}
+		for _, o := range fit {
+			if o.PerCPURate == 90e3 {
+				t.Fatalf("%v: the middle rate was fitted (%s); Split fits every other rate", k, o.Source)
+			}
+		}
+		models := Fit(fit)
+		if len(models) != 1 {
+			t.Fatalf("%v: %d models, want 1", k, len(models))
+		}
+		m := models[0]
+		if math.Abs(m.Lag-lag)/lag > 1e-9 {
+			t.Errorf("%v: fitted L = %v s, want %v (from %s)", k, m.Lag, lag, m.LagFrom)
+		}
+		v := Validate(models, append(held, synthetic(k, "pipecreate", lag, []float64{45e3}, 8<<10, 1<<20)...))
+		if c, n := v.Accuracy(false); c != n || n == 0 {
+			t.Errorf("%v: held-out accuracy %d/%d, want all", k, c, n)
+		}
+		for _, b := range v.Boundaries {
+			if r := b.Ratio(); !(r > float64(b.Lossy)/float64(b.NoDrops) && r <= 1) {
+				t.Errorf("%v %s rate %s: need %.0f B against loss-free %d, lossy %d: ratio %.2f outside the grid step",
+					k, b.Workload, b.Rate, b.Need, b.NoDrops, b.Lossy, r)
+			}
+		}
+	}
+}
+
+func TestFitNeedsALossFreeRow(t *testing.T) {
+	k := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
+	obs := synthetic(k, "openclose", 1, []float64{300e3}, 8<<10, 64<<10)
+	if models := Fit(obs); len(models) != 0 {
+		t.Fatalf("fitted %v from rows that all lost", models)
+	}
+	v := Validate(nil, obs)
+	if c, n := v.Accuracy(false); n != 0 || c != 0 {
+		t.Fatalf("accuracy %d/%d without a model, want 0/0", c, n)
+	}
+}
+
+func TestMinBytesBatched(t *testing.T) {
+	m := Model{Key: Key{Path: "relay"}, RecordBytes: 80, Lag: 0.001}
+	// 100k/s × 80 B × 1 ms = 8000 B readable backlog, plus one of 4
+	// sub-buffers being written: 8000 × 4/3.
+	if got, want := m.MinBytes(100e3, 4), 8000.0*4/3; math.Abs(got-want) > 1e-6 {
+		t.Errorf("relay MinBytes = %v, want %v", got, want)
+	}
+	if got := m.MinBytes(100e3, 1); !math.IsInf(got, 1) {
+		t.Errorf("relay with one sub-buffer: MinBytes = %v, want +Inf", got)
+	}
+	m.Key = Key{Path: "ringbuf", Wakeup: "every"}
+	if got := m.MinBytes(100e3, 1); got != 8000 {
+		t.Errorf("ringbuf woken per record: MinBytes = %v, want 8000", got)
+	}
+}
+
+func TestUnsustainedAndRecommend(t *testing.T) {
+	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
+	obs := synthetic(k, "openclose", 0.002, []float64{30e3}, 8<<10, 256<<10)
+	// A rate where the consumer did not keep up: every size lost.
+	for _, m := range []int{64 << 10, 128 << 10} {
+		obs = append(obs, Observation{Key: k, Workload: "openclose", Rate: "fast", PerCPURate: 1e6, PerCPUBytes: m,
+			Subbufs: 4, RecordBytes: 88, Runs: 6, LostPct: 40, MaxBacklog: float64(m), Source: "fast"})
+	}
+	models := Fit(obs)
+	if len(models) != 1 {
+		t.Fatalf("%d models", len(models))
+	}
+	m := models[0]
+	if m.Unsustained != 1e6 || m.UnsustainedBytes != 128<<10 {
+		t.Errorf("unsustained at %v up to %d, want 1e6 up to 128KiB", m.Unsustained, m.UnsustainedBytes)
+	}
+	if math.Abs(m.Lag-0.002)/0.002 > 1e-9 {
+		t.Errorf("L = %v: the rate nothing kept up at must not set it", m.Lag)
+	}
+	r := m.Recommend(30e3)
+	// 30k × 88 B × 2 ms × 4/3 = 7040 B: at least the 8 KiB floor.
+	if r.PerCPUBytes != MinPerCPU || r.SubbufBytes != MinPerCPU/Subbufs || r.WakeupBytes != r.SubbufBytes || r.Unsustained {
+		t.Errorf("at 30k: %+v", r)
+	}
+	r = m.Recommend(300e3) // 70400 B → 128 KiB
+	if r.PerCPUBytes != 128<<10 || r.Margin() < 1 || r.Margin() >= 2 {
+		t.Errorf("at 300k: %d per CPU, margin %.2f; want 128KiB, margin in [1, 2)", r.PerCPUBytes, r.Margin())
+	}
+	if !m.Recommend(2e6).Unsustained {
+		t.Errorf("2M events/s per CPU is above a rate nothing kept up at")
+	}
+}

@@ -1,0 +1,106 @@
+package sizing
+
+import (
+	"math"
+	"math/bits"
+)
+
+// Subbufs is the sub-buffer count of a recommendation: the count the
+// benchmark's open-loop grid ran, so the model was fitted on it.
+const Subbufs = 4
+
+// MinPerCPU is the smallest per-CPU memory recommended: one page of
+// sub-buffers of at least 2 KiB.
+const MinPerCPU = Subbufs * 2 << 10
+
+// Recommendation is a model's answer at one rate.
+type Recommendation struct {
+	Model
+	Rate float64 // events/s per CPU asked for
+	// Need is the model's minimum per-CPU memory at Rate; PerCPUBytes
+	// that rounded up to a power of two, in Subbufs sub-buffers.
+	Need        float64
+	PerCPUBytes int
+	SubbufBytes int
+	// WakeupBytes is what --wakeup-bytes should be (batched readers: one
+	// sub-buffer); 0 for a reader woken per record and for relay.
+	WakeupBytes int
+	// Unsustained says whether the fit saw every tested size lose at
+	// Rate or below.
+	Unsustained bool
+}
+
+// Margin is the recommended memory over the model's minimum.
+func (r Recommendation) Margin() float64 { return float64(r.PerCPUBytes) / r.Need }
+
+// Recommend sizes the buffer for rate events/s per CPU.
+func (m Model) Recommend(rate float64) Recommendation {
+	r := Recommendation{Model: m, Rate: rate, Need: m.MinBytes(rate, Subbufs)}
+	r.PerCPUBytes = MinPerCPU
+	if r.Need > MinPerCPU {
+		r.PerCPUBytes = 1 << bits.Len64(uint64(math.Ceil(r.Need))-1)
+	}
+	r.SubbufBytes = r.PerCPUBytes / Subbufs
+	if m.Wakeup == "batched" {
+		r.WakeupBytes = r.SubbufBytes
+	}
+	r.Unsustained = m.Unsustained > 0 && rate >= m.Unsustained
+	return r
+}
+
+// inRange is rate within the fitted rates that kept up, give or take a
+// factor of two.
+func (m Model) inRange(rate float64) bool {
+	return rate >= m.Rates[0]/2 && rate <= 2*m.Rates[1]
+}
+
+// Cost is what one event costs on a path, from the measured rows nearest
+// a rate; NaN where no row says.
+type Cost struct {
+	ProbeNs, ConsumerNs float64
+	From                string // the row probe and consumer come from
+	// OverheadNs is the workload's slowdown per event, measured in the
+	// closed loop only (the row OverheadFrom).
+	OverheadNs   float64
+	OverheadFrom string
+}
+
+// CostAt returns the costs of key k near rate: probe and consumer from
+// the open-loop row of the nearest rate (by ratio) that dropped nothing,
+// the smallest such buffer; overhead from the closed-loop row with the
+// most memory.
+func CostAt(obs []Observation, k Key, rate float64) Cost {
+	c := Cost{ProbeNs: math.NaN(), ConsumerNs: math.NaN(), OverheadNs: math.NaN()}
+	var near, closed *Observation
+	for i := range obs {
+		o := &obs[i]
+		if o.Key != k {
+			continue
+		}
+		if o.Rate == "max" {
+			if !math.IsNaN(o.OverheadNs) && (closed == nil || o.PerCPUBytes > closed.PerCPUBytes) {
+				closed = o
+			}
+			continue
+		}
+		if !o.NoDrops {
+			continue
+		}
+		d := math.Abs(math.Log(o.PerCPURate / rate))
+		if near == nil {
+			near = o
+			continue
+		}
+		dn := math.Abs(math.Log(near.PerCPURate / rate))
+		if d < dn*0.99 || d < dn*1.01 && o.PerCPUBytes < near.PerCPUBytes {
+			near = o
+		}
+	}
+	if near != nil {
+		c.ProbeNs, c.ConsumerNs, c.From = near.ProbeNs, near.ConsumerNs, near.Source
+	}
+	if closed != nil {
+		c.OverheadNs, c.OverheadFrom = closed.OverheadNs, closed.Source
+	}
+	return c
+}

@@ -1,0 +1,181 @@
+package sizing
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strconv"
+)
+
+// Split divides observations into the ones the model is fitted on and
+// the held-out rest: per key, the open loops of workload at every other
+// rate (the lowest, the third lowest, ...). Everything else (the rates
+// between, other workloads, closed loops) is held out.
+func Split(obs []Observation, workload string) (fit, held []Observation) {
+	rates := map[Key][]float64{}
+	for _, o := range obs {
+		if v, err := strconv.ParseFloat(o.Rate, 64); err == nil && o.Workload == workload && !slices.Contains(rates[o.Key], v) {
+			rates[o.Key] = append(rates[o.Key], v)
+		}
+	}
+	for _, rs := range rates {
+		slices.Sort(rs)
+	}
+	for _, o := range obs {
+		v, err := strconv.ParseFloat(o.Rate, 64)
+		if err == nil && o.Workload == workload && slices.Index(rates[o.Key], v)%2 == 0 {
+			fit = append(fit, o)
+		} else {
+			held = append(held, o)
+		}
+	}
+	return fit, held
+}
+
+// Check is one held-out observation against its model.
+type Check struct {
+	Observation
+	// HasModel is false when no model was fitted for the key.
+	HasModel bool
+	// Need is the model's minimum memory at the row's rate and
+	// sub-buffer count; PredictNoDrops is Need <= PerCPUBytes.
+	Need           float64
+	PredictNoDrops bool
+	// InRange says whether the row's rate is within the rates the model
+	// saw keep up (Model.Rates, up to twice the highest).
+	InRange bool
+}
+
+// Correct says whether the prediction matched the row.
+func (c Check) Correct() bool { return c.HasModel && c.PredictNoDrops == c.NoDrops }
+
+// Boundary is the measured loss boundary of one key, workload and
+// open-loop rate on the tested grid, against the model's.
+type Boundary struct {
+	Key
+	Workload, Rate string
+	PerCPURate     float64 // the median of the rows'
+	// NoDrops is the smallest per-CPU memory that dropped nothing (0:
+	// none did); Lossy the largest below it that dropped (0: none was
+	// tested).
+	NoDrops, Lossy int
+	// Need is the model's minimum at NoDrops's sub-buffer count (or the
+	// largest row's when nothing was loss-free).
+	Need float64
+}
+
+// Ratio is Need over the smallest loss-free memory: 1 or a little under
+// means the model found the boundary; the grid's steps are ×2, so a
+// ratio in (Lossy/NoDrops, 1] is exact on it. NaN when nothing was
+// loss-free.
+func (b Boundary) Ratio() float64 {
+	if b.NoDrops == 0 {
+		return math.NaN()
+	}
+	return b.Need / float64(b.NoDrops)
+}
+
+// Validation is the model checked on held-out rows.
+type Validation struct {
+	Checks     []Check
+	Boundaries []Boundary
+}
+
+// Accuracy counts the held-out rows with a model and how many it
+// classified right (loss-free or lossy); inRange limits both to the rows
+// within a model's rates.
+func (v Validation) Accuracy(inRange bool) (correct, total int) {
+	for _, c := range v.Checks {
+		if !c.HasModel || inRange && !c.InRange {
+			continue
+		}
+		total++
+		if c.Correct() {
+			correct++
+		}
+	}
+	return correct, total
+}
+
+// Validate checks the models on the held-out observations.
+func Validate(models []Model, held []Observation) Validation {
+	var v Validation
+	type group struct {
+		Key
+		workload, rate string
+	}
+	var groups []group
+	for _, o := range held {
+		m, ok := Find(models, o.Key)
+		c := Check{Observation: o, HasModel: ok}
+		if ok {
+			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs)
+			c.PredictNoDrops = m.Predict(o)
+			c.InRange = m.inRange(o.PerCPURate)
+		}
+		v.Checks = append(v.Checks, c)
+		// A closed loop's rows each run at their own rate: no boundary.
+		if g := (group{o.Key, o.Workload, o.Rate}); ok && o.Rate != "max" && !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	for _, g := range groups {
+		m, _ := Find(models, g.Key)
+		b := Boundary{Key: g.Key, Workload: g.workload, Rate: g.rate}
+		var rows []Observation
+		var rates []float64
+		for _, o := range held {
+			if o.Key == g.Key && o.Workload == g.workload && o.Rate == g.rate {
+				rows = append(rows, o)
+				rates = append(rates, o.PerCPURate)
+			}
+		}
+		slices.SortFunc(rows, func(a, b Observation) int { return cmp.Compare(a.PerCPUBytes, b.PerCPUBytes) })
+		slices.Sort(rates)
+		b.PerCPURate = rates[len(rates)/2]
+		at := rows[len(rows)-1]
+		for _, o := range rows {
+			if o.NoDrops {
+				b.NoDrops, at = o.PerCPUBytes, o
+				break
+			}
+		}
+		for _, o := range rows {
+			if !o.NoDrops && o.PerCPUBytes < b.NoDrops {
+				b.Lossy = o.PerCPUBytes
+			}
+		}
+		b.Need = m.MinBytes(b.PerCPURate, at.Subbufs)
+		v.Boundaries = append(v.Boundaries, b)
+	}
+	return v
+}
+
+// Range is what the validation supports for m: the per-CPU rates of the
+// rows m was fitted on that kept up and of the held-out rows that dropped
+// nothing where m said they would (a right "lossy" says nothing about
+// whether m's size suffices), and how many held-out rows of its key it
+// classified right.
+func (v Validation) Range(m Model) (lo, hi float64, correct, total int) {
+	lo, hi = m.Rates[0], m.Rates[1]
+	for _, c := range v.Checks {
+		if c.Key != m.Key || !c.HasModel {
+			continue
+		}
+		total++
+		if c.Correct() {
+			correct++
+			if c.NoDrops {
+				lo, hi = min(lo, c.PerCPURate), max(hi, c.PerCPURate)
+			}
+		}
+	}
+	return lo, hi, correct, total
+}
+
+// Validated says whether rate is within Range(m), give or take the 10%
+// by which an open loop's achieved rate strays from its target.
+func (v Validation) Validated(m Model, rate float64) bool {
+	lo, hi, _, _ := v.Range(m)
+	return rate >= lo/1.1 && rate <= hi*1.1
+}
