@@ -69,9 +69,20 @@ table() { # results-file title benchstat-args...
 	if ! go tool benchstat "$@" "$f" 2>"$benchstat_err" || [[ -s $benchstat_err ]]; then
 		cat "$benchstat_err"
 		echo "benchstat FAILED for this table"
-		failed+=("$f: $title")
+		failed+=("$f: benchstat failed for $title")
 	fi
 	echo
+}
+
+# A row run that failed (an accounting check) prints --- FAIL and reports
+# nothing, while the benchmark binary may still end with PASS: count them
+# into the failures, so that make bench exits non-zero and says so.
+check_failed_rows() { # results-file
+	local n
+	n=$(grep -c '^--- FAIL' "$1" || true)
+	if ((n > 0)); then
+		failed+=("$1: $n row runs failed (--- FAIL lines in the file; they report nothing)")
+	fi
 }
 
 tables() { # results-file
@@ -115,6 +126,7 @@ if [[ ${BENCH_NATIVE:-1} == 1 ]]; then
 	native=$out/native-$(uname -r).txt
 	echo "== native matrix (BENCH=$level, rows of at least $short ($long for the long group), -count $count) -> $native" >&2
 	run_matrix "$level" env > "$native"
+	check_failed_rows "$native"
 	tables "$native"
 fi
 
@@ -127,6 +139,7 @@ if [[ ${BENCH_VM:-1} == 1 ]]; then
 	vmfile=$out/${env_name:-vm}-${kernel:-unknown}.txt
 	mv "$vmtmp" "$vmfile"
 	echo "wrote $vmfile" >&2
+	check_failed_rows "$vmfile"
 	tables "$vmfile"
 fi
 
@@ -136,6 +149,6 @@ mapfile -t files < <(ls "$out"/*.txt | grep -v '\.benchstat\.txt$')
 bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"
 
 if ((${#failed[@]})); then
-	printf 'bench: benchstat failed for: %s\n' "${failed[@]}" >&2
+	printf 'bench: %s\n' "${failed[@]}" >&2
 	exit 1
 fi
