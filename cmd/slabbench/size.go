@@ -164,9 +164,9 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate flo
 	sp := sizePath{Path: path, Wakeup: wakeup, Consumer: consumer, Environment: env}
 	m, found := sm.ModelFor(env, path, wakeup, consumer)
 	if !found {
-		sp.Note = fmt.Sprintf("no model: the %s results have no %s rows that dropped nothing with this wakeup and consumer", env, path)
+		sp.Note = fmt.Sprintf("no model: the %s results have no %s rows with this wakeup and consumer that dropped nothing", env, path)
 		if path == "relay" && env == "native" {
-			sp.Note += " (the module runs in the VM: slabbench size --env vm-tcg)"
+			sp.Note = "no model natively: the relay module runs in the VM here, and so do its rows (slabbench size --env vm-tcg)"
 		}
 		return sp
 	}
