@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -96,7 +97,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 			if len(xys) == 0 {
 				continue
 			}
-			slices.SortFunc(xys, func(a, b plotter.XY) int { return int(math.Copysign(1, a.X-b.X)) })
+			slices.SortFunc(xys, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
 			l, sc, err := plotter.NewLinePoints(xys)
 			if err != nil {
 				return err

@@ -36,20 +36,14 @@ func (s *Section) Observations() []sizing.Observation {
 		if !ok || !okRate {
 			continue
 		}
-		// Events spread over the producers' CPUs; the ring buffer is one
-		// buffer for every CPU, so its share is per CPU of the machine.
-		producers, err := strconv.Atoi(r.Keys["producers"])
-		if err != nil || producers <= 0 {
-			producers = cpus
-		}
-		perCPU := rate / float64(producers)
+		producers, _ := strconv.Atoi(r.Keys["producers"])
+		perCPU := sizing.PerCPURate(path, rate, producers, cpus)
 		backlog := 0.0
 		if m := r.Metric(UnitMaxBacklogB); m != nil {
 			backlog = m.Max
 		}
 		if path == "ringbuf" {
-			perCPU = rate / float64(cpus)
-			backlog /= float64(cpus)
+			backlog /= float64(cpus) // one buffer for every CPU: its share
 		}
 		consumer := r.Keys["consumer"]
 		if consumer == "" {
@@ -61,8 +55,7 @@ func (s *Section) Observations() []sizing.Observation {
 			PerCPUBytes: mem, Subbufs: n, RecordBytes: capture.Path(path).RecordBytes(), CPUs: cpus, Runs: r.Runs,
 			NoDrops: r.zeroDropped(), SomeRunsKeptUp: r.someRunsDropped(), MaxBacklog: backlog,
 			ProbeNs: median(r, UnitProbe), ConsumerNs: median(r, UnitConsumer), OverheadNs: median(r, UnitOverhead),
-			LagP99Us: median(r, UnitLagP99),
-			Source:   s.File + ": " + r.Name,
+			Source: s.File + ": " + r.Name,
 		}
 		if m := r.Metric(UnitLost); m != nil {
 			o.LostPct = m.Median
@@ -124,11 +117,17 @@ func FitModel(sections []*Section) SizingModel {
 	return sm
 }
 
+// envName is the environment of a key without its kernel: "native".
+func envName(k sizing.Key) string {
+	e, _, _ := strings.Cut(k.Env, " ")
+	return e
+}
+
 // ModelFor returns the model of path, wakeup and consumer in the
 // environment env ("native", "vm-tcg"; any kernel).
 func (sm SizingModel) ModelFor(env, path, wakeup, consumer string) (sizing.Model, bool) {
 	for _, m := range sm.Models {
-		if e, _, _ := strings.Cut(m.Env, " "); e == env && m.Path == path && m.Wakeup == wakeup && m.Consumer == consumer {
+		if envName(m.Key) == env && m.Path == path && m.Wakeup == wakeup && m.Consumer == consumer {
 			return m, true
 		}
 	}
@@ -139,7 +138,7 @@ func (sm SizingModel) ModelFor(env, path, wakeup, consumer string) (sizing.Model
 func (sm SizingModel) Environments() []string {
 	var envs []string
 	for _, m := range sm.Models {
-		if e, _, _ := strings.Cut(m.Env, " "); !slices.Contains(envs, e) {
+		if e := envName(m.Key); !slices.Contains(envs, e) {
 			envs = append(envs, e)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -52,16 +51,7 @@ func sanitize(s string) string {
 
 // WritePlot writes the section's loss plot as a PNG file at path.
 func WritePlot(s *Section, path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := PlotPNG(f, s); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
+	return writePNG(path, func(w io.Writer) error { return PlotPNG(w, s) })
 }
 
 // PlotPNG draws lost-% (median over runs) against per-CPU buffer memory on

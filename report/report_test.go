@@ -160,11 +160,7 @@ func TestMissingPaths(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	s := readHandwritten(t)
-	var b bytes.Buffer
-	if err := WriteMarkdown(&b, []*Section{s}, Options{PlotLinks: map[*Section]string{s: "x.loss.png"}}); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdownOf(t, []*Section{s}, Options{PlotLinks: map[*Section]string{s: "x.loss.png"}})
 	requireContains(t, md, []string{
 		"## testenv, kernel 0.0-handwritten (`testdata/handwritten.txt`)",
 		"- `truth: test input, no truth counter was read`",
@@ -244,11 +240,7 @@ func checkRealResults(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdownOf(t, sections, Options{})
 	if !strings.Contains(md, "### Headline: workload=") {
 		t.Fatalf("no headline section:\n%s", md)
 	}
@@ -302,11 +294,7 @@ func TestPartialPlannedFile(t *testing.T) {
 	if open := vm.Sizing("openclose", "3000"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
 		t.Errorf("rate=3000 missing %q", open.Missing)
 	}
-	var b bytes.Buffer
-	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdownOf(t, sections, Options{})
 	requireContains(t, md, []string{
 		"## vm-tcg, kernel 0.0-vm (`testdata/vm-handwritten.txt`)",
 		"| 32KiB | 4KiB×8 | relay | 64KiB | 1200 [1200–1200] | 0 [0–0] | 400 [400–400] | 5.50 [5.00–6.00] | 2 |",
@@ -314,6 +302,16 @@ func TestPartialPlannedFile(t *testing.T) {
 		"relay at 16KiB×2: skipped by the benchmark in 2 runs: not steady: wrote 3.0 times",
 		"No BenchmarkConsumer rows in `testdata/vm-handwritten.txt` (make bench runs them",
 	})
+}
+
+// markdownOf writes the report of sections, failing t on an error.
+func markdownOf(t *testing.T, sections []*Section, opt Options) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sections, opt); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // requireContains fails t for every want that md lacks, and then logs md.
@@ -350,11 +348,7 @@ func TestAttachModes(t *testing.T) {
 	if len(ac.Rows) != 4*2*3 {
 		t.Errorf("%d capture rows side by side, want %d", len(ac.Rows), 4*2*3)
 	}
-	var b bytes.Buffer
-	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	requireContains(t, b.String(), []string{
+	requireContains(t, markdownOf(t, sections, Options{}), []string{
 		"### Attach modes: workload=openclose",
 		"| 3000 | 4KiB×4 | perfbuf | fentry |",
 		"path=relay: bench-level probes does not run it (bench/plan)",
@@ -382,11 +376,7 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := WriteMarkdown(&b, sections, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdownOf(t, sections, Options{})
 	first := strings.Index(md, "\n## ")
 	if first < 0 || !strings.HasPrefix(md[first+1:], "## The answer: buffer memory per CPU for an event rate") {
 		t.Fatalf("the first section is not the answer:\n%.600s", md[max(first, 0):])

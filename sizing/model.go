@@ -65,11 +65,23 @@ type Observation struct {
 	// MaxBacklog is the most written-but-unread bytes of one CPU's
 	// share of the buffer over the runs (0: not reported).
 	MaxBacklog float64
-	// Costs per event and the delivery lag's 99th percentile, medians
-	// (NaN when the row has none).
+	// Costs per event, medians (NaN when the row has none).
 	ProbeNs, ConsumerNs, OverheadNs float64
-	LagP99Us                        float64
 	Source                          string // where it came from: file and row name
+}
+
+// PerCPURate spreads events/s over the CPUs one buffer of path takes them
+// from: the producers' CPUs (one producer per CPU, at most cpus), or every
+// CPU for the ring buffer, which all CPUs share. producers <= 0 means
+// every CPU.
+func PerCPURate(path string, eventsPerSec float64, producers, cpus int) float64 {
+	if path == "ringbuf" || producers <= 0 || producers > cpus {
+		producers = cpus
+	}
+	if producers <= 0 {
+		return 0
+	}
+	return eventsPerSec / float64(producers)
 }
 
 // Lag is the consumer absence the row's backlog implies: the backlog

@@ -58,11 +58,9 @@ func (m Model) inRange(rate float64) bool {
 // a rate; NaN where no row says.
 type Cost struct {
 	ProbeNs, ConsumerNs float64
-	From                string // the row probe and consumer come from
 	// OverheadNs is the workload's slowdown per event, measured in the
-	// closed loop only (the row OverheadFrom).
-	OverheadNs   float64
-	OverheadFrom string
+	// closed loop only.
+	OverheadNs float64
 }
 
 // CostAt returns the costs of key k near rate: probe and consumer from
@@ -97,10 +95,10 @@ func CostAt(obs []Observation, k Key, rate float64) Cost {
 		}
 	}
 	if near != nil {
-		c.ProbeNs, c.ConsumerNs, c.From = near.ProbeNs, near.ConsumerNs, near.Source
+		c.ProbeNs, c.ConsumerNs = near.ProbeNs, near.ConsumerNs
 	}
 	if closed != nil {
-		c.OverheadNs, c.OverheadFrom = closed.OverheadNs, closed.Source
+		c.OverheadNs = closed.OverheadNs
 	}
 	return c
 }

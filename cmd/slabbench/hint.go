@@ -44,18 +44,13 @@ func captureKey(r capture.Result) sizing.Key {
 }
 
 // perCPURate is the events/s per CPU a capture saw, spread as the model
-// spreads them: over the workload's threads (one per CPU), and over every
-// CPU for the ring buffer, which all CPUs share.
+// spreads them (its workload threads run one per CPU).
 func perCPURate(r capture.Result) float64 {
 	secs := float64(r.DurationNs) / 1e9
-	cpus := r.CPUs
-	if r.Path != capture.PathRingbuf && r.Threads > 0 && r.Threads < cpus {
-		cpus = r.Threads
-	}
-	if secs <= 0 || cpus <= 0 {
+	if secs <= 0 {
 		return 0
 	}
-	return float64(r.Captured+r.Lost) / secs / float64(cpus)
+	return sizing.PerCPURate(string(r.Path), float64(r.Captured+r.Lost)/secs, r.Threads, r.CPUs)
 }
 
 func dropHint(r capture.Result) string {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/internal/size"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/results"
@@ -197,7 +198,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate flo
 }
 
 // ringbufTotal is the ring buffer for per-CPU memory: times the CPUs of
-// the environment's results, rounded up to a power of two.
+// the environment's results, rounded as the kernel requires.
 func ringbufTotal(perCPU int, sm report.SizingModel, k sizing.Key) int {
 	cpus := 1
 	for _, o := range sm.Observations {
@@ -205,11 +206,7 @@ func ringbufTotal(perCPU int, sm report.SizingModel, k sizing.Key) int {
 			cpus = o.CPUs
 		}
 	}
-	total := 1
-	for total < perCPU*cpus {
-		total *= 2
-	}
-	return total
+	return bpftrace.RoundRingbufSize(perCPU * cpus)
 }
 
 func numOrNil(v float64) *float64 {
