@@ -199,6 +199,8 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		cpus = cfg.CPUs
 	}
 	n := cfg.threads()
+	release := reserveProcs(n)
+	defer release()
 
 	var stop stopper
 	var cancelled atomic.Bool
@@ -322,6 +324,33 @@ type thread struct {
 	late     int64
 	end      time.Time // when the thread left the timed loop
 	err      error
+}
+
+// extraProcs counts the Go Ps added for the workload threads of the runs
+// under way (procsMu held).
+var (
+	procsMu    sync.Mutex
+	extraProcs int
+)
+
+// reserveProcs raises GOMAXPROCS by n for as long as a run's n threads
+// exist and returns what lowers it again. A locked thread asleep in
+// nanosleep(2) keeps its P, so with GOMAXPROCS = CPUs an open loop's
+// sleeping threads leave the consumer's goroutine without a P until the
+// runtime's sysmon takes one back (up to 10 ms): the stall would be the
+// harness's, not the transport's (results/README.md, "Go's Ps").
+func reserveProcs(n int) (release func()) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	base := runtime.GOMAXPROCS(0) - extraProcs
+	extraProcs += n
+	runtime.GOMAXPROCS(base + extraProcs)
+	return func() {
+		procsMu.Lock()
+		defer procsMu.Unlock()
+		extraProcs -= n
+		runtime.GOMAXPROCS(base + extraProcs)
+	}
 }
 
 // UsableCPUs returns the CPUs this process may run on. The kernel limits an

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -286,5 +287,30 @@ func TestEventsPerOp(t *testing.T) {
 				t.Errorf("%s: %s %.2f per op, want at least %.2f", name, k, perOp[k], minimum)
 			}
 		}
+	}
+}
+
+// TestProcsReserved checks that a run adds a Go P per workload thread
+// while its threads exist (a thread asleep in nanosleep keeps its P, and
+// the consumer must not wait for one) and gives them back afterwards,
+// also when runs overlap.
+func TestProcsReserved(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	var during []int
+	outer := Config{Name: "openclose", Threads: 2, Ops: 20, Rate: 1000}
+	_, err := run(context.Background(), outer, func() {
+		during = append(during, runtime.GOMAXPROCS(0))
+		inner := Config{Name: "openclose", Threads: 3, Ops: 3}
+		if _, err := run(context.Background(), inner, func() { during = append(during, runtime.GOMAXPROCS(0)) }); err != nil {
+			t.Error(err)
+		}
+		during = append(during, runtime.GOMAXPROCS(0))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := runtime.GOMAXPROCS(0)
+	if want := []int{before + 2, before + 5, before + 2}; !slices.Equal(during, want) || after != before {
+		t.Errorf("GOMAXPROCS %d before, %v during the runs, %d after: want %v during, %d after", before, during, after, want, before)
 	}
 }

@@ -213,10 +213,10 @@ func For(level string) (Plan, error) {
 		p.Workloads = []string{"openclose", "pipecreate"}
 		p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
 		p.RateGrids = map[float64][]Geometry{
-			10000:  doubling(8<<10, 64<<10, 4),
-			30000:  doubling(16<<10, 256<<10, 4),
-			100000: doubling(64<<10, 512<<10, 4),
-			5000:   doubling(16<<10, 128<<10, 4),
+			10000:  doubling(4<<10, 32<<10, 4),
+			30000:  doubling(8<<10, 128<<10, 4),
+			100000: doubling(32<<10, 256<<10, 4),
+			5000:   doubling(8<<10, 64<<10, 4),
 		}
 		p.PinnedRates = []float64{10000, 30000}
 		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
@@ -232,8 +232,8 @@ func For(level string) (Plan, error) {
 		// here (about 17 s) for a row per ramp-up round.
 		p.Rates = []float64{0, 3000, 10000}
 		p.RateGrids = map[float64][]Geometry{
-			3000:  doubling(8<<10, 32<<10, 4),
-			10000: doubling(16<<10, 128<<10, 4),
+			3000:  doubling(4<<10, 32<<10, 4),
+			10000: doubling(8<<10, 64<<10, 4),
 		}
 		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 		p.PlacementGeometries = p.Geometries[:1]
