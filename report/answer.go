@@ -55,11 +55,15 @@ func (sm SizingModel) envs() []string {
 	return out
 }
 
-func variantName(m sizing.Model) string {
-	if m.Wakeup == "" {
-		return m.Path
+func variantName(m sizing.Model) string { return pathWakeup(m.Path, m.Wakeup) }
+
+// pathWakeup names a transport and its reader wakeup the one way every
+// table of the report does: "ringbuf batched", "relay".
+func pathWakeup(path, wakeup string) string {
+	if wakeup == "" {
+		return path
 	}
-	return m.Path + ", " + m.Wakeup
+	return path + " " + wakeup
 }
 
 // answerCell is the model's memory at rate and the measured CPU cost per
@@ -146,21 +150,36 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 	fmt.Fprintf(b, "The buffer must hold what accumulates while the consumer is not reading, plus what is written but not readable yet: "+
 		"**M ≥ r × s × L** per CPU for a reader woken per record, and **M ≥ r × s × L × n/(n−1)** for a batched reader or relay "+
 		"(one of the n sub-buffers is being filled before the reader sees it). r is events/s per CPU, s the bytes one record "+
-		"takes in that path's buffer (header and alignment included), L the consumer's longest absence. "+
-		"L is fitted per environment, path, wakeup and consumer placement: the largest of the absences the fitted rows imply, "+
-		"the backlog of each row that dropped nothing (max-backlog-B, less the unreadable sub-buffer, over r × s) and the readable "+
-		"buffer of each row that dropped where a bigger buffer at its rate did not. "+
+		"takes in that path's buffer (header and alignment included), L the consumer's longest absence in a run. "+
+		"L is fitted per environment, path, wakeup and consumer placement from every fitted run on its own: a run that dropped nothing "+
+		"was away as long as its backlog says (max-backlog-B less the unreadable sub-buffer, over r × s); a run that dropped was away "+
+		"at least as long as its readable buffer lasts. L is the %.0fth percentile of those absences by the Kaplan–Meier estimate "+
+		"(which takes the runs that dropped as lower bounds: the buffer size does not decide how long the consumer is away), "+
+		"so a buffer of the model's size lets about one run in %.0f drop; where the runs that dropped leave more than that above "+
+		"every measured absence, L is twice the longest absence measured (marked ×2). "+
+		"A rare long absence is the consumer's, whatever path it reads, and one path's runs may not happen to show it: "+
+		"each path takes the longer of its own L and that of all the paths read the same way (batched or relay; woken per record) "+
+		"in its environment and placement (marked: group). Rates at which every run of every size dropped "+
+		"are the consumer's limit, not an absence, and are left out. "+
 		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third); held out: the rates between, "+
-		"the closed loops, the other placements' rates not fitted, and the other workloads.\n\n", FitWorkload)
-	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | L (ms) | set by | rows fitted (dropped nothing) | kept up at, events/s per CPU | every size dropped at |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|\n")
+		"the closed loops, the other placements' rates not fitted, and the other workloads.\n\n", 100*sizing.Quantile, 1/(1-sizing.Quantile), FitWorkload)
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | L (ms) | the run at L | runs fitted (dropped) | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
 		unsus := "—"
 		if m.Unsustained > 0 {
 			unsus = fmt.Sprintf("%s (up to %s)", num(m.Unsustained), size.Format(m.UnsustainedBytes))
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
-			m.Lag*1e3, code(shortSource(m.LagFrom)), m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
+		lag := fmt.Sprintf("%.3g", m.Lag*1e3)
+		if m.LowerBound {
+			lag += " ×2"
+		}
+		from := code(shortSource(m.LagFrom))
+		if m.FromGroup {
+			from = "group: " + from
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
+			lag, from, m.RunsFitted, m.Censored, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
 	}
 	fmt.Fprintln(b)
 	writeValidation(b, sm)
@@ -245,4 +264,51 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 // events, after n runs that lost none: 1 − 0.05^(1/n).
 func lossFreeBound(n int) float64 {
 	return 1 - math.Pow(0.05, 1/float64(n))
+}
+
+// writeValidationSummary writes, right under the answer, how the model
+// did on the rows it was not fitted on, per environment (the details are
+// in the model section).
+func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
+	if len(sm.Models) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## How far to trust it: the model on rows it was not fitted on\n\n")
+	fmt.Fprintf(b, "Held-out rows: the model says loss-free or lossy, the row dropped in no run or in some (goal: 90%% right). "+
+		"Boundaries: the model's minimum memory over the smallest tested size that dropped in no run, per held-out rate and workload "+
+		"(goal: within 2×, 0.5–2). Details and the model's parameters: [the sizing model](#the-sizing-model-and-its-held-out-validation).\n\n")
+	fmt.Fprintf(b, "| environment | held-out rows right | boundaries within 2× | boundary ratios |\n|---|---|---|---|\n")
+	v := sm.Validation
+	for _, env := range sm.envs() {
+		var right, rows, within, bounded int
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, c := range v.Checks {
+			if c.HasModel && c.Env == env {
+				rows++
+				if c.Correct() {
+					right++
+				}
+			}
+		}
+		for _, bd := range v.Boundaries {
+			if bd.Env != env || bd.NoDrops == 0 {
+				continue
+			}
+			r := bd.Ratio()
+			bounded++
+			if r >= 0.5 && r <= 2 {
+				within++
+			}
+			lo, hi = min(lo, r), max(hi, r)
+		}
+		if rows == 0 {
+			continue
+		}
+		ratios := "—"
+		if bounded > 0 {
+			ratios = fmt.Sprintf("%.2f–%.2f", lo, hi)
+		}
+		fmt.Fprintf(b, "| %s | %d of %d (%.0f%%) | %d of %d | %s |\n", env, right, rows, 100*float64(right)/float64(rows), within, bounded, ratios)
+	}
+	fmt.Fprintln(b)
 }

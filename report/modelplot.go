@@ -58,8 +58,9 @@ func WriteCostPlot(s *Section, path string) error {
 }
 
 // ModelPlotPNG draws, one panel per open-loop rate of the fit workload
-// (first placement, tracepoint), lost-% against per-CPU memory per path
-// and wakeup, with the model's minimum at that rate as a dashed vertical
+// (first placement, tracepoint), the share of runs that dropped against
+// per-CPU memory per path and wakeup (a median lost-% hides the rare
+// run that drops, which is what sizing is about), with the model's minimum at that rate as a dashed vertical
 // line of the same colour.
 func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	var rates []string
@@ -80,7 +81,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 		p.Y.Min, p.Y.Max = 0, 100
 		p.X.Label.Text = "per-CPU memory (log2)"
 		if i == 0 {
-			p.Y.Label.Text = "lost-% (median of the runs)"
+			p.Y.Label.Text = "runs that dropped, %"
 		}
 		p.Add(plotter.NewGrid())
 		lo, hi := math.MaxInt, 0
@@ -89,7 +90,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 			var xys plotter.XYs
 			for _, o := range sm.Observations {
 				if o.Key == m.Key && o.Workload == FitWorkload && o.Rate == rate {
-					xys = append(xys, plotter.XY{X: float64(o.PerCPUBytes), Y: o.LostPct})
+					xys = append(xys, plotter.XY{X: float64(o.PerCPUBytes), Y: 100 * o.DroppedShare()})
 					lo, hi = min(lo, o.PerCPUBytes), max(hi, o.PerCPUBytes)
 					perCPU = append(perCPU, o.PerCPURate)
 				}
@@ -146,7 +147,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	img := vgimg.New(width, 4.8*vg.Inch)
 	dc := draw.New(img)
 	top := plot.New()
-	top.Title.Text = fmt.Sprintf("Lost-%% against memory, open loops of %s, %s: solid measured, dashed the model's minimum", FitWorkload, env)
+	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s: solid measured, dashed the model's minimum", FitWorkload, env)
 	top.HideAxes()
 	top.Draw(dc)
 	t := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 9, PadBottom: vg.Millimeter * 2,

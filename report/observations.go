@@ -60,6 +60,22 @@ func (s *Section) Observations() []sizing.Observation {
 		if m := r.Metric(UnitLost); m != nil {
 			o.LostPct = m.Median
 		}
+		// An open loop reports its ops/s; a closed loop's ns/op implies it.
+		opsUnit := "achieved-ops/s"
+		if r.Metric(opsUnit) == nil {
+			opsUnit = "ns/op"
+		}
+		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", opsUnit) {
+			b, ops := run[1], run[3]
+			if path == "ringbuf" {
+				b /= float64(cpus)
+			}
+			if opsUnit == "ns/op" {
+				ops = 1e9 / ops
+			}
+			o.PerRun = append(o.PerRun, sizing.Run{Dropped: run[0] > 0, Backlog: b,
+				PerCPURate: sizing.PerCPURate(path, run[2]*ops, producers, cpus)})
+		}
 		obs = append(obs, o)
 	}
 	return obs

@@ -63,6 +63,7 @@ type Row struct {
 
 	metrics map[string]*Metric
 	units   []string
+	lines   []map[string]float64 // each run's values by unit, in file order
 }
 
 // Metric is one unit's values over a row's runs and their summary.
@@ -312,6 +313,8 @@ func (s *Section) add(res *benchfmt.Result) {
 		s.Rows = append(s.Rows, row)
 	}
 	row.Runs++
+	line := map[string]float64{}
+	row.lines = append(row.lines, line)
 	for _, v := range res.Values {
 		unit, val := v.Unit, v.Value
 		if v.OrigUnit != "" { // benchfmt tidies ns to sec and MB to B; keep the file's unit
@@ -324,7 +327,29 @@ func (s *Section) add(res *benchfmt.Result) {
 			row.units = append(row.units, unit)
 		}
 		m.Values = append(m.Values, val)
+		line[unit] = val
 	}
+}
+
+// PerRun returns, for each run that reported every one of units, its
+// values in the order of units: a Metric's Values are sorted, so they do
+// not pair one run's metrics.
+func (r *Row) PerRun(units ...string) [][]float64 {
+	var runs [][]float64
+	for _, line := range r.lines {
+		vals := make([]float64, len(units))
+		ok := true
+		for i, u := range units {
+			vals[i], ok = line[u]
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			runs = append(runs, vals)
+		}
+	}
+	return runs
 }
 
 func lineOf(res *benchfmt.Result) int {

@@ -11,11 +11,7 @@ import (
 
 // variantLabel names a row by its path and reader wakeup.
 func variantLabel(r *Row) string {
-	v := variantOf(r)
-	if v.Wakeup == "" {
-		return v.Path
-	}
-	return v.Path + " " + v.Wakeup
+	return pathWakeup(r.Keys["path"], r.Keys["wakeup"])
 }
 
 // CostRows are, per transport variant (tracepoint attachment), the

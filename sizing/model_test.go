@@ -125,3 +125,74 @@ func TestUnsustainedAndRecommend(t *testing.T) {
 		t.Errorf("2M events/s per CPU is above a rate nothing kept up at")
 	}
 }
+
+// TestFitQuantileOfRuns gives every row the same 20 runs, absent 1, 2,
+// ... 20 ms, on buffers that hold some of them: L must be the 95th
+// percentile, 19 ms, although the rows too small for it dropped in the
+// runs above their size (the Kaplan–Meier estimate takes those as lower
+// bounds). A fit that dropped the censored runs would say less; one that
+// took the longest run, 20 ms.
+func TestFitQuantileOfRuns(t *testing.T) {
+	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "every", Consumer: "shared"}
+	const rate, s = 100e3, 96
+	var obs []Observation
+	for m := 32 << 10; m <= 512<<10; m *= 2 {
+		o := Observation{Key: k, Workload: "openclose", Rate: "10000", PerCPURate: rate, PerCPUBytes: m,
+			Subbufs: 4, RecordBytes: s, Source: fmt.Sprint(m)}
+		o.NoDrops, o.SomeRunsKeptUp = true, false
+		for ms := 1; ms <= 20; ms++ {
+			backlog := rate * s * float64(ms) / 1e3
+			run := Run{Dropped: backlog > float64(m), Backlog: min(backlog, float64(m)), PerCPURate: rate}
+			o.PerRun = append(o.PerRun, run)
+			if run.Dropped {
+				o.NoDrops = false
+			} else {
+				o.SomeRunsKeptUp = true
+			}
+		}
+		o.SomeRunsKeptUp = o.SomeRunsKeptUp && !o.NoDrops
+		o.Runs = len(o.PerRun)
+		obs = append(obs, o)
+	}
+	models := Fit(obs)
+	if len(models) != 1 {
+		t.Fatalf("%d models, want 1", len(models))
+	}
+	m := models[0]
+	if math.Abs(m.Lag-0.019) > 1e-9 || m.LowerBound {
+		t.Errorf("L = %v s (lower bound %v), want the 95th percentile, 0.019", m.Lag, m.LowerBound)
+	}
+	if m.RunsFitted != 100 || m.Censored == 0 {
+		t.Errorf("%d runs fitted, %d censored: want 100, some", m.RunsFitted, m.Censored)
+	}
+	// Only the two smallest rows, and part of the runs: the runs that
+	// dropped hide the top of the distribution, so the fit says twice
+	// the longest absence it saw.
+	models = Fit(obs[:2])
+	if m, want := models[0], 2*float64(64<<10)/(rate*s); !m.LowerBound || math.Abs(m.Lag-want) > 1e-9 {
+		t.Errorf("from the small rows: L = %v s, lower bound %v; want twice what the 64KiB row holds, %v", m.Lag, m.LowerBound, want)
+	}
+}
+
+// TestFitGroupTail: two batched paths in one environment and placement,
+// one of whose runs showed a 10 ms absence that the other's never did.
+// Both get the longer L; a reader woken per record, in another group,
+// keeps its own.
+func TestFitGroupTail(t *testing.T) {
+	ring := Key{Env: "native x", Path: "ringbuf", Wakeup: "batched", Consumer: "shared"}
+	perf := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
+	every := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
+	obs := synthetic(ring, "openclose", 0.010, []float64{30e3}, 8<<10, 1<<20)
+	obs = append(obs, synthetic(perf, "openclose", 0.001, []float64{30e3}, 8<<10, 1<<20)...)
+	obs = append(obs, synthetic(every, "openclose", 0.002, []float64{30e3}, 8<<10, 1<<20)...)
+	want := map[Key]struct {
+		lag   float64
+		group bool
+	}{ring: {0.010, false}, perf: {0.010, true}, every: {0.002, false}}
+	for _, m := range Fit(obs) {
+		w := want[m.Key]
+		if math.Abs(m.Lag-w.lag) > 1e-9 || m.FromGroup != w.group {
+			t.Errorf("%v: L = %v s (from the group: %v), want %v (%v)", m.Key, m.Lag, m.FromGroup, w.lag, w.group)
+		}
+	}
+}

@@ -61,6 +61,8 @@ type Cost struct {
 	// OverheadNs is the workload's slowdown per event, measured in the
 	// closed loop only.
 	OverheadNs float64
+	// From and OverheadFrom are the rows the costs come from ("": none).
+	From, OverheadFrom string
 }
 
 // CostAt returns the costs of key k near rate: probe and consumer from
@@ -95,10 +97,10 @@ func CostAt(obs []Observation, k Key, rate float64) Cost {
 		}
 	}
 	if near != nil {
-		c.ProbeNs, c.ConsumerNs = near.ProbeNs, near.ConsumerNs
+		c.ProbeNs, c.ConsumerNs, c.From = near.ProbeNs, near.ConsumerNs, near.Source
 	}
 	if closed != nil {
-		c.OverheadNs = closed.OverheadNs
+		c.OverheadNs, c.OverheadFrom = closed.OverheadNs, closed.Source
 	}
 	return c
 }

@@ -79,9 +79,9 @@ func dropHint(r capture.Result) string {
 			"the consumer did not keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
 			m.Env, size.Format(m.UnsustainedBytes), report.RateLabel(m.Unsustained))
 	case rec.PerCPUBytes <= have:
-		return lead + fmt.Sprintf(": the sizing model (%s) says %s per CPU is enough at this rate, and this capture had %s: "+
-			"its consumer fell further behind than the benchmarks' did; try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
-			m.Env, size.Format(rec.PerCPUBytes), size.Format(have))
+		return lead + fmt.Sprintf(": the sizing model (%s) says %s per CPU is enough at this rate in %.0f%% of runs, and this capture had %s: "+
+			"its consumer was away longer than in most benchmark runs; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
+			m.Env, size.Format(rec.PerCPUBytes), 100*sizing.Quantile, size.Format(have))
 	}
 	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s)", flags, size.Format(rec.PerCPUBytes), rate, k.Path)
 }

@@ -88,6 +88,9 @@ type sizePath struct {
 	ValidatedRates [2]float64 `json:"validated_rates"`
 	InRange        bool       `json:"in_range"`
 	HeldOut        [2]int     `json:"held_out_correct"` // classified right, of
+	// CostFrom and OverheadFrom are the results rows the costs come from.
+	CostFrom     string `json:"cost_from,omitempty"`
+	OverheadFrom string `json:"overhead_from,omitempty"`
 
 	Model string `json:"model,omitempty"`
 	Note  string `json:"note,omitempty"`
@@ -183,6 +186,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate flo
 	}
 	c := sizing.CostAt(sm.Observations, m.Key, rate)
 	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(c.ProbeNs), numOrNil(c.ConsumerNs), numOrNil(c.OverheadNs)
+	sp.CostFrom, sp.OverheadFrom = c.From, c.OverheadFrom
 	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, size.Format(r.SubbufBytes), sizing.Subbufs)
 	if r.WakeupBytes > 0 {
 		sp.Flags += " --wakeup-bytes " + size.Format(r.WakeupBytes)
@@ -237,6 +241,11 @@ func printSize(a sizeAnswer, consumer string) {
 		fmt.Printf("         needs %s per CPU here; margin %.2fx (rounded up to a power of two)\n", size.Approx(p.NeedBytes), p.Margin)
 		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
+		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
+			if from != "" {
+				fmt.Printf("         from %s\n", from)
+			}
+		}
 		fmt.Printf("  validated at %s-%s events/s per CPU (rows that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
 			report.RateLabel(p.ValidatedRates[0]), report.RateLabel(p.ValidatedRates[1]), p.HeldOut[0], p.HeldOut[1])
 		if p.Note != "" {
