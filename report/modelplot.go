@@ -147,10 +147,10 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	img := vgimg.New(width, 4.8*vg.Inch)
 	dc := draw.New(img)
 	top := plot.New()
-	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s: solid measured, dashed the model's minimum", FitWorkload, env)
+	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s\nsolid: measured; dashed: the model's minimum", FitWorkload, env)
 	top.HideAxes()
 	top.Draw(dc)
-	t := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 9, PadBottom: vg.Millimeter * 2,
+	t := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 13, PadBottom: vg.Millimeter * 2,
 		PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
 	canvases := plot.Align([][]*plot.Plot{row}, t, dc)
 	for i, p := range row {
