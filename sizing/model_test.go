@@ -165,6 +165,12 @@ func TestFitQuantileOfRuns(t *testing.T) {
 	if m.RunsFitted != 100 || m.Censored == 0 {
 		t.Errorf("%d runs fitted, %d censored: want 100, some", m.RunsFitted, m.Censored)
 	}
+	// Run by run, against L = 19 ms: the rows that hold 3.4, 6.8 and 13.6
+	// ms are said to drop, and 17, 14 and 7 of their runs did; the two
+	// that hold 27 and 55 ms are said not to, and none of their 40 did.
+	if c, n := Validate(models, obs).RunAccuracy(); c != 78 || n != 100 {
+		t.Errorf("runs classified right: %d of %d, want 78 of 100", c, n)
+	}
 	// Only the two smallest rows, and part of the runs: the runs that
 	// dropped hide the top of the distribution, so the fit says twice
 	// the longest absence it saw.

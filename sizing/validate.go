@@ -44,6 +44,9 @@ type Check struct {
 	// InRange says whether the row's rate is within the rates the model
 	// saw keep up (Model.Rates, up to twice the highest).
 	InRange bool
+	// Runs and RunsRight count the row's runs one by one: predicted
+	// loss-free at that run's own rate, and dropped or not.
+	Runs, RunsRight int
 }
 
 // Correct says whether the prediction matched the row.
@@ -97,6 +100,16 @@ func (v Validation) Accuracy(inRange bool) (correct, total int) {
 	return correct, total
 }
 
+// RunAccuracy counts the held-out runs, one by one, and how many the
+// model classified right.
+func (v Validation) RunAccuracy() (correct, total int) {
+	for _, c := range v.Checks {
+		correct += c.RunsRight
+		total += c.Runs
+	}
+	return correct, total
+}
+
 // Validate checks the models on the held-out observations.
 func Validate(models []Model, held []Observation) Validation {
 	var v Validation
@@ -112,6 +125,16 @@ func Validate(models []Model, held []Observation) Validation {
 			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs)
 			c.PredictNoDrops = m.Predict(o)
 			c.InRange = m.inRange(o.PerCPURate)
+			for _, r := range o.PerRun {
+				rate := r.PerCPURate
+				if rate <= 0 {
+					rate = o.PerCPURate
+				}
+				c.Runs++
+				if (float64(o.PerCPUBytes) >= m.MinBytes(rate, o.Subbufs)) == !r.Dropped {
+					c.RunsRight++
+				}
+			}
 		}
 		v.Checks = append(v.Checks, c)
 		// A closed loop's rows each run at their own rate: no boundary.
