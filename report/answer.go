@@ -244,10 +244,9 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 				lossy = size.Format(bd.Lossy)
 			}
 			measured = lossy + " → " + size.Format(bd.NoDrops)
-			r := bd.Ratio()
-			ratio = fmt.Sprintf("%.2f", r)
+			ratio = fmt.Sprintf("%.2f", bd.Ratio())
 			bounded++
-			if r >= 0.5 && r <= 2 {
+			if bd.Within2x() {
 				within++
 			}
 		}
@@ -279,30 +278,21 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 		"Boundaries: the model's minimum memory over the smallest tested size that dropped in no run, per held-out rate and workload "+
 		"(goal: within 2×, 0.5–2). Details and the model's parameters: [the sizing model](#the-sizing-model-and-its-held-out-validation).\n\n", 100*sizing.Quantile)
 	fmt.Fprintf(b, "| environment | held-out rows right | held-out runs right | boundaries within 2× | boundary ratios |\n|---|---|---|---|---|\n")
-	v := sm.Validation
 	for _, env := range sm.envs() {
-		var right, rows, runsRight, runs, within, bounded int
+		v := sm.Validation.ForEnv(env)
+		right, rows := v.Accuracy(false)
+		runsRight, runs := v.RunAccuracy()
+		var within, bounded int
 		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, c := range v.Checks {
-			if c.HasModel && c.Env == env {
-				rows++
-				if c.Correct() {
-					right++
-				}
-				runs += c.Runs
-				runsRight += c.RunsRight
-			}
-		}
 		for _, bd := range v.Boundaries {
-			if bd.Env != env || bd.NoDrops == 0 {
+			if bd.NoDrops == 0 {
 				continue
 			}
-			r := bd.Ratio()
 			bounded++
-			if r >= 0.5 && r <= 2 {
+			if bd.Within2x() {
 				within++
 			}
-			lo, hi = min(lo, r), max(hi, r)
+			lo, hi = min(lo, bd.Ratio()), max(hi, bd.Ratio())
 		}
 		if rows == 0 {
 			continue

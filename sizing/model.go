@@ -96,16 +96,31 @@ func PerCPURate(path string, eventsPerSec float64, producers, cpus int) float64 
 	return eventsPerSec / float64(producers)
 }
 
+// runs are the row's runs: PerRun, or one run made of the row's own
+// figures where the runs were not reported one by one.
+func (o Observation) runs() []Run {
+	if len(o.PerRun) == 0 {
+		return []Run{{Dropped: !o.NoDrops, Backlog: o.MaxBacklog, PerCPURate: o.PerCPURate}}
+	}
+	return o.PerRun
+}
+
+// runRate is a run's events/s per CPU, or the row's where the run has none.
+func (o Observation) runRate(r Run) float64 {
+	if r.PerCPURate > 0 {
+		return r.PerCPURate
+	}
+	return o.PerCPURate
+}
+
 // DroppedShare is the share of the row's runs that dropped.
 func (o Observation) DroppedShare() float64 {
-	if len(o.PerRun) == 0 {
-		return float64(b2i(!o.NoDrops))
-	}
+	runs := o.runs()
 	n := 0
-	for _, r := range o.PerRun {
+	for _, r := range runs {
 		n += b2i(r.Dropped)
 	}
-	return float64(n) / float64(len(o.PerRun))
+	return float64(n) / float64(len(runs))
 }
 
 // Absences is what each run of the row says of the consumer's longest
@@ -114,20 +129,13 @@ func (o Observation) DroppedShare() float64 {
 // readable buffer lasts (AtLeast). Runs without a backlog figure that
 // dropped nothing say nothing.
 func (o Observation) Absences() []Absence {
-	runs := o.PerRun
-	if len(runs) == 0 {
-		runs = []Run{{Dropped: !o.NoDrops, Backlog: o.MaxBacklog, PerCPURate: o.PerCPURate}}
-	}
 	unreadable := 0.0
 	if o.Batched() && o.Subbufs > 0 {
 		unreadable = float64(o.PerCPUBytes) / float64(o.Subbufs)
 	}
 	var out []Absence
-	for _, run := range runs {
-		rate := run.PerCPURate
-		if rate <= 0 {
-			rate = o.PerCPURate
-		}
+	for _, run := range o.runs() {
+		rate := o.runRate(run)
 		if rate <= 0 || o.RecordBytes <= 0 || !run.Dropped && run.Backlog <= 0 {
 			continue
 		}

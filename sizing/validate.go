@@ -78,6 +78,13 @@ func (b Boundary) Ratio() float64 {
 	return b.Need / float64(b.NoDrops)
 }
 
+// Within2x says whether the model's minimum is within a factor of 2 of
+// the smallest loss-free memory (false when nothing was loss-free).
+func (b Boundary) Within2x() bool {
+	r := b.Ratio()
+	return r >= 0.5 && r <= 2
+}
+
 // Validation is the model checked on held-out rows.
 type Validation struct {
 	Checks     []Check
@@ -98,6 +105,22 @@ func (v Validation) Accuracy(inRange bool) (correct, total int) {
 		}
 	}
 	return correct, total
+}
+
+// ForEnv is the part of v about one environment (Key.Env).
+func (v Validation) ForEnv(env string) Validation {
+	var out Validation
+	for _, c := range v.Checks {
+		if c.Env == env {
+			out.Checks = append(out.Checks, c)
+		}
+	}
+	for _, b := range v.Boundaries {
+		if b.Env == env {
+			out.Boundaries = append(out.Boundaries, b)
+		}
+	}
+	return out
 }
 
 // RunAccuracy counts the held-out runs, one by one, and how many the
@@ -126,12 +149,8 @@ func Validate(models []Model, held []Observation) Validation {
 			c.PredictNoDrops = m.Predict(o)
 			c.InRange = m.inRange(o.PerCPURate)
 			for _, r := range o.PerRun {
-				rate := r.PerCPURate
-				if rate <= 0 {
-					rate = o.PerCPURate
-				}
 				c.Runs++
-				if (float64(o.PerCPUBytes) >= m.MinBytes(rate, o.Subbufs)) == !r.Dropped {
+				if (float64(o.PerCPUBytes) >= m.MinBytes(o.runRate(r), o.Subbufs)) == !r.Dropped {
 					c.RunsRight++
 				}
 			}
