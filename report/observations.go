@@ -60,21 +60,14 @@ func (s *Section) Observations() []sizing.Observation {
 		if m := r.Metric(UnitLost); m != nil {
 			o.LostPct = m.Median
 		}
-		// An open loop reports its ops/s; a closed loop's ns/op implies it.
-		opsUnit := "achieved-ops/s"
-		if r.Metric(opsUnit) == nil {
-			opsUnit = "ns/op"
-		}
-		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", opsUnit) {
-			b, ops := run[1], run[3]
+		unit := r.opsUnit()
+		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", unit) {
+			b := run[1]
 			if path == "ringbuf" {
 				b /= float64(cpus)
 			}
-			if opsUnit == "ns/op" {
-				ops = 1e9 / ops
-			}
 			o.PerRun = append(o.PerRun, sizing.Run{Dropped: run[0] > 0, Backlog: b,
-				PerCPURate: sizing.PerCPURate(path, run[2]*ops, producers, cpus)})
+				PerCPURate: sizing.PerCPURate(path, run[2]*opsPerSec(unit, run[3]), producers, cpus)})
 		}
 		obs = append(obs, o)
 	}
@@ -88,13 +81,28 @@ func (r *Row) eventsPerSec() (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-	if ops, ok := r.Median("achieved-ops/s"); ok {
-		return ev * ops, true
-	}
-	if ns, ok := r.Median("ns/op"); ok && ns > 0 {
-		return ev * 1e9 / ns, true
+	unit := r.opsUnit()
+	if ops, ok := r.Median(unit); ok && (unit != "ns/op" || ops > 0) {
+		return ev * opsPerSec(unit, ops), true
 	}
 	return 0, false
+}
+
+// opsUnit is the metric a row's ops/s come from: achieved-ops/s, which an
+// open loop reports, or else ns/op, which implies it.
+func (r *Row) opsUnit() string {
+	if r.Metric("achieved-ops/s") != nil {
+		return "achieved-ops/s"
+	}
+	return "ns/op"
+}
+
+// opsPerSec turns a value of opsUnit into ops/s.
+func opsPerSec(unit string, v float64) float64 {
+	if unit == "ns/op" {
+		return 1e9 / v
+	}
+	return v
 }
 
 func median(r *Row, unit string) float64 {
