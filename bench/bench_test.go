@@ -216,7 +216,7 @@ type row struct {
 func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 	place := matrix.Placements[pl]
 	leaf := func(name string, g plan.Geometry, f func(b *testing.B, r row)) {
-		if !matrix.InGroup(g) {
+		if !matrix.InGroup(rate, g) {
 			return
 		}
 		b.Run(name, func(b *testing.B) {

@@ -74,12 +74,12 @@ func (sm SizingModel) answerCell(m sizing.Model, rate float64) string {
 
 // memoryCell is the model's memory at rate with its marks.
 func (sm SizingModel) memoryCell(m sizing.Model, rate float64) string {
-	rec := m.Recommend(rate)
+	rec := m.Recommend(rate, sizing.DefaultSeconds)
 	s := size.Format(rec.PerCPUBytes)
 	switch {
 	case rec.Unsustained:
 		s += " ‡"
-	case !sm.Validation.Validated(m, rate):
+	case !sm.Validation.Validated(m, rate) || rec.Extrapolated():
 		s += " †"
 	}
 	return s
@@ -114,12 +114,14 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 		fmt.Fprintf(b, "No sizing model: the results have no open-loop rows of %s that dropped nothing.\n\n", FitWorkload)
 		return
 	}
-	fmt.Fprintf(b, "Each cell: the per-CPU memory the sizing model (below) asks for at that rate, rounded up to a power of two "+
-		"in %d sub-buffers (`slabbench size --rate R` prints the flags), · the CPU cost per event measured at the nearest rate "+
+	fmt.Fprintf(b, "Each cell: the per-CPU memory the sizing model (below) asks for at that rate for a capture of %s with a %.0f%% chance of a drop, "+
+		"rounded up to a power of two in %d sub-buffers (`slabbench size --rate R [--duration D]` prints the flags, for other lengths too), "+
+		"· the CPU cost per event measured at the nearest rate "+
 		"that dropped nothing (probe-ns/event + consumer-ns/event, medians). "+
-		"† outside the rates the model was fitted and checked on: extrapolated. "+
+		"† outside the rates the model was fitted and checked on, or longer than its fitted runs together: extrapolated. "+
 		"‡ at this rate or below, every buffer tested dropped events: the consumer did not keep up, and the size is the model's, not a measurement. "+
-		"Batched readers get `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer.\n\n", sizing.Subbufs)
+		"Batched readers get `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer.\n\n",
+		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs)
 	for _, env := range sm.envs() {
 		for _, consumer := range []string{"shared", "pinned"} {
 			models := sm.envModels(env, consumer)
@@ -143,45 +145,58 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 	}
 }
 
+// durationLabel writes seconds as 1 minute, 10 minutes, 30 s.
+func durationLabel(seconds float64) string {
+	switch {
+	case seconds >= 120 && math.Mod(seconds, 60) == 0:
+		return fmt.Sprintf("%.0f minutes", seconds/60)
+	case seconds == 60:
+		return "1 minute"
+	}
+	return fmt.Sprintf("%.3g s", seconds)
+}
+
 // writeModel writes the model's form, its fitted parameters and its
 // held-out validation.
 func writeModel(b *bytes.Buffer, sm SizingModel) {
 	fmt.Fprintf(b, "## The sizing model and its held-out validation\n\n")
 	fmt.Fprintf(b, "The buffer must hold what accumulates while the consumer is not reading, plus what is written but not readable yet: "+
-		"**M ≥ r × s × L** per CPU for a reader woken per record, and **M ≥ r × s × L × n/(n−1)** for a batched reader or relay "+
+		"**M ≥ r × s × H** per CPU for a reader woken per record, and **M ≥ r × s × H × n/(n−1)** for a batched reader or relay "+
 		"(one of the n sub-buffers is being filled before the reader sees it). r is events/s per CPU, s the bytes one record "+
-		"takes in that path's buffer (header and alignment included), L the consumer's longest absence in a run. "+
-		"L is fitted per environment, path, wakeup and consumer placement from every fitted run on its own: a run that dropped nothing "+
-		"was away as long as its backlog says (max-backlog-B less the unreadable sub-buffer, over r × s); a run that dropped was away "+
-		"at least as long as its readable buffer lasts. L is the %.0fth percentile of those absences by the Kaplan–Meier estimate "+
-		"(which takes the runs that dropped as lower bounds: the buffer size does not decide how long the consumer is away), "+
-		"so a buffer of the model's size lets about one run in %.0f drop; where the runs that dropped leave more than that above "+
-		"every measured absence, L is twice the longest absence measured (marked ×2). "+
+		"takes in that path's buffer (header and alignment included), H the longest absence of the consumer the buffer must outlast. "+
+		"How long that is depends on how long the capture runs: absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second "+
+		"(x ≥ %.1f ms), independently, so a capture of d seconds meets one longer than x with probability 1 − e^(−d·λ(x)), and "+
+		"**H = τ·ln(a·d / −ln(1 − p))** keeps that chance at p: each tenfold longer capture needs τ·ln 10 more. "+
+		"a and τ are fitted per environment, path, wakeup and consumer placement by maximum likelihood over every fitted run on its own: "+
+		"a run of T seconds that dropped nothing was away at most as long as its backlog says (max-backlog-B less the unreadable sub-buffer, "+
+		"over r × s), whose likelihood is the density of the longest absence there, T·λ(x)/τ · e^(−T·λ(x)); a run that dropped was away longer than its readable buffer lasts, probability "+
+		"1 − e^(−T·λ(x)) (the runs that dropped are censored, not left out). "+
 		"A rare long absence is the consumer's, whatever path it reads, and one path's runs may not happen to show it: "+
-		"each path takes the longer of its own L and that of all the paths read the same way (batched or relay; woken per record) "+
+		"each path takes the longer H of its own tail and that of all the paths read the same way (batched or relay; woken per record) "+
 		"in its environment and placement (marked: group). Rates at which every run of every size dropped "+
 		"are the consumer's limit, not an absence, and are left out. "+
-		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third); held out: the rates between, "+
-		"the closed loops, the other placements' rates not fitted, and the other workloads.\n\n", 100*sizing.Quantile, 1/(1-sizing.Quantile), FitWorkload)
-	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | L (ms) | the run at L | runs fitted (dropped) | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|\n")
+		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 2 s "+
+		"at buffers that seldom drop); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
+		"and the other workloads.\n\n", 1e3*sizing.Threshold, FitWorkload)
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
 		unsus := "—"
 		if m.Unsustained > 0 {
 			unsus = fmt.Sprintf("%s (up to %s)", num(m.Unsustained), size.Format(m.UnsustainedBytes))
 		}
-		lag := fmt.Sprintf("%.3g", m.Lag*1e3)
-		if m.LowerBound {
-			lag += " ×2"
+		hold := func(d float64) string {
+			s := fmt.Sprintf("%.3g", 1e3*m.Hold(d, sizing.Risk))
+			if m.FromGroup(d) {
+				s += " (group)"
+			}
+			return s
 		}
-		from := code(shortSource(m.LagFrom))
-		if m.FromGroup {
-			from = "group: " + from
-		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
-			lag, from, m.RunsFitted, m.Censored, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %.3g | %s | %s | %d (%d), %.0f s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
+			m.Tail.Rate, 1e3*m.Tail.Scale, hold(60), hold(3600), m.RunsFitted, m.Censored, m.Seconds, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
 	}
-	fmt.Fprintln(b)
+	fmt.Fprintf(b, "\nH is at a %.0f%% chance of a drop. ", 100*sizing.Risk)
+	fmt.Fprintf(b, "A one-hour capture is longer than any key's fitted runs together: its H is the fitted form's extrapolation.\n\n")
 	writeValidation(b, sm)
 }
 
@@ -202,9 +217,22 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 		fmt.Fprintf(b, "No held-out rows with a model.\n\n")
 		return
 	}
-	fmt.Fprintf(b, "A held-out row is classified right when the model's minimum at its rate and sub-buffer count is at most its memory "+
-		"and it dropped nothing in any run, or above it and it dropped (buffer full; missed events are not the buffer's and do not count). **%d of %d right (%.0f%%)**; the goal is 90%%.\n\n",
+	fmt.Fprintf(b, "A held-out row is classified right when the model's minimum at its rate, sub-buffer count and the total length of its runs "+
+		"(at even odds of a drop in them) is at most its memory and it dropped nothing in any run, or above it and it dropped "+
+		"(buffer full; missed events are not the buffer's and do not count). **%d of %d right (%.0f%%)**; the goal is 90%%. ",
 		correct, total, 100*float64(correct)/float64(total))
+	ov := v.OpenLoops()
+	oc, ot := ov.Accuracy(false)
+	best, bt := v.Ceiling()
+	if ot > 0 && bt > 0 {
+		fmt.Fprintf(b, "Open loops only (a set rate, which the model is for; in a closed loop the workload runs flat out beside the consumer, "+
+			"and whether the consumer keeps up is its share of the CPUs, not an absence a buffer outlasts): %d of %d (%.0f%%). "+
+			"How much of the rest is noise: the best any \"this memory or more drops nothing\" threshold could do, chosen per "+
+			"path, workload and rate after the fact, is %d of %d (%.0f%%), because a larger buffer sometimes dropped in one run "+
+			"where a smaller one did not.",
+			oc, ot, 100*float64(oc)/float64(ot), best, bt, 100*float64(best)/float64(bt))
+	}
+	fmt.Fprintf(b, "\n\n")
 	fmt.Fprintf(b, "| environment | path, wakeup | consumer | held-out rows | right | wrong: predicted no drops, dropped | wrong: predicted drops, dropped nothing |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
@@ -273,11 +301,13 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 		return
 	}
 	fmt.Fprintf(b, "## How far to trust it: the model on rows it was not fitted on\n\n")
-	fmt.Fprintf(b, "Held-out rows: the model says loss-free or lossy, the row dropped in no run or in some (goal: 90%% right). "+
-		"Held-out runs: the same, run by run, each at its own rate (the model sizes for %.0f runs in 100, so a row of 6 runs near its minimum drops in some run about one time in four). "+
+	fmt.Fprintf(b, "Held-out rows: the model, asked for the length of the row's runs together at even odds, says loss-free or lossy; "+
+		"the row dropped in no run or in some (goal: 90%% right). Open loops: the same, for the rows at a set rate, which the model is for; "+
+		"in brackets, the best a per-series memory threshold chosen after the fact could do (the noise's ceiling). "+
+		"Held-out runs: the same, run by run, each at its own rate and length. "+
 		"Boundaries: the model's minimum memory over the smallest tested size that dropped in no run, per held-out rate and workload "+
-		"(goal: within 2×, 0.5–2). Details and the model's parameters: [the sizing model](#the-sizing-model-and-its-held-out-validation).\n\n", 100*sizing.Quantile)
-	fmt.Fprintf(b, "| environment | held-out rows right | held-out runs right | boundaries within 2× | boundary ratios |\n|---|---|---|---|---|\n")
+		"(goal: within 2×, 0.5–2). Details and the model's parameters: [the sizing model](#the-sizing-model-and-its-held-out-validation).\n\n")
+	fmt.Fprintf(b, "| environment | held-out rows right | open loops right (ceiling) | held-out runs right | boundaries within 2× | boundary ratios |\n|---|---|---|---|---|---|\n")
 	for _, env := range sm.envs() {
 		v := sm.Validation.ForEnv(env)
 		right, rows := v.Accuracy(false)
@@ -305,7 +335,12 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 		if runs > 0 {
 			runCell = fmt.Sprintf("%d of %d (%.0f%%)", runsRight, runs, 100*float64(runsRight)/float64(runs))
 		}
-		fmt.Fprintf(b, "| %s | %d of %d (%.0f%%) | %s | %d of %d | %s |\n", env, right, rows, 100*float64(right)/float64(rows), runCell, within, bounded, ratios)
+		openCell := "—"
+		if oc, ot := v.OpenLoops().Accuracy(false); ot > 0 {
+			best, bt := v.Ceiling()
+			openCell = fmt.Sprintf("%d of %d (%.0f%%; ceiling %.0f%%)", oc, ot, 100*float64(oc)/float64(ot), 100*float64(best)/float64(max(bt, 1)))
+		}
+		fmt.Fprintf(b, "| %s | %d of %d (%.0f%%) | %s | %s | %d of %d | %s |\n", env, right, rows, 100*float64(right)/float64(rows), openCell, runCell, within, bounded, ratios)
 	}
 	fmt.Fprintln(b)
 }

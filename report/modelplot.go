@@ -85,7 +85,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 		}
 		p.Add(plotter.NewGrid())
 		lo, hi := math.MaxInt, 0
-		var perCPU []float64
+		var perCPU, seconds []float64
 		for j, m := range models {
 			var xys plotter.XYs
 			for _, o := range sm.Observations {
@@ -93,6 +93,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 					xys = append(xys, plotter.XY{X: float64(o.PerCPUBytes), Y: 100 * o.DroppedShare()})
 					lo, hi = min(lo, o.PerCPUBytes), max(hi, o.PerCPUBytes)
 					perCPU = append(perCPU, o.PerCPURate)
+					seconds = append(seconds, o.Seconds())
 				}
 			}
 			if len(xys) == 0 {
@@ -114,9 +115,10 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 			continue
 		}
 		slices.Sort(perCPU)
-		r := perCPU[len(perCPU)/2]
+		slices.Sort(seconds)
+		r, d := perCPU[len(perCPU)/2], seconds[len(seconds)/2]
 		for j, m := range models {
-			need := m.MinBytes(r, sizing.Subbufs)
+			need := m.MinBytes(r, sizing.Subbufs, d, sizing.RowRisk)
 			if math.IsInf(need, 0) || need <= 0 {
 				continue
 			}
@@ -147,7 +149,7 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	img := vgimg.New(width, 4.8*vg.Inch)
 	dc := draw.New(img)
 	top := plot.New()
-	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s\nsolid: measured; dashed: the model's minimum", FitWorkload, env)
+	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s\nsolid: measured; dashed: the model's minimum for a row's runs (even odds of a drop in them)", FitWorkload, env)
 	top.HideAxes()
 	top.Draw(dc)
 	t := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 13, PadBottom: vg.Millimeter * 2,

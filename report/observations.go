@@ -61,13 +61,14 @@ func (s *Section) Observations() []sizing.Observation {
 			o.LostPct = m.Median
 		}
 		unit := r.opsUnit()
-		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", unit) {
+		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", unit, Iterations, "ns/op") {
 			b := run[1]
 			if path == "ringbuf" {
 				b /= float64(cpus)
 			}
 			o.PerRun = append(o.PerRun, sizing.Run{Dropped: run[0] > 0, Backlog: b,
-				PerCPURate: sizing.PerCPURate(path, run[2]*opsPerSec(unit, run[3]), producers, cpus)})
+				PerCPURate: sizing.PerCPURate(path, run[2]*opsPerSec(unit, run[3]), producers, cpus),
+				Seconds:    run[4] * run[5] / 1e9})
 		}
 		obs = append(obs, o)
 	}

@@ -313,7 +313,7 @@ func (s *Section) add(res *benchfmt.Result) {
 		s.Rows = append(s.Rows, row)
 	}
 	row.Runs++
-	line := map[string]float64{}
+	line := map[string]float64{Iterations: float64(res.Iters)}
 	row.lines = append(row.lines, line)
 	for _, v := range res.Values {
 		unit, val := v.Unit, v.Value
@@ -330,6 +330,9 @@ func (s *Section) add(res *benchfmt.Result) {
 		line[unit] = val
 	}
 }
+
+// Iterations is what PerRun calls a run's iteration count (b.N).
+const Iterations = "iterations"
 
 // PerRun returns, for each run that reported every one of units, its
 // values in the order of units: a Metric's Values are sorted, so they do

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/slabbench/slabbench/sizing"
 )
 
 // variantLabel names a row by its path and reader wakeup.
@@ -112,7 +114,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		if ms := sm.envModels(env, "shared"); len(ms) > 0 {
 			least := ms[0]
 			for _, m := range ms[1:] {
-				if m.Recommend(100e3).PerCPUBytes < least.Recommend(100e3).PerCPUBytes {
+				if m.Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes < least.Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes {
 					least = m
 				}
 			}

@@ -1,19 +1,20 @@
 // Package sizing is the buffer sizing model: the per-CPU memory a capture
-// path needs to lose nothing at a given event rate, fitted from benchmark
-// results and checked on results it was not fitted on.
+// path needs to lose nothing at a given event rate over a capture of a
+// given length, fitted from benchmark results and checked on results it
+// was not fitted on.
 //
 // The buffer must hold what accumulates while the consumer is not
 // reading, plus what is written but not readable yet:
 //
-//	M ≥ r·s·L + W
+//	M ≥ r·s·H + W
 //
 // with r events/s per CPU, s the bytes one record takes in the path's
-// buffer, L the consumer's longest absence in a run (fitted: the
-// Quantile of the fitted runs', or of all the runs of the paths read the
-// same way where that is longer), and W the unreadable part: nothing for a
-// reader woken per record, one sub-buffer (M/n) for a batched reader or
-// relay, whose reader sees only finished sub-buffers. So M ≥ r·s·L·n/(n−1)
-// there.
+// buffer, H the longest absence of the consumer a capture of d seconds
+// meets but for a small Risk (see Tail: absences longer than x arrive at
+// a·e^(−x/τ) per second, so H = τ·ln(a·d/Risk) roughly), and W the
+// unreadable part: nothing for a reader woken per record, one sub-buffer
+// (M/n) for a batched reader or relay, whose reader sees only finished
+// sub-buffers. So M ≥ r·s·H·n/(n−1) there.
 package sizing
 
 import (
@@ -80,6 +81,7 @@ type Run struct {
 	Dropped    bool    // the buffer was full at least once
 	Backlog    float64 // the most written-but-unread bytes of one CPU's share
 	PerCPURate float64 // events/s per CPU
+	Seconds    float64 // how long it ran (0: not reported)
 }
 
 // PerCPURate spreads events/s over the CPUs one buffer of path takes them
@@ -123,72 +125,22 @@ func (o Observation) DroppedShare() float64 {
 	return float64(n) / float64(len(runs))
 }
 
-// Absences is what each run of the row says of the consumer's longest
-// absence, in seconds of events: the backlog beyond the unreadable
-// sub-buffer, or, for a run that dropped, at least as long as the
-// readable buffer lasts (AtLeast). Runs without a backlog figure that
-// dropped nothing say nothing.
-func (o Observation) Absences() []Absence {
-	unreadable := 0.0
-	if o.Batched() && o.Subbufs > 0 {
-		unreadable = float64(o.PerCPUBytes) / float64(o.Subbufs)
+// Seconds is how long the row's runs lasted together.
+func (o Observation) Seconds() float64 {
+	total := 0.0
+	for _, r := range o.runs() {
+		total += r.length()
 	}
-	var out []Absence
-	for _, run := range o.runs() {
-		rate := o.runRate(run)
-		if rate <= 0 || o.RecordBytes <= 0 || !run.Dropped && run.Backlog <= 0 {
-			continue
-		}
-		b, atLeast := run.Backlog, run.Dropped
-		if atLeast {
-			b = float64(o.PerCPUBytes)
-		}
-		out = append(out, Absence{Seconds: max(b-unreadable, 0) / (rate * float64(o.RecordBytes)), AtLeast: atLeast, From: o.Source})
-	}
-	return out
+	return total
 }
 
-// Absence is one run's longest consumer absence.
-type Absence struct {
-	Seconds float64
-	AtLeast bool   // the run dropped: the absence was longer than Seconds
-	From    string // the row
-}
-
-// Quantile is the share of the fitted runs whose longest absence L
-// covers: a buffer sized by the model lets about one run in 20 drop.
-const Quantile = 0.95
-
-// absenceQuantile is the q quantile of the absences, by the Kaplan–Meier
-// estimate: a run that dropped was away at least as long as its buffer
-// lasted, and its buffer size has nothing to do with how long the
-// consumer was away, which is the random censoring the estimate assumes.
-// ok is false when the runs that dropped leave more than 1−q of the
-// distribution above every absence measured exactly.
-func absenceQuantile(abs []Absence, q float64) (a Absence, ok bool) {
-	abs = slices.Clone(abs)
-	// At equal values an exact absence comes before a censored one.
-	slices.SortFunc(abs, func(x, y Absence) int {
-		return cmp.Or(cmp.Compare(x.Seconds, y.Seconds), cmp.Compare(b2i(x.AtLeast), b2i(y.AtLeast)))
-	})
-	surviving, atRisk := 1.0, len(abs)
-	for i := 0; i < len(abs); {
-		j, exact := i, 0
-		for ; j < len(abs) && abs[j].Seconds == abs[i].Seconds; j++ {
-			if !abs[j].AtLeast {
-				exact++
-			}
-		}
-		if exact > 0 {
-			surviving *= 1 - float64(exact)/float64(atRisk)
-			if surviving <= 1-q+1e-9 {
-				return abs[i], true
-			}
-		}
-		atRisk -= j - i
-		i = j
+// length is how long the run lasted: a run without a duration counts as
+// 1 s, the benchmarks' -benchtime.
+func (r Run) length() float64 {
+	if r.Seconds > 0 {
+		return r.Seconds
 	}
-	return Absence{}, false
+	return 1
 }
 
 func b2i(b bool) int {
@@ -198,29 +150,39 @@ func b2i(b bool) int {
 	return 0
 }
 
+// Risk is the chance of a drop the model sizes a capture for: one in a
+// hundred, because the fitted tail is thinner than long captures show
+// (README, Sizing a buffer).
+const Risk = 0.01
+
+// RowRisk is where the model calls a benchmark row lossy: more likely than
+// not to drop in one of its runs.
+const RowRisk = 0.5
+
+// DefaultSeconds is the capture length a recommendation is for unless
+// asked otherwise.
+const DefaultSeconds = 60
+
 // Model is the fitted rule for one key.
 type Model struct {
 	Key
 	RecordBytes int
-	// Lag is L in seconds: the Quantile of the fitted runs' longest
-	// absences, LagFrom the row of the run at that quantile.
-	Lag     float64
-	LagFrom string
+	// Tail is fitted on the key's runs, GroupTail on every run of its
+	// group (Model.group); the model takes whichever has the longer
+	// absences at a length (a rare long absence is the consumer's,
+	// whatever path it reads, and one path's runs may not show it).
+	Tail, GroupTail Tail
 	// Rates is the range of per-CPU rates of the fitted rows with a run
 	// that kept up; beyond Rates[1] the fit has no such row.
 	Rates [2]float64
 	// Fitted counts the rows fitted, NoDrops those that dropped in no
-	// run; RunsFitted the runs that gave an absence, Censored those of
-	// them that dropped.
+	// run; RunsFitted the runs, Censored those of them that dropped;
+	// Seconds their total length and LongestRun the longest;
+	// GroupSeconds the total length of the group's runs.
 	Fitted, NoDrops      int
 	RunsFitted, Censored int
-	// LowerBound: the runs that dropped leave more than 1−Quantile of the
-	// absences above every one measured, so Lag is twice the longest
-	// absence any run proves (the grid's next step).
-	LowerBound bool
-	// FromGroup: Lag is its group's (Model.group), longer than what the
-	// key's own runs say.
-	FromGroup bool
+	Seconds, LongestRun  float64
+	GroupSeconds         float64
 	// Unsustained is the lowest per-CPU rate of a fitted rate at which
 	// every run of every size dropped (0: none), and UnsustainedBytes the
 	// largest size tested there: the consumer did not keep up at all.
@@ -228,10 +190,30 @@ type Model struct {
 	UnsustainedBytes int
 }
 
-// MinBytes is the per-CPU memory the model says is needed at rate with n
-// sub-buffers.
-func (m Model) MinBytes(rate float64, n int) float64 {
-	need := rate * float64(m.RecordBytes) * m.Lag
+// Hold is the absence the buffer must outlast in a capture of d seconds
+// for the chance of a drop to stay under risk.
+func (m Model) Hold(d, risk float64) float64 {
+	return max(m.Tail.Hold(d, risk), m.GroupTail.Hold(d, risk))
+}
+
+// FromGroup says whether the group's tail sets Hold at d seconds.
+func (m Model) FromGroup(d float64) bool {
+	return m.GroupTail.Hold(d, Risk) > m.Tail.Hold(d, Risk)
+}
+
+// Exposure is how long the runs of the tail that sets Hold at d seconds
+// (the key's or its group's) lasted together.
+func (m Model) Exposure(d float64) float64 {
+	if m.FromGroup(d) {
+		return m.GroupSeconds
+	}
+	return m.Seconds
+}
+
+// MinBytes is the per-CPU memory the model says a capture of d seconds
+// at rate with n sub-buffers needs to drop with a chance under risk.
+func (m Model) MinBytes(rate float64, n int, d, risk float64) float64 {
+	need := rate * float64(m.RecordBytes) * m.Hold(d, risk)
 	if m.Batched() {
 		if n < 2 {
 			return math.Inf(1)
@@ -241,9 +223,10 @@ func (m Model) MinBytes(rate float64, n int) float64 {
 	return need
 }
 
-// Predict says whether the model expects o's buffer to lose nothing.
+// Predict says whether the model expects o's buffer to drop in none of
+// its runs (at RowRisk over their total length).
 func (m Model) Predict(o Observation) bool {
-	return float64(o.PerCPUBytes) >= m.MinBytes(o.PerCPURate, o.Subbufs)
+	return float64(o.PerCPUBytes) >= m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
 }
 
 // String is the model in one line.
@@ -252,7 +235,8 @@ func (m Model) String() string {
 	if m.Batched() {
 		w = "·n/(n−1)"
 	}
-	return fmt.Sprintf("%s: M ≥ r × %d B × %.3g ms%s", m.Key, m.RecordBytes, m.Lag*1e3, w)
+	return fmt.Sprintf("%s: M ≥ r × %d B × H%s, H = %.3g ms for a %d s capture (absences > x: %.3g/s × e^(−x/%.3g ms))",
+		m.Key, m.RecordBytes, w, m.Hold(DefaultSeconds, Risk)*1e3, DefaultSeconds, m.Tail.Rate, m.Tail.Scale*1e3)
 }
 
 // Fit fits a model per key over the observations. A key whose runs all
@@ -266,7 +250,7 @@ func Fit(obs []Observation) []Model {
 		}
 	}
 	var models []Model
-	groupAbs := map[Key][]Absence{}
+	groupRuns := map[Key][]tailRun{}
 	for _, k := range keys {
 		m := Model{Key: k, Rates: [2]float64{math.Inf(1), 0}}
 		// Where no run of any size kept up at a rate, the consumer was
@@ -279,7 +263,7 @@ func Fit(obs []Observation) []Model {
 			}
 		}
 		lost := map[string][]Observation{}
-		var abs []Absence
+		var runs []tailRun
 		for _, o := range obs {
 			if o.Key != k {
 				continue
@@ -297,7 +281,7 @@ func Fit(obs []Observation) []Model {
 			if o.NoDrops || o.SomeRunsKeptUp {
 				m.Rates = [2]float64{min(m.Rates[0], o.PerCPURate), max(m.Rates[1], o.PerCPURate)}
 			}
-			abs = append(abs, o.Absences()...)
+			runs = append(runs, o.tailRuns()...)
 		}
 		for _, rows := range lost {
 			var rates []float64
@@ -311,27 +295,32 @@ func Fit(obs []Observation) []Model {
 				m.Unsustained, m.UnsustainedBytes = r, largest
 			}
 		}
-		if len(abs) == 0 {
+		if len(runs) == 0 {
 			continue
 		}
-		m.RunsFitted = len(abs)
-		for _, a := range abs {
-			if a.AtLeast {
-				m.Censored++
-			}
+		var ok bool
+		if m.Tail, ok = fitTail(runs); !ok {
+			continue
 		}
-		m.Lag, m.LagFrom, m.LowerBound = lagOf(abs)
+		m.RunsFitted = len(runs)
+		for _, r := range runs {
+			m.Censored += b2i(r.Dropped)
+			m.Seconds += r.Seconds
+			m.LongestRun = max(m.LongestRun, r.Seconds)
+		}
+		groupRuns[m.group()] = append(groupRuns[m.group()], runs...)
 		models = append(models, m)
-		groupAbs[m.group()] = append(groupAbs[m.group()], abs...)
 	}
-	// A rare long absence is the consumer's, whatever it reads, and one
-	// path's runs may not show it: every model takes at least the L of all
-	// the runs of its group (environment, placement, batched or not).
-	for i := range models {
-		m := &models[i]
-		if l, from, lower := lagOf(groupAbs[m.group()]); l > m.Lag {
-			m.Lag, m.LagFrom, m.LowerBound, m.FromGroup = l, from, lower, true
+	groupTails, groupSeconds := map[Key]Tail{}, map[Key]float64{}
+	for g, runs := range groupRuns {
+		groupTails[g], _ = fitTail(runs)
+		for _, r := range runs {
+			groupSeconds[g] += r.Seconds
 		}
+	}
+	for i := range models {
+		g := models[i].group()
+		models[i].GroupTail, models[i].GroupSeconds = groupTails[g], groupSeconds[g]
 	}
 	slices.SortStableFunc(models, func(a, b Model) int {
 		return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Wakeup, b.Wakeup), cmp.Compare(a.Consumer, b.Consumer))
@@ -339,20 +328,9 @@ func Fit(obs []Observation) []Model {
 	return models
 }
 
-// lagOf is L of a set of absences: their Quantile, or twice the longest
-// when the runs that dropped leave the quantile above every absence
-// measured (lower).
-func lagOf(abs []Absence) (l float64, from string, lower bool) {
-	if a, ok := absenceQuantile(abs, Quantile); ok {
-		return a.Seconds, a.From, false
-	}
-	longest := slices.MaxFunc(abs, func(x, y Absence) int { return cmp.Compare(x.Seconds, y.Seconds) })
-	return 2 * longest.Seconds, longest.From, true
-}
-
-// group is the set of models whose runs also bound this one's L: same
-// environment and consumer placement, and read in whole sub-buffers or
-// not.
+// group is the set of models whose runs also bound this one's absences:
+// same environment and consumer placement, and read in whole sub-buffers
+// or not.
 func (m Model) group() Key {
 	g := Key{Env: m.Env, Consumer: m.Consumer, Wakeup: "every"}
 	if m.Batched() {

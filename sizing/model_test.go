@@ -3,42 +3,104 @@ package sizing
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
-// synthetic returns the rows a consumer absent for exactly lag seconds
-// would give on a ×2 grid of 4 sub-buffers per CPU, at each rate.
-func synthetic(k Key, workload string, lag float64, rates []float64, lo, hi int) []Observation {
-	const s = 88
+// longest draws the longest absence of a run of d seconds under t: its
+// distribution is e^(−d·λ(x)), so for u uniform in (0, 1) it is the x with
+// d·λ(x) = −ln u.
+func longest(t Tail, d float64, rng *rand.Rand) float64 {
+	return max(t.Scale*math.Log(t.Rate*d/-math.Log(1-rng.Float64())), 0)
+}
+
+// synthetic returns the rows a consumer whose absences follow t would
+// give on a ×2 grid of 4 sub-buffers per CPU, at each rate: 6 runs of
+// 1 s per row, each dropping when its longest absence outlasts the
+// readable buffer.
+func synthetic(k Key, workload string, t Tail, rates []float64, lo, hi int, rng *rand.Rand) []Observation {
+	const s, runs, seconds = 88, 6, 1.0
 	var obs []Observation
 	for _, r := range rates {
 		for m := lo; m <= hi; m *= 2 {
 			o := Observation{Key: k, Workload: workload, Rate: fmt.Sprint(r / 3), PerCPURate: r,
-				PerCPUBytes: m, Subbufs: 4, RecordBytes: s, Runs: 6, Source: fmt.Sprintf("%v@%d", r, m)}
-			backlog := r * s * lag
-			if k.Batched() {
-				backlog += float64(m) / 4
+				PerCPUBytes: m, Subbufs: 4, RecordBytes: s, Runs: runs, Source: fmt.Sprintf("%v@%d", r, m)}
+			unreadable := o.unreadable()
+			dropped := 0
+			for range runs {
+				backlog := unreadable + r*s*longest(t, seconds, rng)
+				run := Run{Dropped: backlog > float64(m), Backlog: min(backlog, float64(m)), PerCPURate: r, Seconds: seconds}
+				dropped += b2i(run.Dropped)
+				o.PerRun = append(o.PerRun, run)
+				o.MaxBacklog = max(o.MaxBacklog, run.Backlog)
 			}
-			o.NoDrops = backlog <= float64(m)
-			o.MaxBacklog = min(backlog, float64(m))
+			o.NoDrops, o.SomeRunsKeptUp = dropped == 0, dropped > 0 && dropped < runs
 			obs = append(obs, o)
 		}
 	}
 	return obs
 }
 
-func TestFitRecoversLag(t *testing.T) {
-	for _, k := range []Key{
+func TestTailHold(t *testing.T) {
+	tail := Tail{Rate: 2, Scale: 0.003}
+	for _, d := range []float64{1, 60, 3600} {
+		h := tail.Hold(d, Risk)
+		if r := tail.Risk(h, d); math.Abs(r-Risk) > 1e-9 {
+			t.Errorf("%v s: Hold %v s gives a risk of %v, want %v", d, h, r, Risk)
+		}
+	}
+	// Ten times longer is τ·ln 10 more to hold.
+	if got, want := tail.Hold(600, Risk)-tail.Hold(60, Risk), 0.003*math.Log(10); math.Abs(got-want) > 1e-12 {
+		t.Errorf("Hold(10 min) − Hold(1 min) = %v s, want τ·ln 10 = %v", got, want)
+	}
+	if h := tail.Hold(1e-6, Risk); h != Threshold {
+		t.Errorf("a capture too short for any absence: Hold %v, want the threshold %v", h, Threshold)
+	}
+}
+
+// TestFitRecoversTail fits runs drawn from a known tail, a third of them
+// on buffers too small for their longest absence (they dropped, and say
+// only that it was longer): the fit must find a and τ, which it would
+// not if it took the runs that dropped at their buffer's length or left
+// them out.
+func TestFitRecoversTail(t *testing.T) {
+	want := Tail{Rate: 3, Scale: 0.002}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var runs []tailRun
+	censored := 0
+	for i := range 3000 {
+		d := []float64{1, 3}[i%2]
+		hold := []float64{0.002, 0.005, 0.05}[i%3]
+		a := longest(want, d, rng)
+		run := tailRun{Seconds: d, Absence: a}
+		if a > hold {
+			run = tailRun{Seconds: d, Absence: hold, Dropped: true}
+			censored++
+		}
+		runs = append(runs, run)
+	}
+	got, ok := fitTail(runs)
+	if !ok || math.Abs(got.Rate-want.Rate)/want.Rate > 0.1 || math.Abs(got.Scale-want.Scale)/want.Scale > 0.05 {
+		t.Errorf("fitted %+v (ok %v) from %d runs, %d censored; want %+v within 10%% and 5%%", got, ok, len(runs), censored, want)
+	}
+	if censored < 500 {
+		t.Fatalf("only %d runs dropped: the test no longer checks censoring", censored)
+	}
+}
+
+func TestFitAndValidate(t *testing.T) {
+	tail := Tail{Rate: 3, Scale: 0.002}
+	for i, k := range []Key{
 		{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"},
 		{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"},
 		{Env: "vm y", Path: "relay", Consumer: "shared"},
 	} {
-		const lag = 0.004
-		obs := synthetic(k, "openclose", lag, []float64{30e3, 90e3, 300e3}, 8<<10, 1<<20)
-		fit, held := Split(obs, "openclose")
-		if len(fit) == 0 || len(held) == 0 {
-			t.Fatalf("%v: split %d fitted, %d held out; want both", k, len(fit), len(held))
+		rng := rand.New(rand.NewPCG(uint64(i), 7))
+		var obs []Observation
+		for range 4 { // four times the benchmark's rows: a fit of the tail, not of the noise
+			obs = append(obs, synthetic(k, "openclose", tail, []float64{30e3, 90e3, 300e3}, 8<<10, 2<<20, rng)...)
 		}
+		fit, held := Split(obs, "openclose")
 		for _, o := range fit {
 			if o.PerCPURate == 90e3 {
 				t.Fatalf("%v: the middle rate was fitted (%s); Split fits every other rate", k, o.Source)
@@ -49,17 +111,18 @@ func TestFitRecoversLag(t *testing.T) {
 			t.Fatalf("%v: %d models, want 1", k, len(models))
 		}
 		m := models[0]
-		if math.Abs(m.Lag-lag)/lag > 1e-9 {
-			t.Errorf("%v: fitted L = %v s, want %v (from %s)", k, m.Lag, lag, m.LagFrom)
+		if math.Abs(m.Tail.Scale-tail.Scale)/tail.Scale > 0.1 {
+			t.Errorf("%v: fitted %+v, want %+v", k, m.Tail, tail)
 		}
-		v := Validate(models, append(held, synthetic(k, "pipecreate", lag, []float64{45e3}, 8<<10, 1<<20)...))
-		if c, n := v.Accuracy(false); c != n || n == 0 {
-			t.Errorf("%v: held-out accuracy %d/%d, want all", k, c, n)
+		v := Validate(models, append(held, synthetic(k, "pipecreate", tail, []float64{45e3}, 8<<10, 1<<20, rng)...))
+		// Rows near the boundary drop in some runs and not others: even
+		// the true tail gets some of them wrong, never many.
+		if c, n := v.Accuracy(false); n == 0 || float64(c) < 0.8*float64(n) {
+			t.Errorf("%v: held-out accuracy %d/%d, want at least 80%%", k, c, n)
 		}
 		for _, b := range v.Boundaries {
-			if r := b.Ratio(); !(r > float64(b.Lossy)/float64(b.NoDrops) && r <= 1) {
-				t.Errorf("%v %s rate %s: need %.0f B against loss-free %d, lossy %d: ratio %.2f outside the grid step",
-					k, b.Workload, b.Rate, b.Need, b.NoDrops, b.Lossy, r)
+			if !b.Within2x() {
+				t.Errorf("%v %s rate %s: need %.0f B against loss-free %d: ratio %.2f", k, b.Workload, b.Rate, b.Need, b.NoDrops, b.Ratio())
 			}
 		}
 	}
@@ -67,7 +130,7 @@ func TestFitRecoversLag(t *testing.T) {
 
 func TestFitNeedsALossFreeRow(t *testing.T) {
 	k := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
-	obs := synthetic(k, "openclose", 1, []float64{300e3}, 8<<10, 64<<10)
+	obs := synthetic(k, "openclose", Tail{Rate: 1000, Scale: 1}, []float64{300e3}, 8<<10, 64<<10, rand.New(rand.NewPCG(1, 1)))
 	if models := Fit(obs); len(models) != 0 {
 		t.Fatalf("fitted %v from rows that all lost", models)
 	}
@@ -78,28 +141,31 @@ func TestFitNeedsALossFreeRow(t *testing.T) {
 }
 
 func TestMinBytesBatched(t *testing.T) {
-	m := Model{Key: Key{Path: "relay"}, RecordBytes: 80, Lag: 0.001}
-	// 100k/s × 80 B × 1 ms = 8000 B readable backlog, plus one of 4
-	// sub-buffers being written: 8000 × 4/3.
-	if got, want := m.MinBytes(100e3, 4), 8000.0*4/3; math.Abs(got-want) > 1e-6 {
+	tail := Tail{Rate: 1, Scale: 0.001}
+	m := Model{Key: Key{Path: "relay"}, RecordBytes: 80, Tail: tail, GroupTail: tail}
+	h := tail.Hold(60, Risk)
+	// 100k/s × 80 B × H readable backlog, plus one of 4 sub-buffers being
+	// written: × 4/3.
+	if got, want := m.MinBytes(100e3, 4, 60, Risk), 100e3*80*h*4/3; math.Abs(got-want) > 1e-6 {
 		t.Errorf("relay MinBytes = %v, want %v", got, want)
 	}
-	if got := m.MinBytes(100e3, 1); !math.IsInf(got, 1) {
+	if got := m.MinBytes(100e3, 1, 60, Risk); !math.IsInf(got, 1) {
 		t.Errorf("relay with one sub-buffer: MinBytes = %v, want +Inf", got)
 	}
 	m.Key = Key{Path: "ringbuf", Wakeup: "every"}
-	if got := m.MinBytes(100e3, 1); got != 8000 {
-		t.Errorf("ringbuf woken per record: MinBytes = %v, want 8000", got)
+	if got, want := m.MinBytes(100e3, 1, 60, Risk), 100e3*80*h; math.Abs(got-want) > 1e-6 {
+		t.Errorf("ringbuf woken per record: MinBytes = %v, want %v", got, want)
 	}
 }
 
 func TestUnsustainedAndRecommend(t *testing.T) {
 	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
-	obs := synthetic(k, "openclose", 0.002, []float64{30e3}, 8<<10, 256<<10)
+	obs := synthetic(k, "openclose", Tail{Rate: 3, Scale: 0.002}, []float64{30e3}, 8<<10, 256<<10, rand.New(rand.NewPCG(3, 3)))
 	// A rate where the consumer did not keep up: every size lost.
 	for _, m := range []int{64 << 10, 128 << 10} {
 		obs = append(obs, Observation{Key: k, Workload: "openclose", Rate: "fast", PerCPURate: 1e6, PerCPUBytes: m,
-			Subbufs: 4, RecordBytes: 88, Runs: 6, LostPct: 40, MaxBacklog: float64(m), Source: "fast"})
+			Subbufs: 4, RecordBytes: 88, Runs: 6, LostPct: 40, MaxBacklog: float64(m), Source: "fast",
+			PerRun: []Run{{Dropped: true, Backlog: float64(m), PerCPURate: 1e6, Seconds: 1}}})
 	}
 	models := Fit(obs)
 	if len(models) != 1 {
@@ -109,96 +175,46 @@ func TestUnsustainedAndRecommend(t *testing.T) {
 	if m.Unsustained != 1e6 || m.UnsustainedBytes != 128<<10 {
 		t.Errorf("unsustained at %v up to %d, want 1e6 up to 128KiB", m.Unsustained, m.UnsustainedBytes)
 	}
-	if math.Abs(m.Lag-0.002)/0.002 > 1e-9 {
-		t.Errorf("L = %v: the rate nothing kept up at must not set it", m.Lag)
+	if m.RunsFitted != 6*6 {
+		t.Errorf("%d runs fitted, want the 36 of the rate that kept up", m.RunsFitted)
 	}
-	r := m.Recommend(30e3)
-	// 30k × 88 B × 2 ms × 4/3 = 7040 B: at least the 8 KiB floor.
-	if r.PerCPUBytes != MinPerCPU || r.SubbufBytes != MinPerCPU/Subbufs || r.WakeupBytes != r.SubbufBytes || r.Unsustained {
-		t.Errorf("at 30k: %+v", r)
+	r := m.Recommend(300e3, 60)
+	if r.PerCPUBytes < int(r.Need) || r.Margin() >= 2 || r.SubbufBytes != r.PerCPUBytes/Subbufs || r.WakeupBytes != r.SubbufBytes {
+		t.Errorf("at 300k: %+v", r)
 	}
-	r = m.Recommend(300e3) // 70400 B → 128 KiB
-	if r.PerCPUBytes != 128<<10 || r.Margin() < 1 || r.Margin() >= 2 {
-		t.Errorf("at 300k: %d per CPU, margin %.2f; want 128KiB, margin in [1, 2)", r.PerCPUBytes, r.Margin())
+	if risk := r.RiskAt(); risk > Risk {
+		t.Errorf("at the recommended %d B the model's risk is %v, above %v", r.PerCPUBytes, risk, Risk)
 	}
-	if !m.Recommend(2e6).Unsustained {
+	// 36 s of runs were fitted: a 30 s capture is within them, an hour
+	// is not.
+	short, long := m.Recommend(300e3, 30), m.Recommend(300e3, 3600)
+	if long.Need <= short.Need || short.Extrapolated() || !long.Extrapolated() {
+		t.Errorf("an hour needs %v B (extrapolated %v), 30 s %v B (%v): want more, and only the hour extrapolated", long.Need, long.Extrapolated(), short.Need, short.Extrapolated())
+	}
+	if r := m.Recommend(1, 1); r.PerCPUBytes != MinPerCPU {
+		t.Errorf("at 1 event/s: %d per CPU, want the floor %d", r.PerCPUBytes, MinPerCPU)
+	}
+	if !m.Recommend(2e6, 60).Unsustained {
 		t.Errorf("2M events/s per CPU is above a rate nothing kept up at")
 	}
 }
 
-// TestFitQuantileOfRuns gives every row the same 20 runs, absent 1, 2,
-// ... 20 ms, on buffers that hold some of them: L must be the 95th
-// percentile, 19 ms, although the rows too small for it dropped in the
-// runs above their size (the Kaplan–Meier estimate takes those as lower
-// bounds). A fit that dropped the censored runs would say less; one that
-// took the longest run, 20 ms.
-func TestFitQuantileOfRuns(t *testing.T) {
-	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "every", Consumer: "shared"}
-	const rate, s = 100e3, 96
-	var obs []Observation
-	for m := 32 << 10; m <= 512<<10; m *= 2 {
-		o := Observation{Key: k, Workload: "openclose", Rate: "10000", PerCPURate: rate, PerCPUBytes: m,
-			Subbufs: 4, RecordBytes: s, Source: fmt.Sprint(m)}
-		o.NoDrops, o.SomeRunsKeptUp = true, false
-		for ms := 1; ms <= 20; ms++ {
-			backlog := rate * s * float64(ms) / 1e3
-			run := Run{Dropped: backlog > float64(m), Backlog: min(backlog, float64(m)), PerCPURate: rate}
-			o.PerRun = append(o.PerRun, run)
-			if run.Dropped {
-				o.NoDrops = false
-			} else {
-				o.SomeRunsKeptUp = true
-			}
-		}
-		o.SomeRunsKeptUp = o.SomeRunsKeptUp && !o.NoDrops
-		o.Runs = len(o.PerRun)
-		obs = append(obs, o)
-	}
-	models := Fit(obs)
-	if len(models) != 1 {
-		t.Fatalf("%d models, want 1", len(models))
-	}
-	m := models[0]
-	if math.Abs(m.Lag-0.019) > 1e-9 || m.LowerBound {
-		t.Errorf("L = %v s (lower bound %v), want the 95th percentile, 0.019", m.Lag, m.LowerBound)
-	}
-	if m.RunsFitted != 100 || m.Censored == 0 {
-		t.Errorf("%d runs fitted, %d censored: want 100, some", m.RunsFitted, m.Censored)
-	}
-	// Run by run, against L = 19 ms: the rows that hold 3.4, 6.8 and 13.6
-	// ms are said to drop, and 17, 14 and 7 of their runs did; the two
-	// that hold 27 and 55 ms are said not to, and none of their 40 did.
-	if c, n := Validate(models, obs).RunAccuracy(); c != 78 || n != 100 {
-		t.Errorf("runs classified right: %d of %d, want 78 of 100", c, n)
-	}
-	// Only the two smallest rows, and part of the runs: the runs that
-	// dropped hide the top of the distribution, so the fit says twice
-	// the longest absence it saw.
-	models = Fit(obs[:2])
-	if m, want := models[0], 2*float64(64<<10)/(rate*s); !m.LowerBound || math.Abs(m.Lag-want) > 1e-9 {
-		t.Errorf("from the small rows: L = %v s, lower bound %v; want twice what the 64KiB row holds, %v", m.Lag, m.LowerBound, want)
-	}
-}
-
 // TestFitGroupTail: two batched paths in one environment and placement,
-// one of whose runs showed a 10 ms absence that the other's never did.
-// Both get the longer L; a reader woken per record, in another group,
+// one of which met long absences the other never did. The other takes
+// its group's longer tail; a reader woken per record, in another group,
 // keeps its own.
 func TestFitGroupTail(t *testing.T) {
 	ring := Key{Env: "native x", Path: "ringbuf", Wakeup: "batched", Consumer: "shared"}
 	perf := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
 	every := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
-	obs := synthetic(ring, "openclose", 0.010, []float64{30e3}, 8<<10, 1<<20)
-	obs = append(obs, synthetic(perf, "openclose", 0.001, []float64{30e3}, 8<<10, 1<<20)...)
-	obs = append(obs, synthetic(every, "openclose", 0.002, []float64{30e3}, 8<<10, 1<<20)...)
-	want := map[Key]struct {
-		lag   float64
-		group bool
-	}{ring: {0.010, false}, perf: {0.010, true}, every: {0.002, false}}
+	rng := rand.New(rand.NewPCG(5, 5))
+	obs := synthetic(ring, "openclose", Tail{Rate: 3, Scale: 0.006}, []float64{30e3}, 8<<10, 1<<20, rng)
+	obs = append(obs, synthetic(perf, "openclose", Tail{Rate: 3, Scale: 0.001}, []float64{30e3}, 8<<10, 1<<20, rng)...)
+	obs = append(obs, synthetic(every, "openclose", Tail{Rate: 3, Scale: 0.001}, []float64{30e3}, 8<<10, 1<<20, rng)...)
+	want := map[Key]bool{ring: false, perf: true, every: false}
 	for _, m := range Fit(obs) {
-		w := want[m.Key]
-		if math.Abs(m.Lag-w.lag) > 1e-9 || m.FromGroup != w.group {
-			t.Errorf("%v: L = %v s (from the group: %v), want %v (%v)", m.Key, m.Lag, m.FromGroup, w.lag, w.group)
+		if got := m.FromGroup(DefaultSeconds); got != want[m.Key] {
+			t.Errorf("%v: hold from the group %v, want %v (own %+v, group %+v)", m.Key, got, want[m.Key], m.Tail, m.GroupTail)
 		}
 	}
 }

@@ -13,10 +13,13 @@ const Subbufs = 4
 // sub-buffers of at least 2 KiB.
 const MinPerCPU = Subbufs * 2 << 10
 
-// Recommendation is a model's answer at one rate.
+// Recommendation is a model's answer at one rate and capture length.
 type Recommendation struct {
 	Model
-	Rate float64 // events/s per CPU asked for
+	Rate    float64 // events/s per CPU asked for
+	Seconds float64 // the capture's length
+	// Hold is the absence the buffer outlasts (Model.Hold at Risk).
+	Hold float64
 	// Need is the model's minimum per-CPU memory at Rate; PerCPUBytes
 	// that rounded up to a power of two, in Subbufs sub-buffers.
 	Need        float64
@@ -33,9 +36,27 @@ type Recommendation struct {
 // Margin is the recommended memory over the model's minimum.
 func (r Recommendation) Margin() float64 { return float64(r.PerCPUBytes) / r.Need }
 
-// Recommend sizes the buffer for rate events/s per CPU.
-func (m Model) Recommend(rate float64) Recommendation {
-	r := Recommendation{Model: m, Rate: rate, Need: m.MinBytes(rate, Subbufs)}
+// RiskAt is the model's chance of a drop in the capture at the
+// recommended memory (at most Risk: the memory is rounded up).
+func (r Recommendation) RiskAt() float64 {
+	readable := float64(r.PerCPUBytes)
+	if r.Batched() {
+		readable -= float64(r.SubbufBytes)
+	}
+	x := readable / (r.Rate * float64(r.RecordBytes))
+	return max(r.Tail.Risk(x, r.Seconds), r.GroupTail.Risk(x, r.Seconds))
+}
+
+// Extrapolated says whether the capture is longer than the runs the tail
+// that sets Hold was fitted on (the key's, or its group's) lasted
+// together, so that the absences it sizes for are the fitted form's, not
+// what the runs met.
+func (r Recommendation) Extrapolated() bool { return r.Seconds > r.Exposure(r.Seconds) }
+
+// Recommend sizes the buffer for rate events/s per CPU over a capture of
+// seconds, for a chance of a drop under Risk.
+func (m Model) Recommend(rate, seconds float64) Recommendation {
+	r := Recommendation{Model: m, Rate: rate, Seconds: seconds, Hold: m.Hold(seconds, Risk), Need: m.MinBytes(rate, Subbufs, seconds, Risk)}
 	r.PerCPUBytes = MinPerCPU
 	if r.Need > MinPerCPU {
 		r.PerCPUBytes = 1 << bits.Len64(uint64(math.Ceil(r.Need))-1)

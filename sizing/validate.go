@@ -37,8 +37,9 @@ type Check struct {
 	Observation
 	// HasModel is false when no model was fitted for the key.
 	HasModel bool
-	// Need is the model's minimum memory at the row's rate and
-	// sub-buffer count; PredictNoDrops is Need <= PerCPUBytes.
+	// Need is the model's minimum memory at the row's rate, sub-buffer
+	// count and total run length, for RowRisk; PredictNoDrops is Need <=
+	// PerCPUBytes.
 	Need           float64
 	PredictNoDrops bool
 	// InRange says whether the row's rate is within the rates the model
@@ -123,6 +124,59 @@ func (v Validation) ForEnv(env string) Validation {
 	return out
 }
 
+// OpenLoops is the part of v about open loops: rows run at a set rate,
+// which the model is for. In a closed loop the workload runs as fast as
+// it can beside the consumer, and whether the consumer keeps up is its
+// share of the CPUs, not an absence a buffer outlasts.
+func (v Validation) OpenLoops() Validation {
+	out := Validation{Boundaries: v.Boundaries}
+	for _, c := range v.Checks {
+		if c.Rate != "max" {
+			out.Checks = append(out.Checks, c)
+		}
+	}
+	return out
+}
+
+// Ceiling is what any rule that says "this memory or more drops nothing"
+// per key, workload and rate could get right of the held-out open-loop
+// rows with a model: at the best threshold of each such series. Rows
+// where a larger buffer dropped and a smaller one did not cap it below
+// 100%.
+func (v Validation) Ceiling() (best, total int) {
+	type series struct {
+		Key
+		workload, rate string
+	}
+	rows := map[series][]Check{}
+	var order []series
+	for _, c := range v.Checks {
+		if !c.HasModel || c.Rate == "max" {
+			continue
+		}
+		s := series{c.Key, c.Workload, c.Rate}
+		if _, ok := rows[s]; !ok {
+			order = append(order, s)
+		}
+		rows[s] = append(rows[s], c)
+	}
+	for _, s := range order {
+		cs := rows[s]
+		slices.SortFunc(cs, func(a, b Check) int { return cmp.Compare(a.PerCPUBytes, b.PerCPUBytes) })
+		most := 0
+		for t := 0; t <= len(cs); t++ { // rows t and above said loss-free
+			right := 0
+			for i, c := range cs {
+				right += b2i((i >= t) == c.NoDrops)
+			}
+			most = max(most, right)
+		}
+		best += most
+		total += len(cs)
+	}
+	return best, total
+}
+
 // RunAccuracy counts the held-out runs, one by one, and how many the
 // model classified right.
 func (v Validation) RunAccuracy() (correct, total int) {
@@ -145,12 +199,12 @@ func Validate(models []Model, held []Observation) Validation {
 		m, ok := Find(models, o.Key)
 		c := Check{Observation: o, HasModel: ok}
 		if ok {
-			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs)
+			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
 			c.PredictNoDrops = m.Predict(o)
 			c.InRange = m.inRange(o.PerCPURate)
 			for _, r := range o.PerRun {
 				c.Runs++
-				if (float64(o.PerCPUBytes) >= m.MinBytes(o.runRate(r), o.Subbufs)) == !r.Dropped {
+				if (float64(o.PerCPUBytes) >= m.MinBytes(o.runRate(r), o.Subbufs, r.length(), RowRisk)) == !r.Dropped {
 					c.RunsRight++
 				}
 			}
@@ -187,7 +241,7 @@ func Validate(models []Model, held []Observation) Validation {
 				b.Lossy = o.PerCPUBytes
 			}
 		}
-		b.Need = m.MinBytes(b.PerCPURate, at.Subbufs)
+		b.Need = m.MinBytes(b.PerCPURate, at.Subbufs, at.Seconds(), RowRisk)
 		v.Boundaries = append(v.Boundaries, b)
 	}
 	return v

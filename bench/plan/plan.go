@@ -82,7 +82,13 @@ type Plan struct {
 	// long group (BENCH_GROUP=long), which scripts/bench.sh runs with a
 	// longer -benchtime so that they write 20 times their buffer.
 	LongBytes int
-	// Group is BENCH_GROUP: short, long, or all rows ("").
+	// Soak: open loops of the first placement at these rates and
+	// geometries (beside RateGrids), large enough to seldom drop. They
+	// form the soak group (BENCH_GROUP=soak), which scripts/bench.sh runs
+	// with a longer -benchtime: the consumer's rare long absences, which
+	// a long capture meets and a 1 s run seldom does.
+	Soak map[float64][]Geometry
+	// Group is BENCH_GROUP: short, long, soak, or all rows ("").
 	Group string
 	// SteadyFactor: a capture row reports only if it wrote at least this
 	// many times its buffer (0: no check, for the smoke level's one op).
@@ -100,23 +106,28 @@ func (p Plan) PerfRecordRows(rate float64, i int) bool {
 	return rate == 0 && i < p.PerfRecordGeometries
 }
 
-// InGroup says whether rows with g run in this invocation's group (rows
+// GroupOf is the group of rows with g at rate: soak, long or short (rows
 // without a buffer, g zero, are short).
-func (p Plan) InGroup(g Geometry) bool {
-	long := p.LongBytes > 0 && g.SubbufSize*g.NumSubbufs >= p.LongBytes
-	switch p.Group {
-	case "short":
-		return !long
-	case "long":
-		return long
+func (p Plan) GroupOf(rate float64, g Geometry) string {
+	switch {
+	case rate > 0 && slices.Contains(p.Soak[rate], g):
+		return "soak"
+	case p.LongBytes > 0 && g.SubbufSize*g.NumSubbufs >= p.LongBytes:
+		return "long"
 	}
-	return true
+	return "short"
+}
+
+// InGroup says whether rows with g at rate run in this invocation's group.
+func (p Plan) InGroup(rate float64, g Geometry) bool {
+	return p.Group == "" || p.GroupOf(rate, g) == p.Group
 }
 
 // HasRows says whether placement pl has rows at rate in this group.
 func (p Plan) HasRows(pl int, rate float64) bool {
 	geoms := p.GeometriesAt(pl, rate)
-	return len(geoms) > 0 && (p.InGroup(Geometry{}) || slices.ContainsFunc(geoms, p.InGroup))
+	return len(geoms) > 0 && (p.InGroup(rate, Geometry{}) ||
+		slices.ContainsFunc(geoms, func(g Geometry) bool { return p.InGroup(rate, g) }))
 }
 
 // RateHasRows says whether any placement has rows at rate in this group.
@@ -139,10 +150,14 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 	case rate == 0:
 		return p.Geometries
 	}
-	if g, ok := p.RateGrids[rate]; ok {
-		return g
+	g, ok := p.RateGrids[rate]
+	if !ok {
+		g = p.RateGeometries
 	}
-	return p.RateGeometries
+	if pl == 0 {
+		g = append(slices.Clone(g), p.Soak[rate]...)
+	}
+	return g
 }
 
 // RatesOf returns the rates a workload runs.
@@ -218,6 +233,9 @@ func For(level string) (Plan, error) {
 			100000: doubling(32<<10, 256<<10, 4),
 			5000:   doubling(8<<10, 64<<10, 4),
 		}
+		// Soak rows at a fitted rate and a held-out one (sizing.Split),
+		// 34-61 ms of buffer, runs of 2 s (scripts/bench.sh).
+		p.Soak = map[float64][]Geometry{10000: {{32 << 10, 4}}, 30000: {{128 << 10, 4}}}
 		p.PinnedRates = []float64{10000, 30000}
 		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 		p.AttachGeometries = p.Geometries[:1]
@@ -284,10 +302,10 @@ func For(level string) (Plan, error) {
 		p.Workloads = strings.FieldsFunc(w, func(r rune) bool { return r == ',' })
 	}
 	switch g := os.Getenv("BENCH_GROUP"); g {
-	case "", "short", "long":
+	case "", "short", "long", "soak":
 		p.Group = g
 	default:
-		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, or nothing for every row", g)
+		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, or nothing for every row", g)
 	}
 	return p, nil
 }
@@ -314,14 +332,14 @@ func (p Plan) workloadRows(wl string) int {
 			if p.Runs("relay") {
 				relay = 1
 			}
-			if p.InGroup(Geometry{}) {
+			if p.InGroup(rate, Geometry{}) {
 				rows++ // path=none
 				if rate == 0 {
 					rows += relay + len(p.AttachesUsed(pl, rate)) // empty-kmod, empty-bpf
 				}
 			}
 			for i, g := range geoms {
-				if !p.InGroup(g) {
+				if !p.InGroup(rate, g) {
 					continue
 				}
 				rows += relay + 2*len(p.AttachesAt(pl, rate, g))*len(p.Wakeups) // relay, ringbuf, perfbuf

@@ -67,7 +67,8 @@ func dropHint(r capture.Result) string {
 	if !found {
 		return generic + fmt.Sprintf("; the committed results have no sizing model for %s (slabbench size)", k)
 	}
-	rec := m.Recommend(rate)
+	secs := max(float64(r.DurationNs)/1e9, 1)
+	rec := m.Recommend(rate, secs)
 	have := r.SubbufSize * r.NumSubbufs
 	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", size.Format(rec.SubbufBytes), sizing.Subbufs)
 	if rec.WakeupBytes > 0 {
@@ -79,9 +80,9 @@ func dropHint(r capture.Result) string {
 			"the consumer did not keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
 			m.Env, size.Format(m.UnsustainedBytes), report.RateLabel(m.Unsustained))
 	case rec.PerCPUBytes <= have:
-		return lead + fmt.Sprintf(": the sizing model (%s) says %s per CPU is enough at this rate in %.0f%% of runs, and this capture had %s: "+
-			"its consumer was away longer than in most benchmark runs; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
-			m.Env, size.Format(rec.PerCPUBytes), 100*sizing.Quantile, size.Format(have))
+		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %.2g%% chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
+			"its consumer was away longer than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
+			m.Env, size.Format(rec.PerCPUBytes), 100*rec.RiskAt(), secs, size.Format(have))
 	}
-	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s)", flags, size.Format(rec.PerCPUBytes), rate, k.Path)
+	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, size.Format(rec.PerCPUBytes), rate, k.Path, secs)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/internal/size"
@@ -82,6 +83,10 @@ type sizePath struct {
 	RingbufBytes   int        `json:"ringbuf_bytes,omitempty"`
 	NeedBytes      float64    `json:"need_bytes,omitempty"`
 	Margin         float64    `json:"margin,omitempty"`
+	HoldMs         float64    `json:"hold_ms,omitempty"`      // the absence the buffer outlasts
+	RiskAt         float64    `json:"risk_at_size,omitempty"` // the model's chance of a drop at per_cpu_bytes
+	Extrapolated   bool       `json:"extrapolated,omitempty"` // longer than the fitted runs together
+	FittedSeconds  float64    `json:"fitted_s,omitempty"`
 	ProbeNs        *float64   `json:"probe_ns_per_event"`
 	ConsumerNs     *float64   `json:"consumer_ns_per_event"`
 	OverheadNs     *float64   `json:"overhead_ns_per_event"`
@@ -98,8 +103,12 @@ type sizePath struct {
 }
 
 type sizeAnswer struct {
-	Rate  float64    `json:"rate"`
-	Paths []sizePath `json:"paths"`
+	Rate float64 `json:"rate"`
+	// Seconds is the capture length sized for, Risk the chance of a drop
+	// in it the model allows.
+	Seconds float64    `json:"duration_s"`
+	Risk    float64    `json:"risk"`
+	Paths   []sizePath `json:"paths"`
 }
 
 func runSize(args []string) error {
@@ -109,12 +118,13 @@ func runSize(args []string) error {
 	wakeup := fs.String("wakeup", "batched", "ring and perf buffer reader wakeup: every (record) or batched (once a sub-buffer of bytes is pending)")
 	consumer := fs.String("consumer", "shared", "shared (the consumer shares the workload's CPUs) or pinned (a CPU of its own)")
 	env := fs.String("env", "", "the environment whose results to use: native, vm-tcg, ... (default: the running one)")
+	duration := fs.Duration("duration", time.Duration(sizing.DefaultSeconds)*time.Second, "how long the capture runs: longer captures meet longer absences of the consumer (1s to 720h)")
 	var files sizeFiles
 	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: the committed results built into slabbench)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: slabbench size --rate EVENTS_PER_SEC_PER_CPU [--path relay|ringbuf|perfbuf|all] [--wakeup every|batched]\n"+
-			"                      [--consumer shared|pinned] [--env ENV] [--results FILE]... [--json]\n\nflags:\n")
+			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--results FILE]... [--json]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -131,6 +141,8 @@ func runSize(args []string) error {
 		return fmt.Errorf("--wakeup %q: want every or batched", *wakeup)
 	case *consumer != "shared" && *consumer != "pinned":
 		return fmt.Errorf("--consumer %q: want shared or pinned", *consumer)
+	case *duration < time.Second || *duration > 720*time.Hour:
+		return fmt.Errorf("--duration %v: want the capture's length, 1s to 720h (e.g. --duration 10m)", *duration)
 	}
 	if *env == "" {
 		*env = runningEnvironment()
@@ -147,9 +159,9 @@ func runSize(args []string) error {
 	if !slices.Contains(envs, *env) {
 		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, strings.Join(envs, ", "))
 	}
-	answer := sizeAnswer{Rate: *rate}
+	answer := sizeAnswer{Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk}
 	for _, p := range paths {
-		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate))
+		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate, answer.Seconds))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -161,7 +173,7 @@ func runSize(args []string) error {
 }
 
 // sizeOne answers for one path: the model of its key in the environment.
-func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate float64) sizePath {
+func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, seconds float64) sizePath {
 	if path == "relay" {
 		wakeup = "" // relay's reader sees finished sub-buffers only
 	}
@@ -175,9 +187,10 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate flo
 		return sp
 	}
 	sp.Environment = m.Env
-	r := m.Recommend(rate)
+	r := m.Recommend(rate, seconds)
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
 	sp.NeedBytes, sp.Margin = r.Need, r.Margin()
+	sp.HoldMs, sp.RiskAt, sp.Extrapolated, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), r.Extrapolated(), m.Exposure(seconds)
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.InRange = sm.Validation.Validated(m, rate)
 	sp.Model = m.String()
@@ -197,6 +210,8 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate flo
 			report.RateLabel(m.Unsustained), size.Format(m.UnsustainedBytes))
 	case !sp.InRange:
 		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
+	case r.Extrapolated():
+		sp.Note = fmt.Sprintf("a capture longer than the %.0f s the model's runs lasted together: the absences it sizes for are the fitted form's extrapolation", m.Exposure(seconds))
 	}
 	return sp
 }
@@ -221,7 +236,8 @@ func numOrNil(v float64) *float64 {
 }
 
 func printSize(a sizeAnswer, consumer string) {
-	fmt.Printf("buffer sizes for %s events/s per CPU, consumer %s\n", report.RateLabel(a.Rate), consumer)
+	fmt.Printf("buffer sizes for %s events/s per CPU, consumer %s, a capture of %v with a %.0f%% chance of a drop\n",
+		report.RateLabel(a.Rate), consumer, time.Duration(a.Seconds*float64(time.Second)), 100*a.Risk)
 	for _, p := range a.Paths {
 		name := p.Path
 		if p.Wakeup != "" {
@@ -238,7 +254,8 @@ func printSize(a sizeAnswer, consumer string) {
 		}
 		fmt.Printf(")\n")
 		fmt.Printf("  model: %s\n", p.Model)
-		fmt.Printf("         needs %s per CPU here; margin %.2fx (rounded up to a power of two)\n", size.Approx(p.NeedBytes), p.Margin)
+		fmt.Printf("         the buffer must outlast a %.3g ms absence: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %.2g%%)\n",
+			p.HoldMs, size.Approx(p.NeedBytes), p.Margin, 100*p.RiskAt)
 		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
 		for _, from := range []string{p.CostFrom, p.OverheadFrom} {

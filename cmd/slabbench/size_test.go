@@ -30,8 +30,8 @@ func runSizeJSON(t *testing.T, args ...string) sizeAnswer {
 // binary: every BPF path gets flags that give the memory it names.
 func TestSizeOnCommittedResults(t *testing.T) {
 	a := runSizeJSON(t, "--rate", "100000", "--path", "all")
-	if a.Rate != 100000 || len(a.Paths) != 3 {
-		t.Fatalf("answer %+v, want rate 100000 and relay, ringbuf, perfbuf", a)
+	if a.Rate != 100000 || len(a.Paths) != 3 || a.Seconds != 60 || a.Risk <= 0 {
+		t.Fatalf("answer %+v, want rate 100000, a 60 s capture, a risk, and relay, ringbuf, perfbuf", a)
 	}
 	for _, p := range a.Paths {
 		if p.Path == "relay" {
@@ -52,6 +52,10 @@ func TestSizeOnCommittedResults(t *testing.T) {
 		if float64(p.PerCPUBytes) < p.NeedBytes || p.ProbeNs == nil {
 			t.Errorf("%s: %d per CPU below the model's %v, or no probe cost", p.Path, p.PerCPUBytes, p.NeedBytes)
 		}
+		if p.HoldMs <= 0 || p.RiskAt > a.Risk || p.Extrapolated {
+			t.Errorf("%s: holds %v ms with a risk of %v (allowed %v), extrapolated %v: want a hold, the risk within, and a minute within the fitted runs",
+				p.Path, p.HoldMs, p.RiskAt, a.Risk, p.Extrapolated)
+		}
 		if p.Path == "ringbuf" && p.RingbufBytes < 2*p.PerCPUBytes {
 			t.Errorf("ring buffer %d for %d per CPU on 2 CPUs", p.RingbufBytes, p.PerCPUBytes)
 		}
@@ -60,10 +64,15 @@ func TestSizeOnCommittedResults(t *testing.T) {
 	if p := vm.Paths[0]; p.PerCPUBytes == 0 || !strings.HasPrefix(p.Environment, "vm-tcg ") || p.Wakeup != "" {
 		t.Errorf("relay from the VM's results: %+v", p)
 	}
-	// More events need more memory.
+	// More events need more memory, and so does a longer capture, which
+	// meets longer absences; a day is beyond what the benchmarks ran.
 	lo, hi := runSizeJSON(t, "--rate", "30000", "--path", "ringbuf"), runSizeJSON(t, "--rate", "300000", "--path", "ringbuf")
 	if lo.Paths[0].NeedBytes >= hi.Paths[0].NeedBytes {
 		t.Errorf("ringbuf needs %v at 30k and %v at 300k events/s per CPU", lo.Paths[0].NeedBytes, hi.Paths[0].NeedBytes)
+	}
+	day := runSizeJSON(t, "--rate", "30000", "--path", "ringbuf", "--duration", "24h")
+	if p := day.Paths[0]; p.NeedBytes <= lo.Paths[0].NeedBytes || !p.Extrapolated || !strings.Contains(p.Note, "extrapolation") {
+		t.Errorf("a day's capture: %+v; want more than a minute's %v, marked extrapolated", p, lo.Paths[0].NeedBytes)
 	}
 }
 
@@ -73,6 +82,7 @@ func TestSizeBadFlags(t *testing.T) {
 	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--wakeup", "sometimes"), "--wakeup", "every or batched")
 	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--consumer", "elsewhere"), "--consumer", "shared or pinned")
 	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--env", "mars"), "--env mars", "native")
+	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--duration", "10ms"), "--duration", "1s to 720h")
 	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--results", "/nonexistent.txt"), "--results", "/nonexistent.txt")
 }
 
