@@ -233,6 +233,7 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 			oc, ot, 100*float64(oc)/float64(ot), best, bt, 100*float64(best)/float64(bt))
 	}
 	fmt.Fprintf(b, "\n\n")
+	writeCalibration(b, v)
 	fmt.Fprintf(b, "| environment | path, wakeup | consumer | held-out rows | right | wrong: predicted no drops, dropped | wrong: predicted drops, dropped nothing |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
@@ -285,6 +286,22 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 	if bounded > 0 {
 		fmt.Fprintf(b, "%d of %d measured boundaries are within 2× of the model's.\n\n", within, bounded)
 	}
+}
+
+// writeCalibration writes the held-out rows binned by the model's chance
+// that they drop, against how many did.
+func writeCalibration(b *bytes.Buffer, v sizing.Validation) {
+	fmt.Fprintf(b, "The model gives each row a chance of dropping in one of its runs (1 − e^(−Σ T·λ(x)) over its runs, x the time its readable buffer lasts at the run's rate). "+
+		"Where it knows its uncertainty, about that share of the rows in each bin dropped (open loops):\n\n")
+	fmt.Fprintf(b, "| model's chance of a drop | held-out rows | mean chance | dropped |\n|---|---|---|---|\n")
+	for _, bin := range v.OpenLoops().Calibration(0, 0.1, 0.5, 0.9, 1) {
+		if bin.Rows == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "| %.0f–%.0f%% | %d | %.0f%% | %d (%.0f%%) |\n", 100*bin.Lo, 100*bin.Hi, bin.Rows, 100*bin.MeanDropChance,
+			bin.Dropped, 100*float64(bin.Dropped)/float64(bin.Rows))
+	}
+	fmt.Fprintln(b)
 }
 
 // lossFreeBound is the 95% upper bound on the chance that a run loses

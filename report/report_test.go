@@ -387,6 +387,9 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 		"## Which path for which need",
 		"### Held-out rows: dropped or not, as the model said?",
 		"### Predicted against measured minimum memory",
+		"| model's chance of a drop | held-out rows | mean chance | dropped |",
+		"| environment | held-out rows right | open loops right (ceiling) |",
+		"| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) |",
 		"## Cost per event, split",
 	})
 	if strings.Index(md, "### Held-out rows") > strings.Index(md, "## How the numbers were obtained") {
@@ -395,5 +398,8 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 	sm := FitModel(sections)
 	if c, n := sm.Validation.Accuracy(false); n == 0 || !strings.Contains(md, fmt.Sprintf("**%d of %d right", c, n)) {
 		t.Errorf("accuracy %d of %d not in the report", c, n)
+	}
+	if best, n := sm.Validation.Ceiling(); n == 0 || !strings.Contains(md, fmt.Sprintf("is %d of %d (", best, n)) {
+		t.Errorf("the ceiling %d of %d not in the report", best, n)
 	}
 }

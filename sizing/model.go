@@ -229,6 +229,22 @@ func (m Model) Predict(o Observation) bool {
 	return float64(o.PerCPUBytes) >= m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
 }
 
+// DropChance is the model's chance that o drops in one of its runs: each
+// run of T seconds at its own rate meets an absence longer than its
+// readable buffer lasts with probability 1 − e^(−T·λ(x)).
+func (m Model) DropChance(o Observation) float64 {
+	exposure := 0.0
+	for _, r := range o.runs() {
+		rate := o.runRate(r)
+		if rate <= 0 || o.RecordBytes <= 0 {
+			continue
+		}
+		x := (float64(o.PerCPUBytes) - o.unreadable()) / (rate * float64(o.RecordBytes))
+		exposure += r.length() * max(m.Tail.Exceed(x), m.GroupTail.Exceed(x))
+	}
+	return -math.Expm1(-exposure)
+}
+
 // String is the model in one line.
 func (m Model) String() string {
 	w := ""

@@ -120,6 +120,18 @@ func TestFitAndValidate(t *testing.T) {
 		if c, n := v.Accuracy(false); n == 0 || float64(c) < 0.8*float64(n) {
 			t.Errorf("%v: held-out accuracy %d/%d, want at least 80%%", k, c, n)
 		}
+		for _, c := range v.Checks {
+			if (c.DropChance > RowRisk) == c.PredictNoDrops {
+				t.Errorf("%v %s: chance of a drop %.2f, predicted loss-free %v: the two rules disagree", k, c.Source, c.DropChance, c.PredictNoDrops)
+			}
+		}
+		// Calibrated: where the model gives rows a chance, about that
+		// share of them dropped.
+		for _, b := range v.Calibration(0, 0.1, 0.5, 0.9, 1) {
+			if b.Rows >= 20 && math.Abs(float64(b.Dropped)/float64(b.Rows)-b.MeanDropChance) > 0.2 {
+				t.Errorf("%v: rows at a chance of %.2f–%.2f (mean %.2f): %d of %d dropped", k, b.Lo, b.Hi, b.MeanDropChance, b.Dropped, b.Rows)
+			}
+		}
 		for _, b := range v.Boundaries {
 			if !b.Within2x() {
 				t.Errorf("%v %s rate %s: need %.0f B against loss-free %d: ratio %.2f", k, b.Workload, b.Rate, b.Need, b.NoDrops, b.Ratio())
@@ -216,5 +228,21 @@ func TestFitGroupTail(t *testing.T) {
 		if got := m.FromGroup(DefaultSeconds); got != want[m.Key] {
 			t.Errorf("%v: hold from the group %v, want %v (own %+v, group %+v)", m.Key, got, want[m.Key], m.Tail, m.GroupTail)
 		}
+	}
+}
+
+// TestCeiling: one series whose 16 KiB row dropped once where 8 KiB did
+// not; the best threshold gets three of its four rows right, and a closed
+// loop does not count.
+func TestCeiling(t *testing.T) {
+	k := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
+	var v Validation
+	for i, noDrops := range []bool{false, true, false, true} {
+		o := Observation{Key: k, Workload: "openclose", Rate: "10000", PerCPUBytes: 4 << 10 << i, NoDrops: noDrops}
+		v.Checks = append(v.Checks, Check{Observation: o, HasModel: true})
+	}
+	v.Checks = append(v.Checks, Check{Observation: Observation{Key: k, Workload: "openclose", Rate: "max", PerCPUBytes: 1 << 20}, HasModel: true})
+	if best, n := v.Ceiling(); best != 3 || n != 4 {
+		t.Errorf("ceiling %d of %d, want 3 of 4", best, n)
 	}
 }

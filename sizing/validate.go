@@ -48,6 +48,8 @@ type Check struct {
 	// Runs and RunsRight count the row's runs one by one: predicted
 	// loss-free at that run's own rate, and dropped or not.
 	Runs, RunsRight int
+	// DropChance is the model's chance that the row drops in some run.
+	DropChance float64
 }
 
 // Correct says whether the prediction matched the row.
@@ -177,6 +179,44 @@ func (v Validation) Ceiling() (best, total int) {
 	return best, total
 }
 
+// CalibrationBin is the held-out rows with a model whose chance of a drop
+// was in [Lo, Hi): how many, the mean chance, and how many dropped.
+type CalibrationBin struct {
+	Lo, Hi         float64
+	Rows, Dropped  int
+	MeanDropChance float64
+}
+
+// Calibration bins the held-out rows by the model's chance that they
+// drop: a model that knows its own uncertainty has about MeanDropChance
+// of each bin's rows drop.
+func (v Validation) Calibration(edges ...float64) []CalibrationBin {
+	var bins []CalibrationBin
+	for i := 0; i+1 < len(edges); i++ {
+		bins = append(bins, CalibrationBin{Lo: edges[i], Hi: edges[i+1]})
+	}
+	for _, c := range v.Checks {
+		if !c.HasModel {
+			continue
+		}
+		for i := range bins {
+			b := &bins[i]
+			if c.DropChance >= b.Lo && (c.DropChance < b.Hi || i == len(bins)-1 && c.DropChance <= b.Hi) {
+				b.Rows++
+				b.Dropped += b2i(!c.NoDrops)
+				b.MeanDropChance += c.DropChance
+				break
+			}
+		}
+	}
+	for i := range bins {
+		if bins[i].Rows > 0 {
+			bins[i].MeanDropChance /= float64(bins[i].Rows)
+		}
+	}
+	return bins
+}
+
 // RunAccuracy counts the held-out runs, one by one, and how many the
 // model classified right.
 func (v Validation) RunAccuracy() (correct, total int) {
@@ -201,6 +241,7 @@ func Validate(models []Model, held []Observation) Validation {
 		if ok {
 			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
 			c.PredictNoDrops = m.Predict(o)
+			c.DropChance = m.DropChance(o)
 			c.InRange = m.inRange(o.PerCPURate)
 			for _, r := range o.PerRun {
 				c.Runs++
