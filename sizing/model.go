@@ -196,6 +196,10 @@ func (m Model) Hold(d, risk float64) float64 {
 	return max(m.Tail.Hold(d, risk), m.GroupTail.Hold(d, risk))
 }
 
+// Exceed is λ(x) of whichever of the key's and its group's tails has
+// the longer absences at x, as Hold takes the longer of their holds.
+func (m Model) Exceed(x float64) float64 { return max(m.Tail.Exceed(x), m.GroupTail.Exceed(x)) }
+
 // FromGroup says whether the group's tail sets Hold at d seconds.
 func (m Model) FromGroup(d float64) bool {
 	return m.GroupTail.Hold(d, Risk) > m.Tail.Hold(d, Risk)
@@ -240,7 +244,7 @@ func (m Model) DropChance(o Observation) float64 {
 			continue
 		}
 		x := (float64(o.PerCPUBytes) - o.unreadable()) / (rate * float64(o.RecordBytes))
-		exposure += r.length() * max(m.Tail.Exceed(x), m.GroupTail.Exceed(x))
+		exposure += r.length() * m.Exceed(x)
 	}
 	return -math.Expm1(-exposure)
 }

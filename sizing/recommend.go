@@ -44,7 +44,7 @@ func (r Recommendation) RiskAt() float64 {
 		readable -= float64(r.SubbufBytes)
 	}
 	x := readable / (r.Rate * float64(r.RecordBytes))
-	return max(r.Tail.Risk(x, r.Seconds), r.GroupTail.Risk(x, r.Seconds))
+	return -math.Expm1(-r.Seconds * r.Exceed(x))
 }
 
 // Extrapolated says whether the capture is longer than the runs the tail

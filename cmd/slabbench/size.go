@@ -211,7 +211,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	case !sp.InRange:
 		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
 	case r.Extrapolated():
-		sp.Note = fmt.Sprintf("a capture longer than the %.0f s the model's runs lasted together: the absences it sizes for are the fitted form's extrapolation", m.Exposure(seconds))
+		sp.Note = fmt.Sprintf("a capture longer than the %.0f s the model's runs lasted together: the absences it sizes for are the fitted form's extrapolation", sp.FittedSeconds)
 	}
 	return sp
 }
