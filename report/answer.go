@@ -160,26 +160,35 @@ func durationLabel(seconds float64) string {
 // held-out validation.
 func writeModel(b *bytes.Buffer, sm SizingModel) {
 	fmt.Fprintf(b, "## The sizing model and its held-out validation\n\n")
-	fmt.Fprintf(b, "The buffer must hold what accumulates while the consumer is not reading, plus what is written but not readable yet: "+
-		"**M ≥ r × s × H** per CPU for a reader woken per record, and **M ≥ r × s × H × n/(n−1)** for a batched reader or relay "+
-		"(one of the n sub-buffers is being filled before the reader sees it). r is events/s per CPU, s the bytes one record "+
-		"takes in that path's buffer (header and alignment included), H the longest absence of the consumer the buffer must outlast. "+
-		"How long that is depends on how long the capture runs: absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second "+
-		"(x ≥ %.1f ms), independently, so a capture of d seconds meets one longer than x with probability 1 − e^(−d·λ(x)), and "+
-		"**H = τ·ln(a·d / −ln(1 − p))** keeps that chance at p: each tenfold longer capture needs τ·ln 10 more. "+
-		"a and τ are fitted per environment, path, wakeup and consumer placement by maximum likelihood over every fitted run on its own: "+
-		"a run of T seconds that dropped nothing was away at most as long as its backlog says (max-backlog-B less the unreadable sub-buffer, "+
-		"over r × s), whose likelihood is the density of the longest absence there, T·λ(x)/τ · e^(−T·λ(x)); a run that dropped was away longer than its readable buffer lasts, probability "+
-		"1 − e^(−T·λ(x)) (the runs that dropped are censored, not left out). "+
+	fmt.Fprintf(b, "The buffer must hold what accumulates while the consumer is not reading and what other tasks write into it in a burst, "+
+		"plus what is written but not readable yet: per CPU, **M ≥ y** for a reader woken per record and **M ≥ y × n/(n−1)** for a batched reader "+
+		"or relay (one of the n sub-buffers is being filled before the reader sees it), where y is the readable backlog a capture of d seconds "+
+		"stays under but for a chance p. Two things push the backlog up, independently:\n\n"+
+		"- **The consumer's absences.** Absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second (x ≥ %.1f ms) and leave r × s × x bytes: "+
+		"r is events/s per CPU, s the bytes one record takes in that path's buffer (header and alignment included). Alone, they give "+
+		"**y = r × s × H** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more.\n"+
+		"- **Bursts of other tasks' slab events on one CPU** (natively, kdamond's DAMON pageout scheme every 5 s: README, Sizing a buffer). "+
+		"They arrive at β per second whatever the capture's rate; the part of a burst the consumer has not read when the backlog peaks is "+
+		"up to K events, uniform above %d (it meets the burst at a random point), and leaves that many events × s′ bytes plus δ of the capture's own events (r × s × δ): "+
+		"s′ = s, or s over the CPUs for the ring buffer, which every CPU shares. Alone, they give **y = B × s′ + r × s × δ**, B the burst a capture of d seconds "+
+		"meets but for a chance p (K once β·d ≫ p).\n\n"+
+		"Together: y solves d × (λ(y / (r × s)) + β × (K − e)/(K − %d)) = −ln(1 − p), e = (y − r × s × δ)/s′ the burst's events (the second term is β below %d events and 0 above K); "+
+		"y is about the larger of the two alone. "+
+		"a and τ are fitted per environment, path, wakeup and consumer placement; β, K and δ per environment (the bursts are the machine's, not the path's), "+
+		"both by maximum likelihood over every fitted run on its own, by turns until the likelihood settles: "+
+		"a run of T seconds that dropped nothing kept its readable backlog (max-backlog-B less the unreadable sub-buffer) at most at y, "+
+		"whose likelihood is the density of the largest backlog there; a run that dropped passed its readable buffer, probability "+
+		"1 − e^(−T·ν) (the runs that dropped are censored, not left out). "+
 		"A rare long absence is the consumer's, whatever path it reads, and one path's runs may not happen to show it: "+
 		"each path takes the longer H of its own tail and that of all the paths read the same way (batched or relay; woken per record) "+
 		"in its environment and placement (marked: group). Rates at which every run of every size dropped "+
 		"are the consumer's limit, not an absence, and are left out. "+
-		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 2 s "+
-		"at buffers that seldom drop); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
-		"and the other workloads.\n\n", 1e3*sizing.Threshold, FitWorkload)
-	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 8 s "+
+		"at 10,000 ops/s and 512 KiB per CPU, which hold the bursts whole); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
+		"and the other workloads.\n\n", 1e3*sizing.Threshold, sizing.BurstThreshold, sizing.BurstThreshold, sizing.BurstThreshold, FitWorkload)
+	writeBursts(b, sm)
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | burst B × s′, 1 min (KB) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
 		unsus := "—"
 		if m.Unsustained > 0 {
@@ -192,12 +201,31 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 			}
 			return s
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %.3g | %s | %s | %d (%d), %.0f s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
-			m.Tail.Rate, 1e3*m.Tail.Scale, hold(60), hold(3600), m.RunsFitted, m.Censored, m.Seconds, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
+		burst := "—"
+		if v := m.BurstBytes(sizing.DefaultSeconds, sizing.Risk); v > 0 {
+			burst = fmt.Sprintf("%.0f", v/1e3)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %.3g | %s | %s | %s | %d (%d), %.0f s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
+			m.Tail.Rate, 1e3*m.Tail.Scale, hold(60), hold(3600), burst, m.RunsFitted, m.Censored, m.Seconds, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
 	}
-	fmt.Fprintf(b, "\nH is at a %.0f%% chance of a drop. ", 100*sizing.Risk)
+	fmt.Fprintf(b, "\nH and B are at a %.0f%% chance of a drop. ", 100*sizing.Risk)
 	fmt.Fprintf(b, "A one-hour capture is longer than any key's fitted runs together: its H is the fitted form's extrapolation.\n\n")
 	writeValidation(b, sm)
+}
+
+// writeBursts writes the bursts fitted per environment.
+func writeBursts(b *bytes.Buffer, sm SizingModel) {
+	fmt.Fprintf(b, "| environment | bursts β (/s) | up to K (events) | δ (ms) | runs, their total length |\n|---|---|---|---|---|\n")
+	for _, env := range sm.envs() {
+		i := slices.IndexFunc(sm.Models, func(m sizing.Model) bool { return m.Env == env })
+		m := sm.Models[i]
+		if !m.Burst.Found() {
+			fmt.Fprintf(b, "| %s | none found (β < %.2g) | — | — | %.0f s |\n", env, sizing.MinBurstRate, m.BurstSeconds)
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %.3g | %.0f | %.2g | %.0f s |\n", env, m.Burst.Rate, m.Burst.Bound, 1e3*m.Burst.Lasts, m.BurstSeconds)
+	}
+	fmt.Fprintln(b)
 }
 
 // shortSource drops the file and the benchmark's fixed prefix from a row
@@ -291,7 +319,7 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 // writeCalibration writes the held-out rows binned by the model's chance
 // that they drop, against how many did.
 func writeCalibration(b *bytes.Buffer, v sizing.Validation) {
-	fmt.Fprintf(b, "The model gives each row a chance of dropping in one of its runs (1 − e^(−Σ T·λ(x)) over its runs, x the time its readable buffer lasts at the run's rate). "+
+	fmt.Fprintf(b, "The model gives each row a chance of dropping in one of its runs (1 − e^(−Σ T·ν) over its runs: ν the rate, at the run's own, of absences longer than its readable buffer lasts plus bursts larger than it holds). "+
 		"Where it knows its uncertainty, about that share of the rows in each bin dropped (open loops):\n\n")
 	fmt.Fprintf(b, "| model's chance of a drop | held-out rows | mean chance | dropped |\n|---|---|---|---|\n")
 	for _, bin := range v.OpenLoops().Calibration(0, 0.1, 0.5, 0.9, 1) {

@@ -402,4 +402,18 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 	if best, n := sm.Validation.Ceiling(); n == 0 || !strings.Contains(md, fmt.Sprintf("is %d of %d (", best, n)) {
 		t.Errorf("the ceiling %d of %d not in the report", best, n)
 	}
+	// The native host's bursts (kdamond) are found and reported with the
+	// parameters the models use; the VM's guest has none.
+	for _, m := range sm.Models {
+		row := fmt.Sprintf("| %s | none found", m.Env)
+		if m.Burst.Found() {
+			row = fmt.Sprintf("| %s | %.3g | %.0f |", m.Env, m.Burst.Rate, m.Burst.Bound)
+		}
+		if !strings.Contains(md, row) {
+			t.Errorf("the bursts of %s (%+v) are not in the report as %q", m.Env, m.Burst, row)
+		}
+		if strings.HasPrefix(m.Env, "native") != m.Burst.Found() {
+			t.Errorf("%v: bursts %+v; the committed native results have kdamond's, the VM's none", m.Key, m.Burst)
+		}
+	}
 }

@@ -3,22 +3,21 @@
 // given length, fitted from benchmark results and checked on results it
 // was not fitted on.
 //
-// The buffer must hold what accumulates while the consumer is not
-// reading, plus what is written but not readable yet:
+// The buffer must hold the readable backlog y a capture meets, plus what
+// is written but not readable yet:
 //
-//	M ≥ r·s·H + W
+//	M ≥ y            (a reader woken per record)
+//	M ≥ y·n/(n−1)    (a batched reader or relay: one of n sub-buffers is
+//	                  being filled before the reader sees it)
 //
-// with r events/s per CPU, s the bytes one record takes in the path's
-// buffer, H the longest absence of the consumer a capture of d seconds
-// meets but for a small Risk (see Tail: absences longer than x arrive at
-// a·e^(−x/τ) per second, so H = τ·ln(a·d/Risk) roughly), and W the
-// unreadable part: nothing for a reader woken per record, one sub-buffer
-// (M/n) for a batched reader or relay, whose reader sees only finished
-// sub-buffers. So M ≥ r·s·H·n/(n−1) there.
+// Two things push y up, independently: the consumer's absences (Tail: an
+// absence of x seconds leaves r·s·x bytes, r events/s per CPU and s the
+// bytes one record takes in the path's buffer) and other tasks' bursts of
+// slab events on one CPU (Burst: up to K events, whatever r). y is the
+// backlog a capture of d seconds passes with a chance of only Risk.
 package sizing
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -172,6 +171,14 @@ type Model struct {
 	// absences at a length (a rare long absence is the consumer's,
 	// whatever path it reads, and one path's runs may not show it).
 	Tail, GroupTail Tail
+	// Burst is fitted on every run of the environment, beside each key's
+	// tail: other tasks' floods of slab events are the machine's, not the
+	// path's. PerEvent is the bytes one of their events adds to a CPU's
+	// share of this path's buffer; BurstSeconds is how long the
+	// environment's runs lasted together.
+	Burst        Burst
+	PerEvent     float64
+	BurstSeconds float64
 	// Rates is the range of per-CPU rates of the fitted rows with a run
 	// that kept up; beyond Rates[1] the fit has no such row.
 	Rates [2]float64
@@ -190,25 +197,67 @@ type Model struct {
 	UnsustainedBytes int
 }
 
-// Hold is the absence the buffer must outlast in a capture of d seconds
-// for the chance of a drop to stay under risk.
+// Hold is the absence of the consumer a capture of d seconds outlasts
+// but for a chance of risk, bursts aside.
 func (m Model) Hold(d, risk float64) float64 {
 	return max(m.Tail.Hold(d, risk), m.GroupTail.Hold(d, risk))
 }
 
-// Exceed is λ(x) of whichever of the key's and its group's tails has
+// BurstBytes is the burst a capture of d seconds meets but for a chance
+// of risk, in bytes of a CPU's share of the buffer (0: none that large).
+func (m Model) BurstBytes(d, risk float64) float64 {
+	e := m.Burst.Hold(d, risk)
+	if e <= BurstThreshold {
+		return 0
+	}
+	return e * m.PerEvent
+}
+
+// absences is λ(x) of whichever of the key's and its group's tails has
 // the longer absences at x, as Hold takes the longer of their holds.
-func (m Model) Exceed(x float64) float64 { return max(m.Tail.Exceed(x), m.GroupTail.Exceed(x)) }
+func (m Model) absences(x float64) float64 { return max(m.Tail.Exceed(x), m.GroupTail.Exceed(x)) }
+
+// Exceed is how often, per second, a CPU's readable backlog passes y
+// bytes at rate events/s per CPU: the consumer away longer than y lasts,
+// or a burst larger than y holds.
+func (m Model) Exceed(y, rate float64) float64 {
+	bps := rate * float64(m.RecordBytes)
+	return m.absences(y/bps) + m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent))
+}
+
+// readable is the backlog a capture of d seconds at rate keeps under but
+// for a chance of risk: d·Exceed(y) = −ln(1 − risk), and at least the
+// Threshold's worth.
+func (m Model) readable(rate, d, risk float64) float64 {
+	floor := rate * float64(m.RecordBytes) * Threshold
+	target := -math.Log1p(-risk) / d
+	if m.Exceed(floor, rate) <= target {
+		return floor
+	}
+	return floor * (1 + solve(func(x float64) bool { return m.Exceed(floor*(1+x), rate) > target }))
+}
+
+// FromBurst says whether bursts, rather than the consumer's absences,
+// set the need at rate for a capture of d seconds.
+func (m Model) FromBurst(rate, d float64) bool {
+	y := m.readable(rate, d, Risk)
+	bps := rate * float64(m.RecordBytes)
+	return m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent)) > m.absences(y/bps)
+}
 
 // FromGroup says whether the group's tail sets Hold at d seconds.
 func (m Model) FromGroup(d float64) bool {
 	return m.GroupTail.Hold(d, Risk) > m.Tail.Hold(d, Risk)
 }
 
-// Exposure is how long the runs of the tail that sets Hold at d seconds
-// (the key's or its group's) lasted together.
-func (m Model) Exposure(d float64) float64 {
-	if m.FromGroup(d) {
+// Exposure is how long the runs of what sets the need at rate for d
+// seconds (the environment's bursts, the key's tail or its group's)
+// lasted together.
+func (m Model) Exposure(rate, d float64) float64 {
+	switch {
+	case m.FromBurst(rate, d):
+		return m.BurstSeconds
+	case m.FromGroup(d):
 		return m.GroupSeconds
 	}
 	return m.Seconds
@@ -217,7 +266,7 @@ func (m Model) Exposure(d float64) float64 {
 // MinBytes is the per-CPU memory the model says a capture of d seconds
 // at rate with n sub-buffers needs to drop with a chance under risk.
 func (m Model) MinBytes(rate float64, n int, d, risk float64) float64 {
-	need := rate * float64(m.RecordBytes) * m.Hold(d, risk)
+	need := m.readable(rate, d, risk)
 	if m.Batched() {
 		if n < 2 {
 			return math.Inf(1)
@@ -234,8 +283,8 @@ func (m Model) Predict(o Observation) bool {
 }
 
 // DropChance is the model's chance that o drops in one of its runs: each
-// run of T seconds at its own rate meets an absence longer than its
-// readable buffer lasts with probability 1 − e^(−T·λ(x)).
+// run of T seconds at its own rate passes its readable buffer with
+// probability 1 − e^(−T·ν).
 func (m Model) DropChance(o Observation) float64 {
 	exposure := 0.0
 	for _, r := range o.runs() {
@@ -243,8 +292,7 @@ func (m Model) DropChance(o Observation) float64 {
 		if rate <= 0 || o.RecordBytes <= 0 {
 			continue
 		}
-		x := (float64(o.PerCPUBytes) - o.unreadable()) / (rate * float64(o.RecordBytes))
-		exposure += r.length() * m.Exceed(x)
+		exposure += r.length() * m.Exceed(float64(o.PerCPUBytes)-o.unreadable(), rate)
 	}
 	return -math.Expm1(-exposure)
 }
@@ -255,108 +303,12 @@ func (m Model) String() string {
 	if m.Batched() {
 		w = "·n/(n−1)"
 	}
-	return fmt.Sprintf("%s: M ≥ r × %d B × H%s, H = %.3g ms for a %d s capture (absences > x: %.3g/s × e^(−x/%.3g ms))",
-		m.Key, m.RecordBytes, w, m.Hold(DefaultSeconds, Risk)*1e3, DefaultSeconds, m.Tail.Rate, m.Tail.Scale*1e3)
-}
-
-// Fit fits a model per key over the observations. A key whose runs all
-// dropped gets no model: nothing says how far its consumer falls behind
-// when it keeps up.
-func Fit(obs []Observation) []Model {
-	var keys []Key
-	for _, o := range obs {
-		if !slices.Contains(keys, o.Key) {
-			keys = append(keys, o.Key)
-		}
+	bursts := "no bursts"
+	if m.Burst.Found() {
+		bursts = fmt.Sprintf("bursts: %.3g/s of up to %.0f events × %.3g B + r × %d B × %.2g ms", m.Burst.Rate, m.Burst.Bound, m.PerEvent, m.RecordBytes, 1e3*m.Burst.Lasts)
 	}
-	var models []Model
-	groupRuns := map[Key][]tailRun{}
-	for _, k := range keys {
-		m := Model{Key: k, Rates: [2]float64{math.Inf(1), 0}}
-		// Where no run of any size kept up at a rate, the consumer was
-		// too slow for it, which no buffer fixes: those runs say nothing
-		// of its absences.
-		keptUp := map[string]bool{}
-		for _, o := range obs {
-			if o.Key == k && (o.NoDrops || o.SomeRunsKeptUp) {
-				keptUp[o.Workload+" "+o.Rate] = true
-			}
-		}
-		lost := map[string][]Observation{}
-		var runs []tailRun
-		for _, o := range obs {
-			if o.Key != k {
-				continue
-			}
-			m.Fitted++
-			m.RecordBytes = o.RecordBytes
-			g := o.Workload + " " + o.Rate
-			if !keptUp[g] {
-				lost[g] = append(lost[g], o)
-				continue
-			}
-			if o.NoDrops {
-				m.NoDrops++
-			}
-			if o.NoDrops || o.SomeRunsKeptUp {
-				m.Rates = [2]float64{min(m.Rates[0], o.PerCPURate), max(m.Rates[1], o.PerCPURate)}
-			}
-			runs = append(runs, o.tailRuns()...)
-		}
-		for _, rows := range lost {
-			var rates []float64
-			largest := 0
-			for _, o := range rows {
-				rates = append(rates, o.PerCPURate)
-				largest = max(largest, o.PerCPUBytes)
-			}
-			slices.Sort(rates)
-			if r := rates[len(rates)/2]; m.Unsustained == 0 || r < m.Unsustained {
-				m.Unsustained, m.UnsustainedBytes = r, largest
-			}
-		}
-		if len(runs) == 0 {
-			continue
-		}
-		var ok bool
-		if m.Tail, ok = fitTail(runs); !ok {
-			continue
-		}
-		m.RunsFitted = len(runs)
-		for _, r := range runs {
-			m.Censored += b2i(r.Dropped)
-			m.Seconds += r.Seconds
-			m.LongestRun = max(m.LongestRun, r.Seconds)
-		}
-		groupRuns[m.group()] = append(groupRuns[m.group()], runs...)
-		models = append(models, m)
-	}
-	groupTails, groupSeconds := map[Key]Tail{}, map[Key]float64{}
-	for g, runs := range groupRuns {
-		groupTails[g], _ = fitTail(runs)
-		for _, r := range runs {
-			groupSeconds[g] += r.Seconds
-		}
-	}
-	for i := range models {
-		g := models[i].group()
-		models[i].GroupTail, models[i].GroupSeconds = groupTails[g], groupSeconds[g]
-	}
-	slices.SortStableFunc(models, func(a, b Model) int {
-		return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Wakeup, b.Wakeup), cmp.Compare(a.Consumer, b.Consumer))
-	})
-	return models
-}
-
-// group is the set of models whose runs also bound this one's absences:
-// same environment and consumer placement, and read in whole sub-buffers
-// or not.
-func (m Model) group() Key {
-	g := Key{Env: m.Env, Consumer: m.Consumer, Wakeup: "every"}
-	if m.Batched() {
-		g.Wakeup = "batched"
-	}
-	return g
+	return fmt.Sprintf("%s: M ≥ y%s, y the larger of r × %d B × H (H = %.3g ms for a %d s capture; absences > x: %.3g/s × e^(−x/%.3g ms)) and the burst (%s)",
+		m.Key, w, m.RecordBytes, m.Hold(DefaultSeconds, Risk)*1e3, DefaultSeconds, m.Tail.Rate, m.Tail.Scale*1e3, bursts)
 }
 
 // Find returns the model of k.

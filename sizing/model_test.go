@@ -14,21 +14,39 @@ func longest(t Tail, d float64, rng *rand.Rand) float64 {
 	return max(t.Scale*math.Log(t.Rate*d/-math.Log(1-rng.Float64())), 0)
 }
 
-// synthetic returns the rows a consumer whose absences follow t would
-// give on a ×2 grid of 4 sub-buffers per CPU, at each rate: 6 runs of
-// 1 s per row, each dropping when its longest absence outlasts the
+// largestBurst draws the largest burst, in events, a run of d seconds
+// meets under b (0: none): Poisson arrivals at β, sizes uniform in [u, K].
+func largestBurst(b Burst, d float64, rng *rand.Rand) float64 {
+	largest := 0.0
+	if b.Rate == 0 {
+		return 0
+	}
+	for at := rng.ExpFloat64() / b.Rate; at < d; at += rng.ExpFloat64() / b.Rate {
+		largest = max(largest, BurstThreshold+(b.Bound-BurstThreshold)*rng.Float64())
+	}
+	return largest
+}
+
+// synthetic returns the rows a consumer whose absences follow t, beside
+// bursts b, would give on a ×2 grid of 4 sub-buffers per CPU, at each
+// rate: 6 runs of seconds each per row, each dropping when its largest
+// backlog (its longest absence's, or its largest burst's) passes the
 // readable buffer.
-func synthetic(k Key, workload string, t Tail, rates []float64, lo, hi int, rng *rand.Rand) []Observation {
-	const s, runs, seconds = 88, 6, 1.0
+func synthetic(k Key, workload string, t Tail, b Burst, seconds float64, rates []float64, lo, hi int, rng *rand.Rand) []Observation {
+	const s, runs = 88, 6
 	var obs []Observation
 	for _, r := range rates {
 		for m := lo; m <= hi; m *= 2 {
 			o := Observation{Key: k, Workload: workload, Rate: fmt.Sprint(r / 3), PerCPURate: r,
-				PerCPUBytes: m, Subbufs: 4, RecordBytes: s, Runs: runs, Source: fmt.Sprintf("%v@%d", r, m)}
+				PerCPUBytes: m, Subbufs: 4, RecordBytes: s, CPUs: 2, Runs: runs, Source: fmt.Sprintf("%v@%d", r, m)}
 			unreadable := o.unreadable()
 			dropped := 0
 			for range runs {
-				backlog := unreadable + r*s*longest(t, seconds, rng)
+				backlog := r * s * longest(t, seconds, rng)
+				if e := largestBurst(b, seconds, rng); e > 0 {
+					backlog = max(backlog, e*o.perEvent()+r*s*b.Lasts)
+				}
+				backlog += unreadable
 				run := Run{Dropped: backlog > float64(m), Backlog: min(backlog, float64(m)), PerCPURate: r, Seconds: seconds}
 				dropped += b2i(run.Dropped)
 				o.PerRun = append(o.PerRun, run)
@@ -66,20 +84,20 @@ func TestTailHold(t *testing.T) {
 func TestFitRecoversTail(t *testing.T) {
 	want := Tail{Rate: 3, Scale: 0.002}
 	rng := rand.New(rand.NewPCG(1, 2))
-	var runs []tailRun
+	var runs []fitRun
 	censored := 0
 	for i := range 3000 {
 		d := []float64{1, 3}[i%2]
 		hold := []float64{0.002, 0.005, 0.05}[i%3]
 		a := longest(want, d, rng)
-		run := tailRun{Seconds: d, Absence: a}
+		run := fitRun{Seconds: d, Readable: a, BytesPerSec: 1, PerEvent: 1}
 		if a > hold {
-			run = tailRun{Seconds: d, Absence: hold, Dropped: true}
+			run.Readable, run.Dropped = hold, true
 			censored++
 		}
 		runs = append(runs, run)
 	}
-	got, ok := fitTail(runs)
+	got, ok := fitTail(runs, Burst{})
 	if !ok || math.Abs(got.Rate-want.Rate)/want.Rate > 0.1 || math.Abs(got.Scale-want.Scale)/want.Scale > 0.05 {
 		t.Errorf("fitted %+v (ok %v) from %d runs, %d censored; want %+v within 10%% and 5%%", got, ok, len(runs), censored, want)
 	}
@@ -98,7 +116,7 @@ func TestFitAndValidate(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
 		var obs []Observation
 		for range 4 { // four times the benchmark's rows: a fit of the tail, not of the noise
-			obs = append(obs, synthetic(k, "openclose", tail, []float64{30e3, 90e3, 300e3}, 8<<10, 2<<20, rng)...)
+			obs = append(obs, synthetic(k, "openclose", tail, Burst{}, 1, []float64{30e3, 90e3, 300e3}, 8<<10, 2<<20, rng)...)
 		}
 		fit, held := Split(obs, "openclose")
 		for _, o := range fit {
@@ -114,7 +132,7 @@ func TestFitAndValidate(t *testing.T) {
 		if math.Abs(m.Tail.Scale-tail.Scale)/tail.Scale > 0.1 {
 			t.Errorf("%v: fitted %+v, want %+v", k, m.Tail, tail)
 		}
-		v := Validate(models, append(held, synthetic(k, "pipecreate", tail, []float64{45e3}, 8<<10, 1<<20, rng)...))
+		v := Validate(models, append(held, synthetic(k, "pipecreate", tail, Burst{}, 1, []float64{45e3}, 8<<10, 1<<20, rng)...))
 		// Rows near the boundary drop in some runs and not others: even
 		// the true tail gets some of them wrong, never many.
 		if c, n := v.Accuracy(false); n == 0 || float64(c) < 0.8*float64(n) {
@@ -140,9 +158,43 @@ func TestFitAndValidate(t *testing.T) {
 	}
 }
 
+// TestFitRecoversBurst fits rows of several rates whose runs meet, beside
+// the consumer's absences, bursts of a bounded size every few seconds:
+// the fit must find the bursts' rate and bound, and size a minute's
+// capture as the true model would, at a low rate (where the burst sets
+// the need) and a high one (where the absences do).
+func TestFitRecoversBurst(t *testing.T) {
+	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
+	tail := Tail{Rate: 3, Scale: 0.002}
+	burst := Burst{Rate: 0.2, Bound: 3000, Lasts: 0.003}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var obs []Observation
+	for range 3 {
+		obs = append(obs, synthetic(k, "openclose", tail, burst, 2, []float64{10e3, 30e3, 100e3, 300e3}, 16<<10, 2<<20, rng)...)
+	}
+	models := Fit(obs)
+	if len(models) != 1 {
+		t.Fatalf("%d models, want 1", len(models))
+	}
+	got := models[0]
+	if math.Abs(got.Burst.Rate-burst.Rate)/burst.Rate > 0.25 || math.Abs(got.Burst.Bound-burst.Bound)/burst.Bound > 0.15 {
+		t.Errorf("fitted bursts %+v, want %+v: β within 25%%, K within 15%%", got.Burst, burst)
+	}
+	truth := Model{Key: k, RecordBytes: got.RecordBytes, PerEvent: got.PerEvent, Tail: tail, GroupTail: tail, Burst: burst}
+	for _, rate := range []float64{10e3, 300e3} {
+		g, w := got.MinBytes(rate, 4, 60, Risk), truth.MinBytes(rate, 4, 60, Risk)
+		if math.Abs(g-w)/w > 0.2 {
+			t.Errorf("at %v events/s per CPU: fitted need %.0f B, true %.0f B", rate, g, w)
+		}
+	}
+	if !truth.FromBurst(10e3, 60) || truth.FromBurst(300e3, 60) {
+		t.Fatalf("the test no longer has the burst set the need at 10k and the absences at 300k")
+	}
+}
+
 func TestFitNeedsALossFreeRow(t *testing.T) {
 	k := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
-	obs := synthetic(k, "openclose", Tail{Rate: 1000, Scale: 1}, []float64{300e3}, 8<<10, 64<<10, rand.New(rand.NewPCG(1, 1)))
+	obs := synthetic(k, "openclose", Tail{Rate: 1000, Scale: 1}, Burst{}, 1, []float64{300e3}, 8<<10, 64<<10, rand.New(rand.NewPCG(1, 1)))
 	if models := Fit(obs); len(models) != 0 {
 		t.Fatalf("fitted %v from rows that all lost", models)
 	}
@@ -158,21 +210,21 @@ func TestMinBytesBatched(t *testing.T) {
 	h := tail.Hold(60, Risk)
 	// 100k/s × 80 B × H readable backlog, plus one of 4 sub-buffers being
 	// written: × 4/3.
-	if got, want := m.MinBytes(100e3, 4, 60, Risk), 100e3*80*h*4/3; math.Abs(got-want) > 1e-6 {
+	if got, want := m.MinBytes(100e3, 4, 60, Risk), 100e3*80*h*4/3; math.Abs(got-want) > 1e-6*want {
 		t.Errorf("relay MinBytes = %v, want %v", got, want)
 	}
 	if got := m.MinBytes(100e3, 1, 60, Risk); !math.IsInf(got, 1) {
 		t.Errorf("relay with one sub-buffer: MinBytes = %v, want +Inf", got)
 	}
 	m.Key = Key{Path: "ringbuf", Wakeup: "every"}
-	if got, want := m.MinBytes(100e3, 1, 60, Risk), 100e3*80*h; math.Abs(got-want) > 1e-6 {
+	if got, want := m.MinBytes(100e3, 1, 60, Risk), 100e3*80*h; math.Abs(got-want) > 1e-6*want {
 		t.Errorf("ringbuf woken per record: MinBytes = %v, want %v", got, want)
 	}
 }
 
 func TestUnsustainedAndRecommend(t *testing.T) {
 	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
-	obs := synthetic(k, "openclose", Tail{Rate: 3, Scale: 0.002}, []float64{30e3}, 8<<10, 256<<10, rand.New(rand.NewPCG(3, 3)))
+	obs := synthetic(k, "openclose", Tail{Rate: 3, Scale: 0.002}, Burst{}, 1, []float64{30e3}, 8<<10, 256<<10, rand.New(rand.NewPCG(3, 3)))
 	// A rate where the consumer did not keep up: every size lost.
 	for _, m := range []int{64 << 10, 128 << 10} {
 		obs = append(obs, Observation{Key: k, Workload: "openclose", Rate: "fast", PerCPURate: 1e6, PerCPUBytes: m,
@@ -220,9 +272,9 @@ func TestFitGroupTail(t *testing.T) {
 	perf := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
 	every := Key{Env: "native x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
 	rng := rand.New(rand.NewPCG(5, 5))
-	obs := synthetic(ring, "openclose", Tail{Rate: 3, Scale: 0.006}, []float64{30e3}, 8<<10, 1<<20, rng)
-	obs = append(obs, synthetic(perf, "openclose", Tail{Rate: 3, Scale: 0.001}, []float64{30e3}, 8<<10, 1<<20, rng)...)
-	obs = append(obs, synthetic(every, "openclose", Tail{Rate: 3, Scale: 0.001}, []float64{30e3}, 8<<10, 1<<20, rng)...)
+	obs := synthetic(ring, "openclose", Tail{Rate: 3, Scale: 0.006}, Burst{}, 1, []float64{30e3}, 8<<10, 1<<20, rng)
+	obs = append(obs, synthetic(perf, "openclose", Tail{Rate: 3, Scale: 0.001}, Burst{}, 1, []float64{30e3}, 8<<10, 1<<20, rng)...)
+	obs = append(obs, synthetic(every, "openclose", Tail{Rate: 3, Scale: 0.001}, Burst{}, 1, []float64{30e3}, 8<<10, 1<<20, rng)...)
 	want := map[Key]bool{ring: false, perf: true, every: false}
 	for _, m := range Fit(obs) {
 		if got := m.FromGroup(DefaultSeconds); got != want[m.Key] {

@@ -18,8 +18,9 @@ type Recommendation struct {
 	Model
 	Rate    float64 // events/s per CPU asked for
 	Seconds float64 // the capture's length
-	// Hold is the absence the buffer outlasts (Model.Hold at Risk).
-	Hold float64
+	// Hold is the absence the buffer outlasts (Model.Hold at Risk) and
+	// Burst the burst it holds (Model.BurstBytes at Risk).
+	Hold, Burst float64
 	// Need is the model's minimum per-CPU memory at Rate; PerCPUBytes
 	// that rounded up to a power of two, in Subbufs sub-buffers.
 	Need        float64
@@ -43,20 +44,19 @@ func (r Recommendation) RiskAt() float64 {
 	if r.Batched() {
 		readable -= float64(r.SubbufBytes)
 	}
-	x := readable / (r.Rate * float64(r.RecordBytes))
-	return -math.Expm1(-r.Seconds * r.Exceed(x))
+	return -math.Expm1(-r.Seconds * r.Exceed(readable, r.Rate))
 }
 
-// Extrapolated says whether the capture is longer than the runs the tail
-// that sets Hold was fitted on (the key's, or its group's) lasted
-// together, so that the absences it sizes for are the fitted form's, not
-// what the runs met.
-func (r Recommendation) Extrapolated() bool { return r.Seconds > r.Exposure(r.Seconds) }
+// Extrapolated says whether the capture is longer than the runs of what
+// sets the need (the environment's bursts, the key's tail or its
+// group's) lasted together, so that what it sizes for is the fitted
+// form's, not what the runs met.
+func (r Recommendation) Extrapolated() bool { return r.Seconds > r.Exposure(r.Rate, r.Seconds) }
 
 // Recommend sizes the buffer for rate events/s per CPU over a capture of
 // seconds, for a chance of a drop under Risk.
 func (m Model) Recommend(rate, seconds float64) Recommendation {
-	r := Recommendation{Model: m, Rate: rate, Seconds: seconds, Hold: m.Hold(seconds, Risk), Need: m.MinBytes(rate, Subbufs, seconds, Risk)}
+	r := Recommendation{Model: m, Rate: rate, Seconds: seconds, Hold: m.Hold(seconds, Risk), Burst: m.BurstBytes(seconds, Risk), Need: m.MinBytes(rate, Subbufs, seconds, Risk)}
 	r.PerCPUBytes = MinPerCPU
 	if r.Need > MinPerCPU {
 		r.PerCPUBytes = 1 << bits.Len64(uint64(math.Ceil(r.Need))-1)

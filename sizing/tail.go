@@ -36,40 +36,57 @@ func (t Tail) Hold(d, risk float64) float64 {
 	return max(t.Scale*math.Log(t.Rate*d/-math.Log1p(-risk)), Threshold)
 }
 
-// tailRun is what one run says of the tail: it lasted Seconds and its
-// longest absence was Absence (Dropped false), or longer than Absence,
-// the time its readable buffer lasted (Dropped true).
-type tailRun struct {
-	Seconds, Absence float64
-	Dropped          bool
+// fitRun is what one run says of the tail and the bursts: it lasted
+// Seconds at BytesPerSec (its rate × record bytes), and its most readable
+// backlog was Readable bytes (Dropped false) or more than Readable, its
+// readable buffer (Dropped true). PerEvent is the bytes a foreign event
+// adds to the CPU's share of the buffer.
+type fitRun struct {
+	Seconds, Readable, BytesPerSec, PerEvent float64
+	Dropped                                  bool
 }
 
-// logLikelihood of the runs under t: a run of T seconds is never away
-// longer than x with probability e^(−T·λ(x)).
-func (t Tail) logLikelihood(runs []tailRun) float64 {
+// exceed is how often the run's readable backlog passes y bytes, per
+// second: an absence longer than y/BytesPerSec or a burst of more than
+// y/PerEvent events.
+func (r fitRun) exceed(t Tail, b Burst, y float64) float64 {
+	return t.Exceed(y/r.BytesPerSec) + b.Exceed(b.events(y, r.BytesPerSec, r.PerEvent))
+}
+
+// logLikelihood of the runs under t and b: a run of T seconds keeps its
+// readable backlog under y with probability e^(−T·ν(y)), ν = exceed.
+func logLikelihood(t Tail, b Burst, runs []fitRun) float64 {
 	ll := 0.0
 	for _, r := range runs {
-		switch {
-		case r.Dropped:
-			ll += math.Log(t.Risk(r.Absence, r.Seconds))
-		case r.Absence < Threshold:
-			ll -= r.Seconds * t.Exceed(Threshold)
-		default: // the density of the longest absence at r.Absence
-			ll += math.Log(r.Seconds*t.Exceed(r.Absence)/t.Scale) - r.Seconds*t.Exceed(r.Absence)
+		nu := r.exceed(t, b, r.Readable)
+		if r.Dropped {
+			ll += math.Log(-math.Expm1(-r.Seconds * nu))
+			continue
 		}
+		// The density of the largest backlog at Readable, from whichever
+		// part is above its threshold there.
+		dens := 0.0
+		if x := r.Readable / r.BytesPerSec; x >= Threshold {
+			dens += t.Exceed(x) / t.Scale / r.BytesPerSec
+		}
+		dens += b.density(b.events(r.Readable, r.BytesPerSec, r.PerEvent)) / r.PerEvent
+		if dens > 0 {
+			ll += math.Log(r.Seconds * dens)
+		}
+		ll -= r.Seconds * nu
 	}
 	return ll
 }
 
-// fitTail is the maximum-likelihood tail of the runs, τ between 10 µs
-// and 1 s.
-func fitTail(runs []tailRun) (Tail, bool) {
+// fitTail is the maximum-likelihood tail of the runs beside the bursts
+// b, τ between 10 µs and 1 s.
+func fitTail(runs []fitRun, b Burst) (Tail, bool) {
 	tail := func(p []float64) Tail { return Tail{Rate: math.Exp(p[0]), Scale: math.Exp(p[1])} }
 	p := optimize.Problem{Func: func(p []float64) float64 {
 		if p[1] < math.Log(1e-5) || p[1] > 0 {
 			return math.Inf(1)
 		}
-		ll := tail(p).logLikelihood(runs)
+		ll := logLikelihood(tail(p), b, runs)
 		if math.IsNaN(ll) {
 			return math.Inf(1)
 		}
@@ -82,12 +99,12 @@ func fitTail(runs []tailRun) (Tail, bool) {
 	return tail(res.X), true
 }
 
-// tailRuns are the row's runs as the tail sees them: the absence beyond
+// fitRuns are the row's runs as the fit sees them: the backlog beyond
 // what its buffer cannot hand to the reader yet (the sub-buffer being
-// filled, for a batched reader or relay), over the run's rate × record
-// size. Runs without a duration or rate say nothing.
-func (o Observation) tailRuns() []tailRun {
-	var out []tailRun
+// filled, for a batched reader or relay). Runs without a duration or
+// rate say nothing.
+func (o Observation) fitRuns() []fitRun {
+	var out []fitRun
 	for _, run := range o.runs() {
 		rate := o.runRate(run)
 		if rate <= 0 || run.Seconds <= 0 || o.RecordBytes <= 0 {
@@ -97,9 +114,22 @@ func (o Observation) tailRuns() []tailRun {
 		if run.Dropped {
 			b = float64(o.PerCPUBytes)
 		}
-		out = append(out, tailRun{Seconds: run.Seconds, Absence: max(b-o.unreadable(), 0) / (rate * float64(o.RecordBytes)), Dropped: run.Dropped})
+		out = append(out, fitRun{Seconds: run.Seconds, Readable: max(b-o.unreadable(), 0),
+			BytesPerSec: rate * float64(o.RecordBytes), PerEvent: o.perEvent(), Dropped: run.Dropped})
 	}
 	return out
+}
+
+// perEvent is the bytes one foreign event adds to one CPU's share of
+// the buffer: a record, or for the ring buffer, which every CPU shares,
+// a record over the CPUs.
+func (o Observation) perEvent() float64 { return perEvent(o.Path, o.RecordBytes, o.CPUs) }
+
+func perEvent(path string, recordBytes, cpus int) float64 {
+	if path == "ringbuf" && cpus > 0 {
+		return float64(recordBytes) / float64(cpus)
+	}
+	return float64(recordBytes)
 }
 
 // unreadable is the part of a CPU's buffer the reader cannot see yet: one

@@ -233,9 +233,11 @@ func For(level string) (Plan, error) {
 			100000: doubling(32<<10, 256<<10, 4),
 			5000:   doubling(8<<10, 64<<10, 4),
 		}
-		// Soak rows at a fitted rate and a held-out one (sizing.Split),
-		// 34-61 ms of buffer, runs of 2 s (scripts/bench.sh).
-		p.Soak = map[float64][]Geometry{10000: {{32 << 10, 4}}, 30000: {{128 << 10, 4}}}
+		// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
+		// large enough to hold the host's bursts whole, in runs of 8 s
+		// (scripts/bench.sh), long enough to meet one (kdamond's come
+		// every 5 s: README, Sizing a buffer).
+		p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
 		p.PinnedRates = []float64{10000, 30000}
 		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 		p.AttachGeometries = p.Geometries[:1]

@@ -84,6 +84,7 @@ type sizePath struct {
 	NeedBytes      float64    `json:"need_bytes,omitempty"`
 	Margin         float64    `json:"margin,omitempty"`
 	HoldMs         float64    `json:"hold_ms,omitempty"`      // the absence the buffer outlasts
+	BurstBytes     float64    `json:"burst_bytes,omitempty"`  // the burst of other tasks' events it holds
 	RiskAt         float64    `json:"risk_at_size,omitempty"` // the model's chance of a drop at per_cpu_bytes
 	Extrapolated   bool       `json:"extrapolated,omitempty"` // longer than the fitted runs together
 	FittedSeconds  float64    `json:"fitted_s,omitempty"`
@@ -190,7 +191,8 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	r := m.Recommend(rate, seconds)
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
 	sp.NeedBytes, sp.Margin = r.Need, r.Margin()
-	sp.HoldMs, sp.RiskAt, sp.Extrapolated, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), r.Extrapolated(), m.Exposure(seconds)
+	sp.BurstBytes = r.Burst
+	sp.HoldMs, sp.RiskAt, sp.Extrapolated, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), r.Extrapolated(), m.Exposure(rate, seconds)
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.InRange = sm.Validation.Validated(m, rate)
 	sp.Model = m.String()
@@ -254,8 +256,12 @@ func printSize(a sizeAnswer, consumer string) {
 		}
 		fmt.Printf(")\n")
 		fmt.Printf("  model: %s\n", p.Model)
-		fmt.Printf("         the buffer must outlast a %.3g ms absence: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %.2g%%)\n",
-			p.HoldMs, size.Approx(p.NeedBytes), p.Margin, 100*p.RiskAt)
+		burst := ""
+		if p.BurstBytes > 0 {
+			burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
+		}
+		fmt.Printf("         the buffer must outlast a %.3g ms absence%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %.2g%%)\n",
+			p.HoldMs, burst, size.Approx(p.NeedBytes), p.Margin, 100*p.RiskAt)
 		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
 		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
