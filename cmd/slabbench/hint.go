@@ -80,9 +80,9 @@ func dropHint(r capture.Result) string {
 			"the consumer did not keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
 			m.Env, size.Format(m.UnsustainedBytes), report.RateLabel(m.Unsustained))
 	case rec.PerCPUBytes <= have:
-		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %.2g%% chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
+		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %s chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
 			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
-			m.Env, size.Format(rec.PerCPUBytes), 100*rec.RiskAt(), secs, size.Format(have))
+			m.Env, size.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, size.Format(have))
 	}
 	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, size.Format(rec.PerCPUBytes), rate, k.Path, secs)
 }

@@ -230,6 +230,15 @@ func ringbufTotal(perCPU int, sm report.SizingModel, k sizing.Key) int {
 	return bpftrace.RoundRingbufSize(perCPU * cpus)
 }
 
+// percent writes a chance as a percentage to two digits, or as under
+// 0.0001% where two digits would say nothing.
+func percent(p float64) string {
+	if p < 1e-6 {
+		return "under 0.0001%"
+	}
+	return fmt.Sprintf("%.2g%%", 100*p)
+}
+
 func numOrNil(v float64) *float64 {
 	if math.IsNaN(v) {
 		return nil
@@ -260,8 +269,8 @@ func printSize(a sizeAnswer, consumer string) {
 		if p.BurstBytes > 0 {
 			burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
 		}
-		fmt.Printf("         the buffer must outlast a %.3g ms absence%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %.2g%%)\n",
-			p.HoldMs, burst, size.Approx(p.NeedBytes), p.Margin, 100*p.RiskAt)
+		fmt.Printf("         the buffer must outlast a %.3g ms absence%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
+			p.HoldMs, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
 		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
 		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
