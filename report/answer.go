@@ -183,7 +183,7 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"each path takes the longer H of its own tail and that of all the paths read the same way (batched or relay; woken per record) "+
 		"in its environment and placement (marked: group). Rates at which every run of every size dropped "+
 		"are the consumer's limit, not an absence, and are left out. "+
-		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 8 s "+
+		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 6 s "+
 		"at 10,000 ops/s and 512 KiB per CPU, which hold the bursts whole); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
 		"and the other workloads.\n\n", 1e3*sizing.Threshold, sizing.BurstThreshold, sizing.BurstThreshold, sizing.BurstThreshold, FitWorkload)
 	writeBursts(b, sm)

@@ -234,7 +234,7 @@ func For(level string) (Plan, error) {
 			5000:   doubling(8<<10, 64<<10, 4),
 		}
 		// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
-		// large enough to hold the host's bursts whole, in runs of 8 s
+		// large enough to hold the host's bursts whole, in runs of 6 s
 		// (scripts/bench.sh), long enough to meet one (kdamond's come
 		// every 5 s: README, Sizing a buffer).
 		p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
