@@ -77,6 +77,8 @@ func (sm SizingModel) memoryCell(m sizing.Model, rate float64) string {
 	rec := m.Recommend(rate, sizing.DefaultSeconds)
 	s := size.Format(rec.PerCPUBytes)
 	switch {
+	case rec.Saturated:
+		s = "— ‡" // no size: the consumer cannot keep up
 	case rec.Unsustained:
 		s += " ‡"
 	case !sm.Validation.Validated(m, rate) || rec.Extrapolated():
@@ -119,9 +121,9 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 		"· the CPU cost per event measured at the nearest rate "+
 		"that dropped nothing (probe-ns/event + consumer-ns/event, medians). "+
 		"† outside the rates the model was fitted and checked on, or longer than its fitted runs together: extrapolated. "+
-		"‡ at this rate or below, every buffer tested dropped events: the consumer did not keep up, and the size is the model's, not a measurement. "+
+		"‡ the consumer does not keep up, which no buffer fixes: at this rate or below every buffer tested dropped events (the size is the model's, not a measurement), or, with no size, its measured CPU per event comes to %.0f%% of a CPU or more here. "+
 		"Batched readers get `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer.\n\n",
-		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs)
+		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs, 100*sizing.MaxLoad)
 	for _, env := range sm.envs() {
 		for _, consumer := range []string{"shared", "pinned"} {
 			models := sm.envModels(env, consumer)
@@ -164,9 +166,11 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"plus what is written but not readable yet: per CPU, **M ≥ y** for a reader woken per record and **M ≥ y × n/(n−1)** for a batched reader "+
 		"or relay (one of the n sub-buffers is being filled before the reader sees it), where y is the readable backlog a capture of d seconds "+
 		"stays under but for a chance p. Two things push the backlog up, independently:\n\n"+
-		"- **The consumer's absences.** Absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second (x ≥ %.1f ms) and leave r × s × x bytes: "+
-		"r is events/s per CPU, s the bytes one record takes in that path's buffer (header and alignment included). Alone, they give "+
-		"**y = r × s × H** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more.\n"+
+		"- **The consumer's absences.** Absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second (x ≥ %.1f ms) and leave r × s × x / (1 − ρ) bytes: "+
+		"r is events/s per CPU, s the bytes one record takes in that path's buffer (header and alignment included), ρ = r × c the share of a CPU the consumer "+
+		"needs at that rate (c its measured consumer-ns/event, the median of the key's fitted rows; at most %.0f%%): a busy consumer drains a backlog slowly, so "+
+		"the absences that come before it has caught up add to it, as a queue's busy period grows as 1/(1 − ρ). Alone, they give "+
+		"**y = r × s × H / (1 − ρ)** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more.\n"+
 		"- **Bursts of other tasks' slab events on one CPU** (natively, kdamond's DAMON pageout scheme every 5 s: README, Sizing a buffer). "+
 		"They arrive at β per second whatever the capture's rate; the part of a burst the consumer has not read when the backlog peaks is "+
 		"up to K events, uniform above %d (it meets the burst at a random point), and leaves that many events × s′ bytes plus δ of the capture's own events (r × s × δ): "+
@@ -185,7 +189,7 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"are the consumer's limit, not an absence, and are left out. "+
 		"Fitted on the open loops of %s at every other rate of the grid (the lowest, the third) and the soak rows among them (runs of 6 s "+
 		"at 10,000 ops/s and 512 KiB per CPU, which hold the bursts whole); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
-		"and the other workloads.\n\n", 1e3*sizing.Threshold, sizing.BurstThreshold, sizing.BurstThreshold, sizing.BurstThreshold, FitWorkload)
+		"and the other workloads.\n\n", 1e3*sizing.Threshold, 100*sizing.MaxLoad, sizing.BurstThreshold, sizing.BurstThreshold, sizing.BurstThreshold, FitWorkload)
 	writeBursts(b, sm)
 	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | burst B × s′, 1 min (KB) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")

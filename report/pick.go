@@ -111,15 +111,26 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 			}
 		}
 		env := s.Environment + " " + s.Kernel
-		if ms := sm.envModels(env, "shared"); len(ms) > 0 {
-			least := ms[0]
-			for _, m := range ms[1:] {
-				if m.Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes < least.Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes {
-					least = m
-				}
+		// Among the paths whose consumer can keep up at that rate (a
+		// saturated one has no size), every one that asks the least.
+		var least []sizing.Model
+		for _, m := range sm.envModels(env, "shared") {
+			r := m.Recommend(100e3, sizing.DefaultSeconds)
+			switch {
+			case r.Saturated:
+			case len(least) == 0 || r.PerCPUBytes < least[0].Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes:
+				least = []sizing.Model{m}
+			case r.PerCPUBytes == least[0].Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes:
+				least = append(least, m)
+			}
+		}
+		if len(least) > 0 {
+			var names []string
+			for _, m := range least {
+				names = append(names, variantName(m))
 			}
 			claims = append(claims, fmt.Sprintf("**least memory** at 100k events/s per CPU, consumer shared: %s, %s per CPU (the answer table)",
-				variantName(least), sm.memoryCell(least, 100e3)))
+				joinAnd(names), sm.memoryCell(least[0], 100e3)))
 		}
 		if ac := s.AttachModes(wl); len(ac.Floors) > 2 {
 			claims = append(claims, fmt.Sprintf("**attaching by function** (kprobe, fentry; where a tracepoint lacks what you need): "+

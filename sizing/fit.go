@@ -92,6 +92,17 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 			m.Unsustained, m.UnsustainedBytes = r, largest
 		}
 	}
+	var costs []float64
+	for _, o := range obs {
+		if o.Key == k && !math.IsNaN(o.ConsumerNs) && o.ConsumerNs > 0 {
+			costs = append(costs, o.ConsumerNs)
+		}
+	}
+	m.ConsumerNs = math.NaN()
+	if len(costs) > 0 {
+		slices.Sort(costs)
+		m.ConsumerNs = costs[len(costs)/2]
+	}
 	m.RunsFitted = len(runs)
 	for _, r := range runs {
 		m.Censored += b2i(r.Dropped)

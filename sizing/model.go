@@ -11,10 +11,11 @@
 //	                  being filled before the reader sees it)
 //
 // Two things push y up, independently: the consumer's absences (Tail: an
-// absence of x seconds leaves r·s·x bytes, r events/s per CPU and s the
-// bytes one record takes in the path's buffer) and other tasks' bursts of
-// slab events on one CPU (Burst: up to K events, whatever r). y is the
-// backlog a capture of d seconds passes with a chance of only Risk.
+// absence of x seconds leaves r·s·x/(1 − ρ) bytes, r events/s per CPU, s
+// the bytes one record takes in the path's buffer and ρ the share of a CPU
+// the consumer needs at r) and other tasks' bursts of slab events on one
+// CPU (Burst: up to K events, whatever r). y is the backlog a capture of d
+// seconds passes with a chance of only Risk.
 package sizing
 
 import (
@@ -179,6 +180,9 @@ type Model struct {
 	Burst        Burst
 	PerEvent     float64
 	BurstSeconds float64
+	// ConsumerNs is the consumer's CPU per event, the median of the
+	// fitted rows' (NaN: none reported).
+	ConsumerNs float64
 	// Rates is the range of per-CPU rates of the fitted rows with a run
 	// that kept up; beyond Rates[1] the fit has no such row.
 	Rates [2]float64
@@ -198,7 +202,8 @@ type Model struct {
 }
 
 // Hold is the absence of the consumer a capture of d seconds outlasts
-// but for a chance of risk, bursts aside.
+// but for a chance of risk, bursts aside, for a consumer with CPU to
+// spare (the buffer holds r·s·H/(1 − ρ): absenceBytesPerSec).
 func (m Model) Hold(d, risk float64) float64 {
 	return max(m.Tail.Hold(d, risk), m.GroupTail.Hold(d, risk))
 }
@@ -222,7 +227,16 @@ func (m Model) absences(x float64) float64 { return max(m.Tail.Exceed(x), m.Grou
 // or a burst larger than y holds.
 func (m Model) Exceed(y, rate float64) float64 {
 	bps := rate * float64(m.RecordBytes)
-	return m.absences(y/bps) + m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent))
+	return m.absences(y/m.absenceBytesPerSec(rate)) + m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent))
+}
+
+// absenceBytesPerSec is what a second of the consumer's absence leaves in
+// the buffer at rate: r·s, over 1 − ρ for a consumer that needs a share ρ
+// of a CPU. A busy consumer drains a backlog slowly, so the absences that
+// follow before it has caught up add to it (a queue's busy period grows as
+// 1/(1 − ρ)).
+func (m Model) absenceBytesPerSec(rate float64) float64 {
+	return rate * float64(m.RecordBytes) / (1 - load(rate, m.ConsumerNs))
 }
 
 // readable is the backlog a capture of d seconds at rate keeps under but
@@ -237,12 +251,16 @@ func (m Model) readable(rate, d, risk float64) float64 {
 	return floor * (1 + solve(func(x float64) bool { return m.Exceed(floor*(1+x), rate) > target }))
 }
 
+// Load is ρ, the share of a CPU the consumer needs at rate (0 where its
+// cost is unknown), at most MaxLoad.
+func (m Model) Load(rate float64) float64 { return load(rate, m.ConsumerNs) }
+
 // FromBurst says whether bursts, rather than the consumer's absences,
 // set the need at rate for a capture of d seconds.
 func (m Model) FromBurst(rate, d float64) bool {
 	y := m.readable(rate, d, Risk)
 	bps := rate * float64(m.RecordBytes)
-	return m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent)) > m.absences(y/bps)
+	return m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent)) > m.absences(y/m.absenceBytesPerSec(rate))
 }
 
 // FromGroup says whether the group's tail sets Hold at d seconds.
@@ -307,8 +325,12 @@ func (m Model) String() string {
 	if m.Burst.Found() {
 		bursts = fmt.Sprintf("bursts: %.3g/s of up to %.0f events × %.3g B + r × %d B × %.2g ms", m.Burst.Rate, m.Burst.Bound, m.PerEvent, m.RecordBytes, 1e3*m.Burst.Lasts)
 	}
-	return fmt.Sprintf("%s: M ≥ y%s, y the larger of r × %d B × H (H = %.3g ms for a %d s capture; absences > x: %.3g/s × e^(−x/%.3g ms)) and the burst (%s)",
-		m.Key, w, m.RecordBytes, m.Hold(DefaultSeconds, Risk)*1e3, DefaultSeconds, m.Tail.Rate, m.Tail.Scale*1e3, bursts)
+	busy := ""
+	if !math.IsNaN(m.ConsumerNs) {
+		busy = fmt.Sprintf(" / (1 − r × %.0f ns)", m.ConsumerNs)
+	}
+	return fmt.Sprintf("%s: M ≥ y%s, y the larger of r × %d B × H%s (H = %.3g ms for a %d s capture; absences > x: %.3g/s × e^(−x/%.3g ms)) and the burst (%s)",
+		m.Key, w, m.RecordBytes, busy, m.Hold(DefaultSeconds, Risk)*1e3, DefaultSeconds, m.Tail.Rate, m.Tail.Scale*1e3, bursts)
 }
 
 // Find returns the model of k.

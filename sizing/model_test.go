@@ -90,7 +90,7 @@ func TestFitRecoversTail(t *testing.T) {
 		d := []float64{1, 3}[i%2]
 		hold := []float64{0.002, 0.005, 0.05}[i%3]
 		a := longest(want, d, rng)
-		run := fitRun{Seconds: d, Readable: a, BytesPerSec: 1, PerEvent: 1}
+		run := fitRun{Seconds: d, Readable: a, BytesPerSec: 1, AbsenceBytesPerSec: 1, PerEvent: 1}
 		if a > hold {
 			run.Readable, run.Dropped = hold, true
 			censored++
@@ -296,5 +296,44 @@ func TestCeiling(t *testing.T) {
 	v.Checks = append(v.Checks, Check{Observation: Observation{Key: k, Workload: "openclose", Rate: "max", PerCPUBytes: 1 << 20}, HasModel: true})
 	if best, n := v.Ceiling(); best != 3 || n != 4 {
 		t.Errorf("ceiling %d of %d, want 3 of 4", best, n)
+	}
+}
+
+// TestFitBusyConsumer: a consumer costing 5 µs per event needs 15% of a
+// CPU at 30k events/s and 50% at 100k, so the same absences leave
+// 1/(1 − ρ) times the backlog. Fitted over both rates, the tail is the
+// one of a consumer with CPU to spare, and the need at each rate grows
+// by its 1/(1 − ρ); at 200k the consumer needs the whole CPU.
+func TestFitBusyConsumer(t *testing.T) {
+	k := Key{Env: "vm x", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
+	tail := Tail{Rate: 3, Scale: 0.002}
+	const consumerNs = 5000
+	rng := rand.New(rand.NewPCG(4, 4))
+	var obs []Observation
+	for range 12 {
+		for _, rate := range []float64{30e3, 100e3} {
+			rho := rate * consumerNs * 1e-9
+			rows := synthetic(k, "openclose", Tail{Rate: tail.Rate, Scale: tail.Scale / (1 - rho)}, Burst{}, 1, []float64{rate}, 8<<10, 4<<20, rng)
+			for i := range rows {
+				rows[i].ConsumerNs = consumerNs
+			}
+			obs = append(obs, rows...)
+		}
+	}
+	models := Fit(obs)
+	if len(models) != 1 {
+		t.Fatalf("%d models, want 1", len(models))
+	}
+	m := models[0]
+	if m.ConsumerNs != consumerNs || math.Abs(m.Tail.Scale-tail.Scale)/tail.Scale > 0.1 {
+		t.Errorf("fitted %+v at %v ns per event, want %+v at %v ns (bursts %+v, group %+v)", m.Tail, m.ConsumerNs, tail, float64(consumerNs), m.Burst, m.GroupTail)
+	}
+	idle := m
+	idle.ConsumerNs = math.NaN()
+	if got, want := m.MinBytes(100e3, 4, 60, Risk)/idle.MinBytes(100e3, 4, 60, Risk), 2.0; math.Abs(got-want) > 1e-6 {
+		t.Errorf("at ρ = 0.5 the need is %.3g times an idle consumer's, want %v", got, want)
+	}
+	if m.Recommend(100e3, 60).Saturated || !m.Recommend(200e3, 60).Saturated {
+		t.Errorf("saturated at 100k %v, at 200k %v: want only at 200k (100%% of a CPU)", m.Recommend(100e3, 60).Saturated, m.Recommend(200e3, 60).Saturated)
 	}
 }

@@ -30,8 +30,10 @@ type Recommendation struct {
 	// sub-buffer); 0 for a reader woken per record and for relay.
 	WakeupBytes int
 	// Unsustained says whether the fit saw every tested size lose at
-	// Rate or below.
-	Unsustained bool
+	// Rate or below; Saturated whether the consumer's measured CPU per
+	// event (Model.ConsumerNs) at Rate comes to MaxLoad of a CPU or more.
+	// Either way the consumer does not keep up, which no buffer fixes.
+	Unsustained, Saturated bool
 }
 
 // Margin is the recommended memory over the model's minimum.
@@ -66,6 +68,7 @@ func (m Model) Recommend(rate, seconds float64) Recommendation {
 		r.WakeupBytes = r.SubbufBytes
 	}
 	r.Unsustained = m.Unsustained > 0 && rate >= m.Unsustained
+	r.Saturated = load(rate, m.ConsumerNs) >= MaxLoad
 	return r
 }
 

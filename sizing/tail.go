@@ -43,14 +43,18 @@ func (t Tail) Hold(d, risk float64) float64 {
 // adds to the CPU's share of the buffer.
 type fitRun struct {
 	Seconds, Readable, BytesPerSec, PerEvent float64
-	Dropped                                  bool
+	// AbsenceBytesPerSec is what a second of the consumer's absence
+	// leaves in the buffer: BytesPerSec over 1 − ρ, ρ the share of a CPU
+	// the consumer needs at the run's rate (see Model.absenceBytesPerSec).
+	AbsenceBytesPerSec float64
+	Dropped            bool
 }
 
 // exceed is how often the run's readable backlog passes y bytes, per
 // second: an absence longer than y/BytesPerSec or a burst of more than
 // y/PerEvent events.
 func (r fitRun) exceed(t Tail, b Burst, y float64) float64 {
-	return t.Exceed(y/r.BytesPerSec) + b.Exceed(b.events(y, r.BytesPerSec, r.PerEvent))
+	return t.Exceed(y/r.AbsenceBytesPerSec) + b.Exceed(b.events(y, r.BytesPerSec, r.PerEvent))
 }
 
 // logLikelihood of the runs under t and b: a run of T seconds keeps its
@@ -66,8 +70,8 @@ func logLikelihood(t Tail, b Burst, runs []fitRun) float64 {
 		// The density of the largest backlog at Readable, from whichever
 		// part is above its threshold there.
 		dens := 0.0
-		if x := r.Readable / r.BytesPerSec; x >= Threshold {
-			dens += t.Exceed(x) / t.Scale / r.BytesPerSec
+		if x := r.Readable / r.AbsenceBytesPerSec; x >= Threshold {
+			dens += t.Exceed(x) / t.Scale / r.AbsenceBytesPerSec
 		}
 		dens += b.density(b.events(r.Readable, r.BytesPerSec, r.PerEvent)) / r.PerEvent
 		if dens > 0 {
@@ -114,8 +118,9 @@ func (o Observation) fitRuns() []fitRun {
 		if run.Dropped {
 			b = float64(o.PerCPUBytes)
 		}
+		bps := rate * float64(o.RecordBytes)
 		out = append(out, fitRun{Seconds: run.Seconds, Readable: max(b-o.unreadable(), 0),
-			BytesPerSec: rate * float64(o.RecordBytes), PerEvent: o.perEvent(), Dropped: run.Dropped})
+			BytesPerSec: bps, AbsenceBytesPerSec: bps / (1 - load(rate, o.ConsumerNs)), PerEvent: o.perEvent(), Dropped: run.Dropped})
 	}
 	return out
 }
@@ -140,4 +145,17 @@ func (o Observation) unreadable() float64 {
 		return float64(o.PerCPUBytes) / float64(o.Subbufs)
 	}
 	return 0
+}
+
+// MaxLoad bounds the consumer's share of a CPU the model scales absences
+// by: at a whole CPU it never catches up, which no buffer fixes.
+const MaxLoad = 0.9
+
+// load is ρ, the share of a CPU a consumer costing consumerNs per event
+// needs at rate events/s (0 where the cost is unknown), at most MaxLoad.
+func load(rate, consumerNs float64) float64 {
+	if math.IsNaN(consumerNs) || consumerNs <= 0 {
+		return 0
+	}
+	return min(rate*consumerNs*1e-9, MaxLoad)
 }

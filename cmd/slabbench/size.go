@@ -83,10 +83,11 @@ type sizePath struct {
 	RingbufBytes   int        `json:"ringbuf_bytes,omitempty"`
 	NeedBytes      float64    `json:"need_bytes,omitempty"`
 	Margin         float64    `json:"margin,omitempty"`
-	HoldMs         float64    `json:"hold_ms,omitempty"`      // the absence the buffer outlasts
-	BurstBytes     float64    `json:"burst_bytes,omitempty"`  // the burst of other tasks' events it holds
-	RiskAt         float64    `json:"risk_at_size,omitempty"` // the model's chance of a drop at per_cpu_bytes
-	Extrapolated   bool       `json:"extrapolated,omitempty"` // longer than the fitted runs together
+	HoldMs         float64    `json:"hold_ms,omitempty"`       // the absence the buffer outlasts
+	BurstBytes     float64    `json:"burst_bytes,omitempty"`   // the burst of other tasks' events it holds
+	ConsumerLoad   float64    `json:"consumer_load,omitempty"` // ρ: the share of a CPU the consumer needs at the rate
+	RiskAt         float64    `json:"risk_at_size,omitempty"`  // the model's chance of a drop at per_cpu_bytes
+	Extrapolated   bool       `json:"extrapolated,omitempty"`  // longer than the fitted runs together
 	FittedSeconds  float64    `json:"fitted_s,omitempty"`
 	ProbeNs        *float64   `json:"probe_ns_per_event"`
 	ConsumerNs     *float64   `json:"consumer_ns_per_event"`
@@ -191,7 +192,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	r := m.Recommend(rate, seconds)
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
 	sp.NeedBytes, sp.Margin = r.Need, r.Margin()
-	sp.BurstBytes = r.Burst
+	sp.BurstBytes, sp.ConsumerLoad = r.Burst, m.Load(rate)
 	sp.HoldMs, sp.RiskAt, sp.Extrapolated, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), r.Extrapolated(), m.Exposure(rate, seconds)
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.InRange = sm.Validation.Validated(m, rate)
@@ -210,6 +211,9 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	case r.Unsustained:
 		sp.Note = fmt.Sprintf("not sustained: at %s events/s per CPU every size tested up to %s per CPU dropped events (the consumer did not keep up); this size is the model's, not a measurement",
 			report.RateLabel(m.Unsustained), size.Format(m.UnsustainedBytes))
+	case r.Saturated:
+		sp.Note = fmt.Sprintf("not sustained: the consumer's measured %.0f ns of CPU per event comes to %.0f%% of a CPU at this rate (the model stops at %.0f%%); it cannot keep up, whatever the buffer: try a batched reader",
+			m.ConsumerNs, 100*rate*m.ConsumerNs*1e-9, 100*sizing.MaxLoad)
 	case !sp.InRange:
 		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
 	case r.Extrapolated():
@@ -269,8 +273,12 @@ func printSize(a sizeAnswer, consumer string) {
 		if p.BurstBytes > 0 {
 			burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
 		}
-		fmt.Printf("         the buffer must outlast a %.3g ms absence%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
-			p.HoldMs, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
+		busy := ""
+		if p.ConsumerLoad > 0.05 {
+			busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
+		}
+		fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
+			p.HoldMs, busy, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
 		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
 		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
