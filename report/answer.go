@@ -191,8 +191,8 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"at 10,000 ops/s and 512 KiB per CPU, which hold the bursts whole); held out: the rates between, the closed loops, the other placements' rates not fitted, "+
 		"and the other workloads.\n\n", 1e3*sizing.Threshold, 100*sizing.MaxLoad, sizing.BurstThreshold, sizing.BurstThreshold, sizing.BurstThreshold, FitWorkload)
 	writeBursts(b, sm)
-	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | burst B × s′, 1 min (KB) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| environment | path, wakeup | consumer | s (B) | c (ns/event) | a (/s) | τ (ms) | H, 1 min (ms) | H, 1 hour (ms) | burst B × s′, 1 min (KB) | runs fitted (dropped), their total length | rows (dropped in no run) | kept up at, events/s per CPU | every size dropped at |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range sm.Models {
 		unsus := "—"
 		if m.Unsustained > 0 {
@@ -209,7 +209,11 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		if v := m.BurstBytes(sizing.DefaultSeconds, sizing.Risk); v > 0 {
 			burst = fmt.Sprintf("%.0f", v/1e3)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %.3g | %.3g | %s | %s | %s | %d (%d), %.0f s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes,
+		cost := "—"
+		if !math.IsNaN(m.ConsumerNs) {
+			cost = num(m.ConsumerNs)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %.3g | %.3g | %s | %s | %s | %d (%d), %.0f s | %d (%d) | %s–%s | %s |\n", m.Env, variantName(m), m.Consumer, m.RecordBytes, cost,
 			m.Tail.Rate, 1e3*m.Tail.Scale, hold(60), hold(3600), burst, m.RunsFitted, m.Censored, m.Seconds, m.Fitted, m.NoDrops, num(m.Rates[0]), num(m.Rates[1]), unsus)
 	}
 	fmt.Fprintf(b, "\nH and B are at a %.0f%% chance of a drop. ", 100*sizing.Risk)

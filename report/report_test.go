@@ -389,7 +389,7 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 		"### Predicted against measured minimum memory",
 		"| model's chance of a drop | held-out rows | mean chance | dropped |",
 		"| environment | held-out rows right | open loops right (ceiling) |",
-		"| environment | path, wakeup | consumer | s (B) | a (/s) | τ (ms) | H, 1 min (ms) |",
+		"| environment | path, wakeup | consumer | s (B) | c (ns/event) | a (/s) | τ (ms) | H, 1 min (ms) |",
 		"## Cost per event, split",
 	})
 	if strings.Index(md, "### Held-out rows") > strings.Index(md, "## How the numbers were obtained") {
