@@ -355,12 +355,13 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 	}
 	fmt.Fprintf(b, "## How far to trust it: the model on rows it was not fitted on\n\n")
 	fmt.Fprintf(b, "Held-out rows: the model, asked for the length of the row's runs together at even odds, says loss-free or lossy; "+
-		"the row dropped in no run or in some (goal: 90%% right). Open loops: the same, for the rows at a set rate, which the model is for; "+
+		"the row dropped in no run or in some (goal: 90%% right); in brackets, how many the model expects to get right if its chances of a drop were exact "+
+		"(the sum over the rows of the larger of its chance and one minus it): a row that meets one of the host's bursts or not by chance is a coin flip for any model. Open loops: the same, for the rows at a set rate, which the model is for; "+
 		"in brackets, the best a per-series memory threshold chosen after the fact could do (the noise's ceiling). "+
 		"Held-out runs: the same, run by run, each at its own rate and length. "+
 		"Boundaries: the model's minimum memory over the smallest tested size that dropped in no run, per held-out rate and workload "+
 		"(goal: within 2×, 0.5–2). Details and the model's parameters: [the sizing model](#the-sizing-model-and-its-held-out-validation).\n\n")
-	fmt.Fprintf(b, "| environment | held-out rows right | open loops right (ceiling) | held-out runs right | boundaries within 2× | boundary ratios |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "| environment | held-out rows right (expected) | open loops right (ceiling) | held-out runs right | boundaries within 2× | boundary ratios |\n|---|---|---|---|---|---|\n")
 	for _, env := range sm.envs() {
 		v := sm.Validation.ForEnv(env)
 		right, rows := v.Accuracy(false)
@@ -393,7 +394,9 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 			best, bt := v.Ceiling()
 			openCell = fmt.Sprintf("%d of %d (%.0f%%; ceiling %.0f%%)", oc, ot, 100*float64(oc)/float64(ot), 100*float64(best)/float64(max(bt, 1)))
 		}
-		fmt.Fprintf(b, "| %s | %d of %d (%.0f%%) | %s | %s | %d of %d | %s |\n", env, right, rows, 100*float64(right)/float64(rows), openCell, runCell, within, bounded, ratios)
+		expected, _ := v.Expected()
+		fmt.Fprintf(b, "| %s | %d of %d (%.0f%%; expected %.0f%%) | %s | %s | %d of %d | %s |\n", env, right, rows, 100*float64(right)/float64(rows),
+			100*expected/float64(rows), openCell, runCell, within, bounded, ratios)
 	}
 	fmt.Fprintln(b)
 }

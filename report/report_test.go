@@ -388,7 +388,7 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 		"### Held-out rows: dropped or not, as the model said?",
 		"### Predicted against measured minimum memory",
 		"| model's chance of a drop | held-out rows | mean chance | dropped |",
-		"| environment | held-out rows right | open loops right (ceiling) |",
+		"| environment | held-out rows right (expected) | open loops right (ceiling) |",
 		"| environment | path, wakeup | consumer | s (B) | c (ns/event) | a (/s) | τ (ms) | H, 1 min (ms) |",
 		"## Cost per event, split",
 	})
@@ -398,6 +398,14 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 	sm := FitModel(sections)
 	if c, n := sm.Validation.Accuracy(false); n == 0 || !strings.Contains(md, fmt.Sprintf("**%d of %d right", c, n)) {
 		t.Errorf("accuracy %d of %d not in the report", c, n)
+	}
+	for _, env := range sm.envs() {
+		v := sm.Validation.ForEnv(env)
+		c, n := v.Accuracy(false)
+		e, _ := v.Expected()
+		if cell := fmt.Sprintf("| %s | %d of %d (%.0f%%; expected %.0f%%) |", env, c, n, 100*float64(c)/float64(n), 100*e/float64(n)); !strings.Contains(md, cell) {
+			t.Errorf("the summary has no %q", cell)
+		}
 	}
 	if best, n := sm.Validation.Ceiling(); n == 0 || !strings.Contains(md, fmt.Sprintf("is %d of %d (", best, n)) {
 		t.Errorf("the ceiling %d of %d not in the report", best, n)

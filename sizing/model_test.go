@@ -337,3 +337,12 @@ func TestFitBusyConsumer(t *testing.T) {
 		t.Errorf("saturated at 100k %v, at 200k %v: want only at 200k (100%% of a CPU)", m.Recommend(100e3, 60).Saturated, m.Recommend(200e3, 60).Saturated)
 	}
 }
+
+// TestExpected: a row given 90% is right nine times in ten, one given
+// even odds half the time; a row without a model does not count.
+func TestExpected(t *testing.T) {
+	v := Validation{Checks: []Check{{HasModel: true, DropChance: 0.9}, {HasModel: true, DropChance: 0.5}, {DropChance: 1}}}
+	if right, n := v.Expected(); math.Abs(right-1.4) > 1e-12 || n != 2 {
+		t.Errorf("expected %v of %d, want 1.4 of 2", right, n)
+	}
+}

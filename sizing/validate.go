@@ -217,6 +217,21 @@ func (v Validation) Calibration(edges ...float64) []CalibrationBin {
 	return bins
 }
 
+// Expected is how many of the held-out rows with a model it would get
+// right if its chances were exactly the rows': a row it gives a chance p
+// of dropping is right with probability max(p, 1 − p). Rows whose fate is
+// a coin flip (a burst or not in their runs) cap it below 100%, whatever
+// the model.
+func (v Validation) Expected() (right float64, total int) {
+	for _, c := range v.Checks {
+		if c.HasModel {
+			right += max(c.DropChance, 1-c.DropChance)
+			total++
+		}
+	}
+	return right, total
+}
+
 // RunAccuracy counts the held-out runs, one by one, and how many the
 // model classified right.
 func (v Validation) RunAccuracy() (correct, total int) {
