@@ -114,13 +114,14 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		// Among the paths whose consumer can keep up at that rate (a
 		// saturated one has no size), every one that asks the least.
 		var least []sizing.Model
+		leastBytes := 0
 		for _, m := range sm.envModels(env, "shared") {
 			r := m.Recommend(100e3, sizing.DefaultSeconds)
 			switch {
 			case r.Saturated:
-			case len(least) == 0 || r.PerCPUBytes < least[0].Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes:
-				least = []sizing.Model{m}
-			case r.PerCPUBytes == least[0].Recommend(100e3, sizing.DefaultSeconds).PerCPUBytes:
+			case len(least) == 0 || r.PerCPUBytes < leastBytes:
+				least, leastBytes = []sizing.Model{m}, r.PerCPUBytes
+			case r.PerCPUBytes == leastBytes:
 				least = append(least, m)
 			}
 		}

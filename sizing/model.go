@@ -226,8 +226,15 @@ func (m Model) absences(x float64) float64 { return max(m.Tail.Exceed(x), m.Grou
 // bytes at rate events/s per CPU: the consumer away longer than y lasts,
 // or a burst larger than y holds.
 func (m Model) Exceed(y, rate float64) float64 {
+	absent, burst := m.exceedParts(y, rate)
+	return absent + burst
+}
+
+// exceedParts is Exceed split by cause: the consumer's absences and the
+// host's bursts.
+func (m Model) exceedParts(y, rate float64) (absent, burst float64) {
 	bps := rate * float64(m.RecordBytes)
-	return m.absences(y/m.absenceBytesPerSec(rate)) + m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent))
+	return m.absences(y / m.absenceBytesPerSec(rate)), m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent))
 }
 
 // absenceBytesPerSec is what a second of the consumer's absence leaves in
@@ -258,9 +265,8 @@ func (m Model) Load(rate float64) float64 { return load(rate, m.ConsumerNs) }
 // FromBurst says whether bursts, rather than the consumer's absences,
 // set the need at rate for a capture of d seconds.
 func (m Model) FromBurst(rate, d float64) bool {
-	y := m.readable(rate, d, Risk)
-	bps := rate * float64(m.RecordBytes)
-	return m.Burst.Exceed(m.Burst.events(y, bps, m.PerEvent)) > m.absences(y/m.absenceBytesPerSec(rate))
+	absent, burst := m.exceedParts(m.readable(rate, d, Risk), rate)
+	return burst > absent
 }
 
 // FromGroup says whether the group's tail sets Hold at d seconds.
