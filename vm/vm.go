@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -229,6 +230,7 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 		wg        sync.WaitGroup
 		mu        sync.Mutex
 		console   = newLineRing(consoleTailLines)
+		fault     faultHead
 		panicLine string
 		started   bool
 		exited    bool
@@ -249,6 +251,7 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 			logf("console: %s", line)
 			mu.Lock()
 			console.add(line)
+			fault.add(line)
 			if panicLine == "" && strings.Contains(line, "Kernel panic") {
 				panicLine = line
 			}
@@ -285,6 +288,9 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 		var b strings.Builder
 		if s := qemuStderr.String(); s != "" {
 			fmt.Fprintf(&b, "\nqemu stderr:\n%s", s)
+		}
+		if len(fault.lines) > 0 {
+			fmt.Fprintf(&b, "\nthe guest's first fault report began:\n%s", strings.Join(fault.lines, "\n"))
 		}
 		if lines := console.lines(); len(lines) > 0 {
 			fmt.Fprintf(&b, "\nlast guest console lines:\n%s", strings.Join(lines, "\n"))
@@ -491,6 +497,29 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// faultMarkers start the kernel's report of a fault. A panic's last
+// lines are its stack; what faulted is at the report's start.
+var faultMarkers = []string{"BUG:", "Oops:", "general protection fault", "invalid opcode", "int3:",
+	"------------[ cut here ]------------", "kernel BUG at", "Unable to handle"}
+
+// faultHeadLines is how many lines of the first fault report an error
+// shows.
+const faultHeadLines = 20
+
+// faultHead keeps the first faultHeadLines lines of the first fault
+// report on the console.
+type faultHead struct{ lines []string }
+
+func (h *faultHead) add(line string) {
+	if len(h.lines) >= faultHeadLines {
+		return
+	}
+	if len(h.lines) == 0 && !slices.ContainsFunc(faultMarkers, func(m string) bool { return strings.Contains(line, m) }) {
+		return
+	}
+	h.lines = append(h.lines, line)
 }
 
 // lineRing keeps the last n lines of the console for error messages.

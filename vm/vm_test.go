@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,5 +238,28 @@ func TestChooseAccel(t *testing.T) {
 	_, err := chooseAccel("tcg,thread=single")
 	if err == nil || !strings.Contains(err.Error(), "tcg-single") {
 		t.Errorf("chooseAccel of a raw qemu option: error %v, want one naming the accepted values", err)
+	}
+}
+
+func TestFaultHeadKeepsTheFirstReport(t *testing.T) {
+	var h faultHead
+	console := []string{
+		"[   41.90] slabrelay: loaded",
+		"[   42.37] int3: 0000 [#1] PREEMPT SMP NOPTI",
+		"[   42.37] CPU: 1 PID: 245 Comm: relaytrace.test Tainted: G           OE      6.1.0-56-amd64 #1",
+		"[   42.37] RIP: 0010:kmem_cache_alloc+0x152/0x300",
+	}
+	for i := 0; i < 2*faultHeadLines; i++ {
+		console = append(console, fmt.Sprintf("[   42.37]  ? frame_%d+0x1/0x2", i))
+	}
+	console = append(console, "[   42.38] BUG: a second report")
+	for _, l := range console {
+		h.add(l)
+	}
+	if len(h.lines) != faultHeadLines {
+		t.Fatalf("kept %d lines, want %d", len(h.lines), faultHeadLines)
+	}
+	if !strings.Contains(h.lines[0], "int3: 0000") || !strings.Contains(h.lines[2], "RIP: 0010:kmem_cache_alloc") {
+		t.Errorf("kept %q..., want the report from its int3 line on", h.lines[:3])
 	}
 }
