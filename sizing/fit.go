@@ -61,12 +61,16 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 	}
 	lost := map[string][]Observation{}
 	var runs []fitRun
+	var costs []float64 // consumer-ns/event of every row, kept up or not
 	for _, o := range obs {
 		if o.Key != k {
 			continue
 		}
 		m.Fitted++
 		m.RecordBytes, m.PerEvent = o.RecordBytes, o.perEvent()
+		if !math.IsNaN(o.ConsumerNs) && o.ConsumerNs > 0 {
+			costs = append(costs, o.ConsumerNs)
+		}
 		g := o.Workload + " " + o.Rate
 		if !keptUp[g] {
 			lost[g] = append(lost[g], o)
@@ -90,12 +94,6 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 		slices.Sort(rates)
 		if r := rates[len(rates)/2]; m.Unsustained == 0 || r < m.Unsustained {
 			m.Unsustained, m.UnsustainedBytes = r, largest
-		}
-	}
-	var costs []float64
-	for _, o := range obs {
-		if o.Key == k && !math.IsNaN(o.ConsumerNs) && o.ConsumerNs > 0 {
-			costs = append(costs, o.ConsumerNs)
 		}
 	}
 	m.ConsumerNs = math.NaN()

@@ -262,6 +262,9 @@ func (m Model) readable(rate, d, risk float64) float64 {
 // cost is unknown), at most MaxLoad.
 func (m Model) Load(rate float64) float64 { return load(rate, m.ConsumerNs) }
 
+// CPUShare is that share uncapped: above MaxLoad the model gives no size.
+func (m Model) CPUShare(rate float64) float64 { return cpuShare(rate, m.ConsumerNs) }
+
 // FromBurst says whether bursts, rather than the consumer's absences,
 // set the need at rate for a capture of d seconds.
 func (m Model) FromBurst(rate, d float64) bool {
@@ -298,12 +301,6 @@ func (m Model) MinBytes(rate float64, n int, d, risk float64) float64 {
 		need *= float64(n) / float64(n-1)
 	}
 	return need
-}
-
-// Predict says whether the model expects o's buffer to drop in none of
-// its runs (at RowRisk over their total length).
-func (m Model) Predict(o Observation) bool {
-	return float64(o.PerCPUBytes) >= m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
 }
 
 // DropChance is the model's chance that o drops in one of its runs: each

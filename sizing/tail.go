@@ -128,13 +128,11 @@ func (o Observation) fitRuns() []fitRun {
 // perEvent is the bytes one foreign event adds to one CPU's share of
 // the buffer: a record, or for the ring buffer, which every CPU shares,
 // a record over the CPUs.
-func (o Observation) perEvent() float64 { return perEvent(o.Path, o.RecordBytes, o.CPUs) }
-
-func perEvent(path string, recordBytes, cpus int) float64 {
-	if path == "ringbuf" && cpus > 0 {
-		return float64(recordBytes) / float64(cpus)
+func (o Observation) perEvent() float64 {
+	if o.Path == "ringbuf" && o.CPUs > 0 {
+		return float64(o.RecordBytes) / float64(o.CPUs)
 	}
-	return float64(recordBytes)
+	return float64(o.RecordBytes)
 }
 
 // unreadable is the part of a CPU's buffer the reader cannot see yet: one
@@ -151,11 +149,15 @@ func (o Observation) unreadable() float64 {
 // by: at a whole CPU it never catches up, which no buffer fixes.
 const MaxLoad = 0.9
 
-// load is ρ, the share of a CPU a consumer costing consumerNs per event
-// needs at rate events/s (0 where the cost is unknown), at most MaxLoad.
-func load(rate, consumerNs float64) float64 {
+// cpuShare is the share of a CPU a consumer costing consumerNs per event
+// needs at rate events/s (0 where the cost is unknown); above 1 it cannot
+// keep up.
+func cpuShare(rate, consumerNs float64) float64 {
 	if math.IsNaN(consumerNs) || consumerNs <= 0 {
 		return 0
 	}
-	return min(rate*consumerNs*1e-9, MaxLoad)
+	return rate * consumerNs * 1e-9
 }
+
+// load is ρ: cpuShare at most MaxLoad.
+func load(rate, consumerNs float64) float64 { return min(cpuShare(rate, consumerNs), MaxLoad) }

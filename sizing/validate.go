@@ -255,7 +255,7 @@ func Validate(models []Model, held []Observation) Validation {
 		c := Check{Observation: o, HasModel: ok}
 		if ok {
 			c.Need = m.MinBytes(o.PerCPURate, o.Subbufs, o.Seconds(), RowRisk)
-			c.PredictNoDrops = m.Predict(o)
+			c.PredictNoDrops = float64(o.PerCPUBytes) >= c.Need
 			c.DropChance = m.DropChance(o)
 			c.InRange = m.inRange(o.PerCPURate)
 			for _, r := range o.PerRun {

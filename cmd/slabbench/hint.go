@@ -82,7 +82,7 @@ func dropHint(r capture.Result) string {
 	case rec.Saturated:
 		return lead + fmt.Sprintf(": in the benchmarks (%s) this path's consumer took %.0f ns of CPU per event, %.0f%% of a CPU at this rate: "+
 			"it cannot keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
-			m.Env, m.ConsumerNs, 100*rate*m.ConsumerNs*1e-9)
+			m.Env, m.ConsumerNs, 100*m.CPUShare(rate))
 	case rec.PerCPUBytes <= have:
 		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %s chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
 			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",

@@ -213,7 +213,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 			report.RateLabel(m.Unsustained), size.Format(m.UnsustainedBytes))
 	case r.Saturated:
 		sp.Note = fmt.Sprintf("not sustained: the consumer's measured %.0f ns of CPU per event comes to %.0f%% of a CPU at this rate (the model stops at %.0f%%); it cannot keep up, whatever the buffer: try a batched reader",
-			m.ConsumerNs, 100*rate*m.ConsumerNs*1e-9, 100*sizing.MaxLoad)
+			m.ConsumerNs, 100*m.CPUShare(rate), 100*sizing.MaxLoad)
 	case !sp.InRange:
 		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
 	case r.Extrapolated():
