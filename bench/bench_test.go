@@ -50,6 +50,15 @@ func Environment() string {
 	return "native"
 }
 
+// commit is the source the benchmarks were built from, as scripts/bench.sh
+// passes it (git describe --always --dirty).
+func commit() string {
+	if c := os.Getenv("SLABBENCH_COMMIT"); c != "" {
+		return c
+	}
+	return "unknown (scripts/bench.sh records it)"
+}
+
 func kernelRelease() string {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
@@ -64,6 +73,7 @@ func printConfig() {
 	lines := []string{
 		"kernel: " + kernelRelease(),
 		"environment: " + Environment(),
+		"commit: " + commit(),
 		fmt.Sprintf("cpus: %d", runtime.NumCPU()),
 		"bench-level: " + matrix.Level,
 		"placement: producers=N runs N workload threads, one pinned to each CPU in turn; consumer=shared leaves the consumer thread unpinned on the same CPUs, consumer=pinned pins it to the last CPU and the workload to the others (the kernel's ring buffer benchmarks' setup)",

@@ -66,35 +66,34 @@ func pathWakeup(path, wakeup string) string {
 	return path + " " + wakeup
 }
 
-// answerCell is the model's memory at rate and the measured CPU cost per
-// event nearest it, with the marks the legend explains.
+// answerCell is the decision's memory at rate, with its mark, and the
+// CPU cost per event measured on the row it stands on.
 func (sm SizingModel) answerCell(m sizing.Model, rate float64) string {
-	return sm.memoryCell(m, rate) + sm.costCell(m, rate)
+	a := sm.answerFor(m, rate, sizing.DefaultSeconds)
+	return memoryCell(a) + costCell(a)
 }
 
-// memoryCell is the model's memory at rate with its marks.
-func (sm SizingModel) memoryCell(m sizing.Model, rate float64) string {
-	rec := m.Recommend(rate, sizing.DefaultSeconds)
-	s := size.Format(rec.PerCPUBytes)
-	switch {
-	case rec.Saturated:
-		s = "— ‡" // no size: the consumer cannot keep up
-	case rec.Unsustained:
-		s += " ‡"
-	case !sm.Validation.Validated(m, rate) || rec.Extrapolated():
-		s += " †"
+// memoryCell is the decision's memory with its mark: † extrapolated;
+// no size where the consumer cannot keep up.
+func memoryCell(a sizing.Answer) string {
+	switch a.Verdict {
+	case sizing.VerdictCannotKeepUp:
+		return "cannot keep up ‡"
+	case sizing.VerdictNoModel:
+		return "no model"
+	case sizing.VerdictExtrapolated:
+		return size.Format(a.Rec.PerCPUBytes) + " †"
 	}
-	return s
+	return size.Format(a.Rec.PerCPUBytes)
 }
 
-// costCell is " · N ns": probe plus consumer CPU per event measured
-// nearest rate ("" when no row says).
-func (sm SizingModel) costCell(m sizing.Model, rate float64) string {
-	c := sizing.CostAt(sm.Observations, m.Key, rate)
-	if math.IsNaN(c.ProbeNs) || math.IsNaN(c.ConsumerNs) {
+// costCell is " · N ns": probe plus consumer CPU per event on the row the
+// answer stands on ("" when that row has neither).
+func costCell(a sizing.Answer) string {
+	if math.IsNaN(a.Cost.ProbeNs) || math.IsNaN(a.Cost.ConsumerNs) {
 		return ""
 	}
-	return fmt.Sprintf(" · %s ns", num(c.ProbeNs+c.ConsumerNs))
+	return fmt.Sprintf(" · %s ns", num(a.Cost.ProbeNs+a.Cost.ConsumerNs))
 }
 
 // RateLabel writes a rate to three significant digits: 10k, 300k, 1M.
@@ -116,14 +115,17 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 		fmt.Fprintf(b, "No sizing model: the results have no open-loop rows of %s that dropped nothing.\n\n", FitWorkload)
 		return
 	}
-	fmt.Fprintf(b, "Each cell: the per-CPU memory the sizing model (below) asks for at that rate for a capture of %s with a %.0f%% chance of a drop, "+
-		"rounded up to a power of two in %d sub-buffers (`slabbench size --rate R [--duration D]` prints the flags, for other lengths too), "+
-		"· the CPU cost per event measured at the nearest rate "+
-		"that dropped nothing (probe-ns/event + consumer-ns/event, medians). "+
-		"† outside the rates the model was fitted and checked on, or longer than its fitted runs together: extrapolated. "+
-		"‡ the consumer does not keep up, which no buffer fixes: at this rate or below every buffer tested dropped events (the size is the model's, not a measurement), or, with no size, its measured CPU per event comes to %.0f%% of a CPU or more here. "+
-		"Batched readers get `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer.\n\n",
-		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs, 100*sizing.MaxLoad)
+	fmt.Fprintf(b, "Each cell is one decision (`slabbench size --rate R` prints the same, with the flags):\n\n"+
+		"- **memory**: per CPU, for a capture of %s with a %.0f%% chance of a drop, rounded up to a power of two in %d sub-buffers "+
+		"(batched readers: `--wakeup-bytes` = one sub-buffer; relay wakes its reader per sub-buffer);\n"+
+		"- **· N ns**: probe-ns/event + consumer-ns/event (medians), CPU per event measured on the open loop of %s nearest that rate "+
+		"with the memory nearest the cell's;\n"+
+		"- **†** extrapolated: outside the rates the held-out open loops checked, or longer than the model's runs together;\n"+
+		"- **cannot keep up ‡**: no size, because no buffer fixes it: probe + consumer CPU per event comes to %.0f%% of a CPU or more at that rate, "+
+		"an open loop at or below it missed its target rate, or every size tested there dropped.\n\n"+
+		"Rates are events/s per CPU: a row's `rate=` is ops/s over all its producers, times the workload's events/op, spread over the CPUs the producers ran on "+
+		"(every CPU for the ring buffer, which they share).\n\n",
+		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs, FitWorkload, 100*sizing.MaxLoad)
 	for _, env := range sm.envs() {
 		for _, consumer := range []string{"shared", "pinned"} {
 			models := sm.envModels(env, consumer)

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strconv"
@@ -124,20 +125,27 @@ type SizingModel struct {
 	Fitted, Held []sizing.Observation
 	Models       []sizing.Model
 	Validation   sizing.Validation
+	// Machines holds where each environment's rows were measured, by
+	// the models' Env (environment and kernel).
+	Machines map[string]Machine
 }
 
 // FitModel fits and validates the sizing model over the sections.
 func FitModel(sections []*Section) SizingModel {
-	var sm SizingModel
+	sm := SizingModel{Machines: map[string]Machine{}}
+	var missed []missedTarget
 	for _, s := range sections {
 		// Only the levels with open-loop grids are the model's data.
 		if p, ok := s.plan(); ok && p.RateGrids == nil {
 			continue
 		}
 		sm.Observations = append(sm.Observations, s.Observations()...)
+		missed = append(missed, s.missedTargets()...)
+		sm.Machines[s.Environment+" "+s.Kernel] = s.Machine()
 	}
 	sm.Fitted, sm.Held = sizing.Split(sm.Observations, FitWorkload)
 	sm.Models = sizing.Fit(sm.Fitted)
+	sm.markMissedTargets(missed)
 	sm.Validation = sizing.Validate(sm.Models, sm.Held)
 	return sm
 }
@@ -182,4 +190,87 @@ func (r *Row) zeroDropped() bool {
 func (r *Row) someRunsDropped() bool {
 	m := r.Metric(UnitDropped)
 	return m != nil && m.Min == 0 && m.Max > 0
+}
+
+// Answer is the one decision (sizing.Decide) for path, wakeup and
+// consumer in environment env ("native", "vm-tcg"; any kernel) at rate
+// events/s per CPU over a capture of seconds.
+func (sm SizingModel) Answer(env, path, wakeup, consumer string, rate, seconds float64) sizing.Answer {
+	m, found := sm.ModelFor(env, path, wakeup, consumer)
+	k := sizing.Key{Env: env, Path: path, Wakeup: wakeup, Consumer: consumer}
+	return sizing.Decide(m, found, sm.Observations, sm.Validation, FitWorkload, k, rate, seconds)
+}
+
+// answerFor is the decision for model m's key.
+func (sm SizingModel) answerFor(m sizing.Model, rate, seconds float64) sizing.Answer {
+	return sizing.Decide(m, true, sm.Observations, sm.Validation, FitWorkload, m.Key, rate, seconds)
+}
+
+// missedTarget is an open-loop row that missed its target rate in every
+// run, so it reported nothing: at that rate the consumer did not keep up.
+type missedTarget struct {
+	key        sizing.Key
+	perCPURate float64 // the target, events/s per CPU
+	source     string
+}
+
+// missedTargets lists the section's open-loop capture rows of the model's
+// attach mode whose every run was skipped below its target. Their target
+// in events/s per CPU takes events/op from the workload's rows that ran.
+func (s *Section) missedTargets() []missedTarget {
+	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
+	if err != nil || cpus <= 0 {
+		return nil
+	}
+	ran := map[string]bool{}
+	eventsPerOp := map[string]float64{}
+	for _, r := range s.Rows {
+		ran[r.Name] = true
+		if ev, ok := r.Median("events/op"); ok && r.Bench == "Capture" && eventsPerOp[r.Keys["workload"]] == 0 {
+			eventsPerOp[r.Keys["workload"]] = ev
+		}
+	}
+	var out []missedTarget
+	for name, reasons := range s.Skipped {
+		if ran[name] || !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "below target") }) {
+			continue
+		}
+		keys := nameKeys(name)
+		ops, err := strconv.ParseFloat(keys["rate"], 64)
+		ev := eventsPerOp[keys["workload"]]
+		if err != nil || ev == 0 || keys["attach"] != ModelAttach {
+			continue
+		}
+		consumer := cmp.Or(keys["consumer"], "shared")
+		producers, _ := strconv.Atoi(keys["producers"])
+		out = append(out, missedTarget{
+			key:        sizing.Key{Env: s.Environment + " " + s.Kernel, Path: keys["path"], Wakeup: keys["wakeup"], Consumer: consumer},
+			perCPURate: sizing.PerCPURate(keys["path"], ops*ev, producers, cpus),
+			source:     s.File + ": " + name,
+		})
+	}
+	return out
+}
+
+// nameKeys returns the key=value parts of a benchmark row name.
+func nameKeys(name string) map[string]string {
+	keys := map[string]string{}
+	for _, p := range strings.Split(name, "/")[1:] {
+		if k, v, ok := strings.Cut(p, "="); ok {
+			keys[k] = v
+		}
+	}
+	return keys
+}
+
+// markMissedTargets sets each model's lowest missed target.
+func (sm *SizingModel) markMissedTargets(missed []missedTarget) {
+	for i := range sm.Models {
+		m := &sm.Models[i]
+		for _, t := range missed {
+			if t.key == m.Key && (m.MissedTarget == 0 || t.perCPURate < m.MissedTarget) {
+				m.MissedTarget, m.MissedTargetRow = t.perCPURate, t.source
+			}
+		}
+	}
 }

@@ -116,12 +116,12 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		var least []sizing.Model
 		leastBytes := 0
 		for _, m := range sm.envModels(env, "shared") {
-			r := m.Recommend(100e3, sizing.DefaultSeconds)
+			a := sm.answerFor(m, 100e3, sizing.DefaultSeconds)
 			switch {
-			case r.Saturated:
-			case len(least) == 0 || r.PerCPUBytes < leastBytes:
-				least, leastBytes = []sizing.Model{m}, r.PerCPUBytes
-			case r.PerCPUBytes == leastBytes:
+			case !a.Verdict.HasSize():
+			case len(least) == 0 || a.Rec.PerCPUBytes < leastBytes:
+				least, leastBytes = []sizing.Model{m}, a.Rec.PerCPUBytes
+			case a.Rec.PerCPUBytes == leastBytes:
 				least = append(least, m)
 			}
 		}
@@ -131,7 +131,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 				names = append(names, variantName(m))
 			}
 			claims = append(claims, fmt.Sprintf("**least memory** at 100k events/s per CPU, consumer shared: %s, %s per CPU (the answer table)",
-				joinAnd(names), sm.memoryCell(least[0], 100e3)))
+				joinAnd(names), memoryCell(sm.answerFor(least[0], 100e3, sizing.DefaultSeconds))))
 		}
 		if ac := s.AttachModes(wl); len(ac.Floors) > 2 {
 			claims = append(claims, fmt.Sprintf("**attaching by function** (kprobe, fentry; where a tracepoint lacks what you need): "+

@@ -32,6 +32,9 @@ out=${BENCH_OUT:-results}
 mkdir -p "$out" bin
 CGO_ENABLED=0 go build -o bin/slabbench ./cmd/slabbench
 CGO_ENABLED=0 go test -c -o bin/bench.test ./bench
+# Every results file names the source it was measured with.
+SLABBENCH_COMMIT=$(git describe --always --dirty 2>/dev/null || echo "unknown (not a git checkout)")
+export SLABBENCH_COMMIT
 # Progress goes to stderr, results to stdout (the files).
 export SLABBENCH_PROGRESS=1
 

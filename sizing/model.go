@@ -199,6 +199,11 @@ type Model struct {
 	// largest size tested there: the consumer did not keep up at all.
 	Unsustained      float64
 	UnsustainedBytes int
+	// MissedTarget is the lowest per-CPU target rate at which an open
+	// loop of the key missed its target in every run (0: none), and
+	// MissedTargetRow that row: the consumer could not keep up there.
+	MissedTarget    float64
+	MissedTargetRow string
 }
 
 // Hold is the absence of the consumer a capture of d seconds outlasts

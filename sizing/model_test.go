@@ -333,8 +333,11 @@ func TestFitBusyConsumer(t *testing.T) {
 	if got, want := m.MinBytes(100e3, 4, 60, Risk)/idle.MinBytes(100e3, 4, 60, Risk), 2.0; math.Abs(got-want) > 1e-6 {
 		t.Errorf("at ρ = 0.5 the need is %.3g times an idle consumer's, want %v", got, want)
 	}
-	if m.Recommend(100e3, 60).Saturated || !m.Recommend(200e3, 60).Saturated {
-		t.Errorf("saturated at 100k %v, at 200k %v: want only at 200k (100%% of a CPU)", m.Recommend(100e3, 60).Saturated, m.Recommend(200e3, 60).Saturated)
+	if a := Decide(m, true, nil, Validation{}, "", m.Key, 100e3, 60); a.Verdict == VerdictCannotKeepUp {
+		t.Errorf("at 100k (50%% of a CPU): %s, %s", a.Verdict, a.Why)
+	}
+	if a := Decide(m, true, nil, Validation{}, "", m.Key, 200e3, 60); a.Verdict != VerdictCannotKeepUp || a.Verdict.HasSize() {
+		t.Errorf("at 200k (100%% of a CPU): %s; want cannot-keep-up, without a size", a.Verdict)
 	}
 }
 

@@ -9,8 +9,8 @@ import (
 // benchmark's open-loop grid ran, so the model was fitted on it.
 const Subbufs = 4
 
-// MinPerCPU is the smallest per-CPU memory recommended: one page of
-// sub-buffers of at least 2 KiB.
+// MinPerCPU is the smallest per-CPU memory recommended: Subbufs
+// sub-buffers of 2 KiB.
 const MinPerCPU = Subbufs * 2 << 10
 
 // Recommendation is a model's answer at one rate and capture length.
@@ -30,10 +30,8 @@ type Recommendation struct {
 	// sub-buffer); 0 for a reader woken per record and for relay.
 	WakeupBytes int
 	// Unsustained says whether the fit saw every tested size lose at
-	// Rate or below; Saturated whether the consumer's measured CPU per
-	// event (Model.ConsumerNs) at Rate comes to MaxLoad of a CPU or more.
-	// Either way the consumer does not keep up, which no buffer fixes.
-	Unsustained, Saturated bool
+	// Rate or below. Whether to give the size at all is Decide's.
+	Unsustained bool
 }
 
 // Margin is the recommended memory over the model's minimum.
@@ -68,7 +66,6 @@ func (m Model) Recommend(rate, seconds float64) Recommendation {
 		r.WakeupBytes = r.SubbufBytes
 	}
 	r.Unsustained = m.Unsustained > 0 && rate >= m.Unsustained
-	r.Saturated = load(rate, m.ConsumerNs) >= MaxLoad
 	return r
 }
 
@@ -78,8 +75,8 @@ func (m Model) inRange(rate float64) bool {
 	return rate >= m.Rates[0]/2 && rate <= 2*m.Rates[1]
 }
 
-// Cost is what one event costs on a path, from the measured rows nearest
-// a rate; NaN where no row says.
+// Cost is what one event costs on a path, from the measured row an
+// answer stands on (CostFor); NaN where no row says.
 type Cost struct {
 	ProbeNs, ConsumerNs float64
 	// OverheadNs is the workload's slowdown per event, measured in the
@@ -87,44 +84,4 @@ type Cost struct {
 	OverheadNs float64
 	// From and OverheadFrom are the rows the costs come from ("": none).
 	From, OverheadFrom string
-}
-
-// CostAt returns the costs of key k near rate: probe and consumer from
-// the open-loop row of the nearest rate (by ratio) that dropped nothing,
-// the smallest such buffer; overhead from the closed-loop row with the
-// most memory.
-func CostAt(obs []Observation, k Key, rate float64) Cost {
-	c := Cost{ProbeNs: math.NaN(), ConsumerNs: math.NaN(), OverheadNs: math.NaN()}
-	var near, closed *Observation
-	for i := range obs {
-		o := &obs[i]
-		if o.Key != k {
-			continue
-		}
-		if o.Rate == "max" {
-			if !math.IsNaN(o.OverheadNs) && (closed == nil || o.PerCPUBytes > closed.PerCPUBytes) {
-				closed = o
-			}
-			continue
-		}
-		if !o.NoDrops {
-			continue
-		}
-		d := math.Abs(math.Log(o.PerCPURate / rate))
-		if near == nil {
-			near = o
-			continue
-		}
-		dn := math.Abs(math.Log(near.PerCPURate / rate))
-		if d < dn*0.99 || d < dn*1.01 && o.PerCPUBytes < near.PerCPUBytes {
-			near = o
-		}
-	}
-	if near != nil {
-		c.ProbeNs, c.ConsumerNs, c.From = near.ProbeNs, near.ConsumerNs, near.Source
-	}
-	if closed != nil {
-		c.OverheadNs, c.OverheadFrom = closed.OverheadNs, closed.Source
-	}
-	return c
 }

@@ -304,8 +304,8 @@ func Validate(models []Model, held []Observation) Validation {
 }
 
 // Range is what the validation supports for m: the per-CPU rates of the
-// rows m was fitted on that kept up and of the held-out rows that dropped
-// nothing where m said they would (a right "lossy" says nothing about
+// rows m was fitted on that kept up and of the held-out open loops that
+// dropped nothing where m said they would (a right "lossy" says nothing about
 // whether m's size suffices), and how many held-out rows of its key it
 // classified right.
 func (v Validation) Range(m Model) (lo, hi float64, correct, total int) {
@@ -317,7 +317,9 @@ func (v Validation) Range(m Model) (lo, hi float64, correct, total int) {
 		total++
 		if c.Correct() {
 			correct++
-			if c.NoDrops {
+			// Only open loops: the model is for a set rate, and a
+			// closed loop's rate is whatever the consumer allowed.
+			if c.NoDrops && c.Rate != "max" {
 				lo, hi = min(lo, c.PerCPURate), max(hi, c.PerCPURate)
 			}
 		}

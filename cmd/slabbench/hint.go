@@ -63,30 +63,32 @@ func dropHint(r capture.Result) string {
 	if err != nil || rate <= 0 {
 		return generic
 	}
-	m, found := sm.ModelFor(env, k.Path, k.Wakeup, k.Consumer)
-	if !found {
-		return generic + fmt.Sprintf("; the committed results have no sizing model for %s (slabbench size)", k)
-	}
 	secs := max(float64(r.DurationNs)/1e9, 1)
-	rec := m.Recommend(rate, secs)
+	a := sm.Answer(env, k.Path, k.Wakeup, k.Consumer, rate, secs)
+	from := sm.MachineOf(env)
+	if !from.SameHardware(thisMachine()) {
+		lead += fmt.Sprintf(" (the sizing model is another machine's: %s, %d CPUs)", from.CPU, from.CPUs)
+	}
+	rec := a.Rec
 	have := r.SubbufSize * r.NumSubbufs
+	switch {
+	case a.Verdict == sizing.VerdictNoModel:
+		return generic + fmt.Sprintf("; the committed results have no sizing model for %s (slabbench size)", k)
+	case a.Verdict == sizing.VerdictCannotKeepUp:
+		return lead + fmt.Sprintf(": in the benchmarks (%s) %s: the consumer cannot keep up, which no buffer fixes; "+
+			"try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)", rec.Env, a.Why)
+	case rec.PerCPUBytes <= have:
+		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %s chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
+			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
+			rec.Env, size.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, size.Format(have))
+	}
 	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", size.Format(rec.SubbufBytes), sizing.Subbufs)
 	if rec.WakeupBytes > 0 {
 		flags += " --wakeup-bytes " + size.Format(rec.WakeupBytes)
 	}
-	switch {
-	case rec.Unsustained:
-		return lead + fmt.Sprintf(": in the benchmarks (%s) every size up to %s per CPU lost at %s events/s per CPU on this path: "+
-			"the consumer did not keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
-			m.Env, size.Format(m.UnsustainedBytes), report.RateLabel(m.Unsustained))
-	case rec.Saturated:
-		return lead + fmt.Sprintf(": in the benchmarks (%s) this path's consumer took %.0f ns of CPU per event, %.0f%% of a CPU at this rate: "+
-			"it cannot keep up, so try a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu) before a bigger buffer",
-			m.Env, m.ConsumerNs, 100*m.CPUShare(rate))
-	case rec.PerCPUBytes <= have:
-		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %s chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
-			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
-			m.Env, size.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, size.Format(have))
+	mark := ""
+	if a.Verdict == sizing.VerdictExtrapolated {
+		mark = ", extrapolated: " + a.Why
 	}
-	return lead + fmt.Sprintf(": try %s (%s per CPU; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, size.Format(rec.PerCPUBytes), rate, k.Path, secs)
+	return lead + fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, size.Format(rec.PerCPUBytes), mark, rate, k.Path, secs)
 }

@@ -70,12 +70,17 @@ func loadModel(files []string) (report.SizingModel, error) {
 	return report.FitModel(sections), nil
 }
 
-// sizePath is one path's answer, as --json prints it.
+// sizePath is one path's answer, as --json prints it: the decision
+// (sizing.Decide) and, where its verdict has one, the size.
 type sizePath struct {
-	Path           string     `json:"path"`
-	Wakeup         string     `json:"wakeup,omitempty"`
-	Consumer       string     `json:"consumer"`
-	Environment    string     `json:"environment"`
+	Path        string `json:"path"`
+	Wakeup      string `json:"wakeup,omitempty"`
+	Consumer    string `json:"consumer"`
+	Environment string `json:"environment"`
+	// Verdict is sized, extrapolated, cannot-keep-up or no-model; Why
+	// says what decided it when it is not sized.
+	Verdict        string     `json:"verdict"`
+	Why            string     `json:"why,omitempty"`
 	PerCPUBytes    int        `json:"per_cpu_bytes,omitempty"`
 	SubbufSize     int        `json:"subbuf_size,omitempty"`
 	Subbufs        int        `json:"subbufs,omitempty"`
@@ -85,27 +90,31 @@ type sizePath struct {
 	Margin         float64    `json:"margin,omitempty"`
 	HoldMs         float64    `json:"hold_ms,omitempty"`       // the absence the buffer outlasts
 	BurstBytes     float64    `json:"burst_bytes,omitempty"`   // the burst of other tasks' events it holds
-	ConsumerLoad   float64    `json:"consumer_load,omitempty"` // ρ: the share of a CPU the consumer needs at the rate
+	ConsumerLoad   float64    `json:"consumer_load,omitempty"` // ρ: the share of a CPU the model's consumer needs at the rate
+	CPUShare       float64    `json:"cpu_share,omitempty"`     // (probe + consumer ns/event) × rate: the share of each CPU the capture takes
 	RiskAt         float64    `json:"risk_at_size,omitempty"`  // the model's chance of a drop at per_cpu_bytes
-	Extrapolated   bool       `json:"extrapolated,omitempty"`  // longer than the fitted runs together
 	FittedSeconds  float64    `json:"fitted_s,omitempty"`
 	ProbeNs        *float64   `json:"probe_ns_per_event"`
 	ConsumerNs     *float64   `json:"consumer_ns_per_event"`
 	OverheadNs     *float64   `json:"overhead_ns_per_event"`
 	ValidatedRates [2]float64 `json:"validated_rates"`
-	InRange        bool       `json:"in_range"`
 	HeldOut        [2]int     `json:"held_out_correct"` // classified right, of
 	// CostFrom and OverheadFrom are the results rows the costs come from.
 	CostFrom     string `json:"cost_from,omitempty"`
 	OverheadFrom string `json:"overhead_from,omitempty"`
 
 	Model string `json:"model,omitempty"`
-	Note  string `json:"note,omitempty"`
 	Flags string `json:"flags,omitempty"`
 }
 
 type sizeAnswer struct {
-	Rate float64 `json:"rate"`
+	// Machine is where the model's rows were measured, ThisMachine where
+	// size runs; SameMachine says whether they have the same CPU model,
+	// CPU count and kernel.
+	Machine     report.Machine `json:"machine"`
+	ThisMachine report.Machine `json:"this_machine"`
+	SameMachine bool           `json:"same_machine"`
+	Rate        float64        `json:"rate"`
 	// Seconds is the capture length sized for, Risk the chance of a drop
 	// in it the model allows.
 	Seconds float64    `json:"duration_s"`
@@ -161,7 +170,10 @@ func runSize(args []string) error {
 	if !slices.Contains(envs, *env) {
 		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, strings.Join(envs, ", "))
 	}
-	answer := sizeAnswer{Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk}
+	answer := sizeAnswer{Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk,
+		Machine: sm.MachineOf(*env), ThisMachine: thisMachine()}
+	answer.SameMachine = answer.Machine.SameHardware(answer.ThisMachine) && answer.Machine.Kernel == answer.ThisMachine.Kernel &&
+		answer.Machine.Environment == answer.ThisMachine.Environment
 	for _, p := range paths {
 		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate, answer.Seconds))
 	}
@@ -174,50 +186,38 @@ func runSize(args []string) error {
 	return nil
 }
 
-// sizeOne answers for one path: the model of its key in the environment.
+// sizeOne formats the decision for one path in env.
 func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, seconds float64) sizePath {
 	if path == "relay" {
 		wakeup = "" // relay's reader sees finished sub-buffers only
 	}
-	sp := sizePath{Path: path, Wakeup: wakeup, Consumer: consumer, Environment: env}
-	m, found := sm.ModelFor(env, path, wakeup, consumer)
-	if !found {
-		sp.Note = fmt.Sprintf("no model: the %s results have no %s rows with this wakeup and consumer that dropped nothing", env, path)
+	a := sm.Answer(env, path, wakeup, consumer, rate, seconds)
+	sp := sizePath{Path: path, Wakeup: wakeup, Consumer: consumer, Environment: env, Verdict: string(a.Verdict), Why: a.Why}
+	if a.Verdict == sizing.VerdictNoModel {
 		if path == "relay" && env == "native" {
-			sp.Note = "no model natively: the relay module runs in the VM here, and so do its rows (slabbench size --env vm-tcg)"
+			sp.Why = "no model natively: the relay module runs in the VM here, and so do its rows (slabbench size --env vm-tcg)"
 		}
 		return sp
 	}
+	m, r := a.Rec.Model, a.Rec
 	sp.Environment = m.Env
-	r := m.Recommend(rate, seconds)
-	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
-	sp.NeedBytes, sp.Margin = r.Need, r.Margin()
-	sp.BurstBytes, sp.ConsumerLoad = r.Burst, m.Load(rate)
-	sp.HoldMs, sp.RiskAt, sp.Extrapolated, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), r.Extrapolated(), m.Exposure(rate, seconds)
+	sp.CPUShare, sp.ConsumerLoad = a.CPUShare, m.Load(rate)
+	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(a.Cost.ProbeNs), numOrNil(a.Cost.ConsumerNs), numOrNil(a.Cost.OverheadNs)
+	sp.CostFrom, sp.OverheadFrom = a.Cost.From, a.Cost.OverheadFrom
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
-	sp.InRange = sm.Validation.Validated(m, rate)
 	sp.Model = m.String()
+	if !a.Verdict.HasSize() {
+		return sp
+	}
+	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
+	sp.NeedBytes, sp.Margin, sp.BurstBytes = r.Need, r.Margin(), r.Burst
+	sp.HoldMs, sp.RiskAt, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), m.Exposure(rate, seconds)
 	if path == "ringbuf" {
 		sp.RingbufBytes = ringbufTotal(r.PerCPUBytes, sm, m.Key)
 	}
-	c := sizing.CostAt(sm.Observations, m.Key, rate)
-	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(c.ProbeNs), numOrNil(c.ConsumerNs), numOrNil(c.OverheadNs)
-	sp.CostFrom, sp.OverheadFrom = c.From, c.OverheadFrom
 	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, size.Format(r.SubbufBytes), sizing.Subbufs)
 	if r.WakeupBytes > 0 {
 		sp.Flags += " --wakeup-bytes " + size.Format(r.WakeupBytes)
-	}
-	switch {
-	case r.Unsustained:
-		sp.Note = fmt.Sprintf("not sustained: at %s events/s per CPU every size tested up to %s per CPU dropped events (the consumer did not keep up); this size is the model's, not a measurement",
-			report.RateLabel(m.Unsustained), size.Format(m.UnsustainedBytes))
-	case r.Saturated:
-		sp.Note = fmt.Sprintf("not sustained: the consumer's measured %.0f ns of CPU per event comes to %.0f%% of a CPU at this rate (the model stops at %.0f%%); it cannot keep up, whatever the buffer: try a batched reader",
-			m.ConsumerNs, 100*m.CPUShare(rate), 100*sizing.MaxLoad)
-	case !sp.InRange:
-		sp.Note = fmt.Sprintf("outside the validated rates (%s-%s events/s per CPU): extrapolated", report.RateLabel(sp.ValidatedRates[0]), report.RateLabel(sp.ValidatedRates[1]))
-	case r.Extrapolated():
-		sp.Note = fmt.Sprintf("a capture longer than the %.0f s the model's runs lasted together: the absences it sizes for are the fitted form's extrapolation", sp.FittedSeconds)
 	}
 	return sp
 }
@@ -251,6 +251,7 @@ func numOrNil(v float64) *float64 {
 }
 
 func printSize(a sizeAnswer, consumer string) {
+	fmt.Println(whoseAnswer(a.Machine, a.ThisMachine))
 	fmt.Printf("buffer sizes for %s events/s per CPU, consumer %s, a capture of %v with a %.0f%% chance of a drop\n",
 		report.RateLabel(a.Rate), consumer, time.Duration(a.Seconds*float64(time.Second)), 100*a.Risk)
 	for _, p := range a.Paths {
@@ -258,40 +259,63 @@ func printSize(a sizeAnswer, consumer string) {
 		if p.Wakeup != "" {
 			name += ", wakeup " + p.Wakeup
 		}
-		fmt.Printf("\n%s (%s)\n", name, p.Environment)
-		if p.PerCPUBytes == 0 {
-			fmt.Printf("  %s\n", p.Note)
+		fmt.Printf("\n%s (%s): %s\n", name, p.Environment, p.Verdict)
+		if p.Why != "" {
+			fmt.Printf("  %s\n", p.Why)
+		}
+		if p.PerCPUBytes > 0 {
+			printSized(p)
+		}
+		if p.Model == "" {
 			continue
 		}
-		fmt.Printf("  %s   (%s per CPU", p.Flags, size.Format(p.PerCPUBytes))
-		if p.RingbufBytes > 0 {
-			fmt.Printf("; the ring buffer %s in all", size.Format(p.RingbufBytes))
-		}
-		fmt.Printf(")\n")
-		fmt.Printf("  model: %s\n", p.Model)
-		burst := ""
-		if p.BurstBytes > 0 {
-			burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
-		}
-		busy := ""
-		if p.ConsumerLoad > 0.05 {
-			busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
-		}
-		fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
-			p.HoldMs, busy, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
-		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (the open loop nearest this rate), overhead %s ns (closed loop)\n",
+		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (open loop nearest this rate and size), overhead %s ns (closed loop)\n",
 			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
 		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
 			if from != "" {
 				fmt.Printf("         from %s\n", from)
 			}
 		}
-		fmt.Printf("  validated at %s-%s events/s per CPU (rows that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
+		fmt.Printf("  validated at %s-%s events/s per CPU (held-out open loops that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
 			report.RateLabel(p.ValidatedRates[0]), report.RateLabel(p.ValidatedRates[1]), p.HeldOut[0], p.HeldOut[1])
-		if p.Note != "" {
-			fmt.Printf("  %s\n", p.Note)
-		}
 	}
+}
+
+// printSized writes a sized path's flags and the model's reasoning.
+func printSized(p sizePath) {
+	fmt.Printf("  %s   (%s per CPU", p.Flags, size.Format(p.PerCPUBytes))
+	if p.RingbufBytes > 0 {
+		fmt.Printf("; the ring buffer %s in all", size.Format(p.RingbufBytes))
+	}
+	fmt.Printf(")\n")
+	fmt.Printf("  model: %s\n", p.Model)
+	burst := ""
+	if p.BurstBytes > 0 {
+		burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
+	}
+	busy := ""
+	if p.ConsumerLoad > 0.05 {
+		busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
+	}
+	fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
+		p.HoldMs, busy, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
+}
+
+// whoseAnswer is size's first line: the machine the answer was measured
+// on and, where this one differs, that it is another machine's answer.
+func whoseAnswer(from, here report.Machine) string {
+	where := fmt.Sprintf("%s, %d CPUs, kernel %s, %s, commit %s (%s)", from.CPU, from.CPUs, from.Kernel, from.Environment, from.Commit, from.File)
+	switch {
+	case from.Environment != here.Environment:
+		return fmt.Sprintf("answer measured in %s: %s; not this machine (%s), so compare paths with it, not absolute sizes", from.Environment, where, here.Environment)
+	case !from.SameHardware(here):
+		return fmt.Sprintf("ANOTHER MACHINE'S ANSWER: measured on %s; this machine is %s, %d CPUs, kernel %s. "+
+			"For this one, run `make bench` here and pass its file: slabbench size --results results/%s-%s.txt",
+			where, here.CPU, here.CPUs, here.Kernel, here.Environment, here.Kernel)
+	case from.Kernel != here.Kernel:
+		return fmt.Sprintf("answer measured on this CPU model and count under another kernel: %s; this machine runs %s", where, here.Kernel)
+	}
+	return "answer measured on this machine: " + where
 }
 
 func nsCell(v *float64) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/report"
 )
 
 func runSizeJSON(t *testing.T, args ...string) sizeAnswer {
@@ -35,7 +36,7 @@ func TestSizeOnCommittedResults(t *testing.T) {
 	}
 	for _, p := range a.Paths {
 		if p.Path == "relay" {
-			if p.PerCPUBytes != 0 || !strings.Contains(p.Note, "--env vm-tcg") {
+			if p.PerCPUBytes != 0 || p.Verdict != "no-model" || !strings.Contains(p.Why, "--env vm-tcg") {
 				t.Errorf("relay natively: %+v, want no size and a pointer to the VM's model", p)
 			}
 			continue
@@ -52,9 +53,9 @@ func TestSizeOnCommittedResults(t *testing.T) {
 		if float64(p.PerCPUBytes) < p.NeedBytes || p.ProbeNs == nil {
 			t.Errorf("%s: %d per CPU below the model's %v, or no probe cost", p.Path, p.PerCPUBytes, p.NeedBytes)
 		}
-		if p.HoldMs <= 0 || p.RiskAt > a.Risk || p.Extrapolated {
-			t.Errorf("%s: holds %v ms with a risk of %v (allowed %v), extrapolated %v: want a hold, the risk within, and a minute within the fitted runs",
-				p.Path, p.HoldMs, p.RiskAt, a.Risk, p.Extrapolated)
+		if p.HoldMs <= 0 || p.RiskAt > a.Risk || p.Verdict != "sized" {
+			t.Errorf("%s: holds %v ms with a risk of %v (allowed %v), verdict %s (%s): want a hold, the risk within, and a minute sized",
+				p.Path, p.HoldMs, p.RiskAt, a.Risk, p.Verdict, p.Why)
 		}
 		if p.Path == "ringbuf" && p.RingbufBytes < 2*p.PerCPUBytes {
 			t.Errorf("ring buffer %d for %d per CPU on 2 CPUs", p.RingbufBytes, p.PerCPUBytes)
@@ -71,8 +72,56 @@ func TestSizeOnCommittedResults(t *testing.T) {
 		t.Errorf("ringbuf needs %v at 30k and %v at 300k events/s per CPU", lo.Paths[0].NeedBytes, hi.Paths[0].NeedBytes)
 	}
 	day := runSizeJSON(t, "--rate", "30000", "--path", "ringbuf", "--duration", "24h")
-	if p := day.Paths[0]; p.NeedBytes <= lo.Paths[0].NeedBytes || !p.Extrapolated || !strings.Contains(p.Note, "extrapolation") {
+	if p := day.Paths[0]; p.NeedBytes <= lo.Paths[0].NeedBytes || p.Verdict != "extrapolated" || !strings.Contains(p.Why, "longer than") {
 		t.Errorf("a day's capture: %+v; want more than a minute's %v, marked extrapolated", p, lo.Paths[0].NeedBytes)
+	}
+}
+
+// TestSizeWithholdsASizeTheConsumerCannotUse: where the measured probe +
+// consumer CPU per event comes to a CPU or more, size gives a verdict
+// and no size or flags, in JSON and in text.
+func TestSizeWithholdsASizeTheConsumerCannotUse(t *testing.T) {
+	a := runSizeJSON(t, "--rate", "300000", "--path", "perfbuf", "--wakeup", "every")
+	p := a.Paths[0]
+	if p.Verdict != "cannot-keep-up" || p.PerCPUBytes != 0 || p.Flags != "" || p.CPUShare < 0.9 || !strings.Contains(p.Why, "of a CPU") {
+		t.Errorf("perfbuf woken per record at 300k: %+v; want cannot-keep-up with its CPU share, and no size", p)
+	}
+	cmd := exec.Command(binary, "size", "--rate", "300000", "--path", "perfbuf", "--wakeup", "every")
+	cmd.Env = append(cmd.Environ(), "SLABBENCH_ENVIRONMENT=")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "--subbuf-size") || !strings.Contains(string(out), "cannot-keep-up") {
+		t.Errorf("text output gives flags or no verdict:\n%s", out)
+	}
+	if first, _, _ := strings.Cut(string(out), "\n"); !strings.Contains(first, a.Machine.CPU) || !strings.Contains(first, a.Machine.Kernel) {
+		t.Errorf("first line %q does not name the machine of the model (%+v)", first, a.Machine)
+	}
+}
+
+// TestWhoseAnswer: the first line of size says whose answer it is, and
+// says it is another machine's when the CPU model or count differs.
+func TestWhoseAnswer(t *testing.T) {
+	from := report.Machine{File: "results/native-x.txt", Environment: "native", CPU: "AMD EPYC", CPUs: 2, Kernel: "6.18", Commit: "abc"}
+	here := from
+	if s := whoseAnswer(from, here); !strings.HasPrefix(s, "answer measured on this machine") {
+		t.Errorf("same machine: %q", s)
+	}
+	for _, change := range []func(*report.Machine){
+		func(m *report.Machine) { m.CPUs = 64 },
+		func(m *report.Machine) { m.CPU = "Intel Xeon" },
+	} {
+		other := here
+		change(&other)
+		if s := whoseAnswer(from, other); !strings.HasPrefix(s, "ANOTHER MACHINE'S ANSWER") || !strings.Contains(s, "--results") {
+			t.Errorf("on %+v: %q; want it called another machine's, and how to measure this one", other, s)
+		}
+	}
+	other := here
+	other.Kernel = "6.19"
+	if s := whoseAnswer(from, other); !strings.Contains(s, "another kernel") || !strings.Contains(s, "6.19") {
+		t.Errorf("another kernel: %q", s)
 	}
 }
 
