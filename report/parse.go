@@ -362,11 +362,17 @@ func lineOf(res *benchfmt.Result) int {
 
 func (r *Row) summarise() {
 	for _, m := range r.metrics {
-		m.Values = benchmath.NewSample(m.Values, &benchmath.DefaultThresholds).Values
-		m.Min, m.Max = m.Values[0], m.Values[len(m.Values)-1]
-		m.CI = benchmath.AssumeNothing.Summary(&benchmath.Sample{Values: m.Values}, Confidence)
-		m.Median = m.CI.Center
+		m.summarise()
 	}
+}
+
+// summarise sorts the values and sets the median, its confidence
+// interval (benchmath's) and the range.
+func (m *Metric) summarise() {
+	m.Values = benchmath.NewSample(m.Values, &benchmath.DefaultThresholds).Values
+	m.Min, m.Max = m.Values[0], m.Values[len(m.Values)-1]
+	m.CI = benchmath.AssumeNothing.Summary(&benchmath.Sample{Values: m.Values}, Confidence)
+	m.Median = m.CI.Center
 }
 
 // CIFor describes what benchmath's distribution-free 95% confidence

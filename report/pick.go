@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 
 	"github.com/slabbench/slabbench/sizing"
 )
@@ -48,46 +46,6 @@ func (s *Section) CostRows(workload string) []*Row {
 	return out
 }
 
-// lagRows are, per transport variant, the open-loop row of the first
-// placement that lost nothing at the rate nearest perCPU events/s per
-// CPU, the smallest buffer there.
-func (s *Section) lagRows(workload string, perCPU float64, cpus int) []*Row {
-	best := map[Variant]*Row{}
-	var order []Variant
-	dist := func(r *Row) float64 {
-		ev, ok := r.eventsPerSec()
-		if !ok {
-			return math.Inf(1)
-		}
-		return math.Abs(math.Log(ev / float64(cpus) / perCPU))
-	}
-	for _, rate := range s.Rates(workload) {
-		if rate == HeadlineRate {
-			continue
-		}
-		for _, r := range s.captureRows(workload, rate) {
-			v := variantOf(r)
-			if !slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() || r.Metric(UnitLagP99) == nil {
-				continue
-			}
-			cur, seen := best[v]
-			if !seen {
-				order = append(order, v)
-				best[v] = r
-				continue
-			}
-			if d, dc := dist(r), dist(cur); d < dc*0.99 || d < dc*1.01 && byMemory(r, cur) < 0 {
-				best[v] = r
-			}
-		}
-	}
-	var out []*Row
-	for _, v := range order {
-		out = append(out, best[v])
-	}
-	return out
-}
-
 // writePick writes the paragraph on which path to pick for which need,
 // each claim from the rows it names.
 func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
@@ -98,17 +56,11 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 			continue
 		}
 		wl := wls[0]
-		cpus, _ := strconv.Atoi(s.ConfigValue("cpus"))
 		var claims []string
-		if rows := s.CostRows(wl); len(rows) > 1 {
-			claims = append(claims, fmt.Sprintf("**lowest overhead** (closed loop, the most memory tested, overhead-ns/event): %s",
-				orderingBy(rows, UnitOverhead, variantLabel)))
-		}
-		if cpus > 0 {
-			if rows := s.lagRows(wl, 100e3, cpus); len(rows) > 1 {
-				claims = append(claims, fmt.Sprintf("**lowest lag** (lag-p99-us of the open loops nearest 100k events/s per CPU that lost nothing): %s",
-					orderingBy(rows, UnitLagP99, variantLabel)))
-			}
+		if c, ok := s.comparable(wl); ok {
+			claims = append(claims, fmt.Sprintf("**least CPU per event** (probe-ns/event + consumer-ns/event; %s): %s",
+				c, s.cpuOrdering(c.Rows)))
+			claims = append(claims, fmt.Sprintf("**lowest lag** (lag-p99-us, the same rows): %s", orderingBy(c.Rows, UnitLagP99, variantLabel)))
 		}
 		env := s.Environment + " " + s.Kernel
 		// Among the paths whose consumer can keep up at that rate (a

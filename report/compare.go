@@ -1,0 +1,242 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+// SameRate is how far apart two rows' achieved events/s per CPU may be
+// for a ranking to join them.
+const SameRate = 0.05
+
+// Comparable is a set of rows a ranking may join: open loops of one
+// workload, target rate, placement and per-CPU memory, every run of
+// every row lossless in the same class (exactly, or as far as a kernel
+// that does not count every skipped hit can tell: LowerBound), their
+// achieved events/s per CPU within SameRate of the lowest.
+type Comparable struct {
+	Workload, Rate      string // the rate key: ops/s over all producers
+	Producers, Consumer string
+	PerCPUBytes         int
+	// LowerBound says the rows' loss is a lower bound (lossLowerBound).
+	LowerBound bool
+	// PerCPURate is the lowest of the rows' median events/s per CPU.
+	PerCPURate float64
+	Rows       []*Row
+}
+
+// comparable returns the section's largest Comparable set of workload's
+// transport rows (tracepoint attachment), at the highest rate among the
+// largest; false when no two rows compare.
+func (s *Section) comparable(workload string) (Comparable, bool) {
+	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
+	if err != nil || cpus <= 0 {
+		return Comparable{}, false
+	}
+	groups := map[string]*Comparable{}
+	var keys []string
+	for _, r := range s.Rows {
+		v := variantOf(r)
+		mem, okMem := r.PerCPUBytes()
+		if r.Bench != "Capture" || r.Keys["workload"] != workload || r.Keys["rate"] == HeadlineRate || !okMem ||
+			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() {
+			continue
+		}
+		bound := s.lossLowerBound(r)
+		key := fmt.Sprintf("%s/%s/%s/%d/%v", r.Keys["rate"], r.Keys["producers"], r.Keys["consumer"], mem, bound)
+		g := groups[key]
+		if g == nil {
+			g = &Comparable{Workload: workload, Rate: r.Keys["rate"], Producers: r.Keys["producers"], Consumer: r.Keys["consumer"],
+				PerCPUBytes: mem, LowerBound: bound}
+			groups[key] = g
+			keys = append(keys, key)
+		}
+		if !slices.ContainsFunc(g.Rows, func(o *Row) bool { return variantOf(o) == v }) {
+			g.Rows = append(g.Rows, r)
+		}
+	}
+	var best Comparable
+	for _, key := range keys {
+		g := groups[key]
+		g.keepSameRate(cpus)
+		if len(g.Rows) < 2 {
+			continue
+		}
+		if len(g.Rows) > len(best.Rows) || len(g.Rows) == len(best.Rows) && g.PerCPURate > best.PerCPURate*(1+SameRate) {
+			best = *g
+		}
+	}
+	return best, len(best.Rows) >= 2
+}
+
+// rowPerCPURate is a row's median events/s per CPU.
+func rowPerCPURate(r *Row, cpus int) float64 {
+	ev, ok := r.eventsPerSec()
+	if !ok {
+		return 0
+	}
+	producers, _ := strconv.Atoi(r.Keys["producers"])
+	return sizing.PerCPURate(r.Keys["path"], ev, producers, cpus)
+}
+
+// keepSameRate keeps the rows within SameRate of the slowest row that
+// reached the most of its target: a row that fell behind the others is
+// dropped, not compared.
+func (c *Comparable) keepSameRate(cpus int) {
+	rate := func(r *Row) float64 { return rowPerCPURate(r, cpus) }
+	slices.SortStableFunc(c.Rows, func(a, b *Row) int { return cmp.Compare(rate(b), rate(a)) })
+	if len(c.Rows) == 0 {
+		return
+	}
+	top := rate(c.Rows[0])
+	c.Rows = slices.DeleteFunc(c.Rows, func(r *Row) bool { return rate(r) < top*(1-SameRate) })
+	c.PerCPURate = math.Inf(1)
+	for _, r := range c.Rows {
+		c.PerCPURate = min(c.PerCPURate, rate(r))
+	}
+	slices.SortStableFunc(c.Rows, func(a, b *Row) int {
+		return cmp.Or(cmp.Compare(pathRank(a.Keys["path"]), pathRank(b.Keys["path"])), cmp.Compare(a.Keys["wakeup"], b.Keys["wakeup"]))
+	})
+}
+
+// String names the set the way a ranking cites it.
+func (c Comparable) String() string {
+	lossless := "no event lost in any run"
+	if c.LowerBound {
+		lossless = "no event lost in any run as counted, a lower bound: this kernel does not count the hits it skips a tracepoint program for"
+	}
+	return fmt.Sprintf("open loops of %s at rate=%s ops/s (%s events/s per CPU, within %.0f%%), producers=%s, consumer=%s, %s per CPU, %s",
+		c.Workload, c.Rate, RateLabel(c.PerCPURate), 100*SameRate, c.Producers, c.Consumer, size.Format(c.PerCPUBytes), lossless)
+}
+
+// LowerBoundShare is how far below the relay rows' events/op (of the
+// same workload, rate and section) a tracepoint program's row may see
+// before its loss counts as a lower bound.
+const LowerBoundShare = 0.005
+
+// lossLowerBound says whether the row's loss is only a lower bound: an
+// eBPF tracepoint row that reported no missed events while seeing fewer
+// events per op than the relay module's rows of the same workload and
+// rate (open loops see more of other tasks' events per op). A
+// kernel that keeps no count of the hits it skips a tracepoint program
+// for (6.1) hides them from the truth counter too (README, Known limits).
+func (s *Section) lossLowerBound(r *Row) bool {
+	if r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], HeadlineAttach) != "tracepoint" {
+		return false
+	}
+	if m := r.Metric(UnitMissed); m != nil && m.Max > 0 {
+		return false // this kernel counts them
+	}
+	ev, ok := r.Median("events/op")
+	relay := s.relayEventsPerOp(r.Keys["workload"], r.Keys["rate"])
+	return ok && relay > 0 && ev < relay*(1-LowerBoundShare)
+}
+
+// relayEventsPerOp is the median events/op of the relay rows of a
+// workload and rate (0: none).
+func (s *Section) relayEventsPerOp(workload, rate string) float64 {
+	m := &Metric{}
+	for _, r := range s.Rows {
+		if r.Bench == "Capture" && r.Keys["path"] == "relay" && r.Keys["workload"] == workload && r.Keys["rate"] == rate {
+			if ev, ok := r.Median("events/op"); ok {
+				m.Values = append(m.Values, ev)
+			}
+		}
+	}
+	if len(m.Values) == 0 {
+		return 0
+	}
+	m.summarise()
+	return m.Median
+}
+
+// truthStampNs is the in-band truth stamp's price per event on the
+// row's path, from BenchmarkTruthCost: the median overhead-ns/event with
+// the stamp on less the median with it off, same workload; NaN where
+// the file has no pair.
+func (s *Section) truthStampNs(r *Row) float64 {
+	var on, off float64 = math.NaN(), math.NaN()
+	for _, t := range s.Rows {
+		if t.Bench != "TruthCost" || t.Keys["workload"] != r.Keys["workload"] || t.Keys["path"] != r.Keys["path"] ||
+			t.Keys["attach"] != r.Keys["attach"] {
+			continue
+		}
+		if v, ok := t.Median(UnitOverhead); ok {
+			switch t.Keys["truth"] {
+			case "on":
+				on = v
+			case "off":
+				off = v
+			}
+		}
+	}
+	return on - off
+}
+
+// cpuPerEvent is the row's probe-ns/event + consumer-ns/event, run by
+// run, summarised as a Metric (nil where no run reports both).
+func cpuPerEvent(r *Row) *Metric {
+	m := &Metric{Unit: "cpu-ns/event"}
+	for _, run := range r.PerRun(UnitProbe, UnitConsumer) {
+		m.Values = append(m.Values, run[0]+run[1])
+	}
+	if len(m.Values) == 0 {
+		return nil
+	}
+	m.summarise()
+	return m
+}
+
+// cpuOrdering ranks the rows by CPU per event (cpuPerEvent), each with
+// its path's truth stamp price beside it. Every row carries the stamp,
+// and the price differs by path, so "<" needs the ranges to separate
+// with the stamps and without them (each row's values less its price);
+// a row whose price is not measured is listed after, unranked.
+func (s *Section) cpuOrdering(rows []*Row) string {
+	type ranked struct {
+		r     *Row
+		m     *Metric
+		stamp float64
+	}
+	var have []ranked
+	var unpriced []string
+	for _, r := range rows {
+		m := cpuPerEvent(r)
+		if m == nil {
+			continue
+		}
+		st := s.truthStampNs(r)
+		if math.IsNaN(st) {
+			unpriced = append(unpriced, fmt.Sprintf("%s %s", variantLabel(r), cell(m, r.Runs)))
+			continue
+		}
+		have = append(have, ranked{r, m, st})
+	}
+	slices.SortStableFunc(have, func(a, b ranked) int { return cmp.Compare(a.m.Median, b.m.Median) })
+	var sb strings.Builder
+	for i, h := range have {
+		if i > 0 {
+			p := have[i-1]
+			if p.m.Max < h.m.Min && p.m.Max-p.stamp < h.m.Min-h.stamp {
+				sb.WriteString(" < ")
+			} else {
+				sb.WriteString(" ≈ ")
+			}
+		}
+		fmt.Fprintf(&sb, "%s %s (truth stamp %s)", variantLabel(h.r), cell(h.m, h.r.Runs), num(h.stamp))
+	}
+	if len(unpriced) > 0 {
+		if sb.Len() > 0 {
+			sb.WriteString("; ")
+		}
+		fmt.Fprintf(&sb, "unranked, no BenchmarkTruthCost pair to price its truth stamp: %s", strings.Join(unpriced, ", "))
+	}
+	return sb.String()
+}

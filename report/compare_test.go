@@ -1,0 +1,90 @@
+package report
+
+import (
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/slabbench/slabbench/internal/size"
+)
+
+// TestWhichPathComparesLikeWithLike parses the "Which path" rankings of
+// the report on the committed results and recomputes, from the parsed
+// files alone, that every row a ranking names ran at the rate, memory and
+// placement the claim states, lost nothing in any run, and reached
+// events/s per CPU within 5% of the others.
+func TestWhichPathComparesLikeWithLike(t *testing.T) {
+	files, _ := filepath.Glob("../results/*[0-9].txt")
+	sections, err := ReadFiles(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := markdownOf(t, sections, Options{})
+	pick := md[strings.Index(md, "## Which path for which need"):]
+	pick = pick[:strings.Index(pick[3:], "\n## ")+3]
+	claim := regexp.MustCompile(`least CPU per event\*\* \(probe-ns/event \+ consumer-ns/event; open loops of (\S+) at rate=(\d+) ops/s .*?producers=(\d+), consumer=(\w+), (\S+) per CPU, [^)]*\): (.*)\.`)
+	heading := regexp.MustCompile("\\(`([^`]+)`, medians")
+	checked := 0
+	var h []string
+	for _, block := range strings.Split(pick, "\n\n") {
+		if m := heading.FindStringSubmatch(block); m != nil {
+			h = m
+		}
+		c := claim.FindStringSubmatch(block)
+		if h == nil || c == nil {
+			continue
+		}
+		var s *Section
+		for _, sec := range sections {
+			if sec.File == h[1] {
+				s = sec
+			}
+		}
+		mem, err := size.Parse(c[5])
+		if s == nil || err != nil {
+			t.Fatalf("claim %q: no section %q or bad memory %v", c[0], h[1], err)
+		}
+		cpus, _ := strconv.Atoi(s.ConfigValue("cpus"))
+		var rates []float64
+		for _, part := range regexp.MustCompile(`(?:^| [<≈] )((?:relay|ringbuf|perfbuf)(?: every| batched)?) `).FindAllStringSubmatch(c[6], -1) {
+			path, wakeup, _ := strings.Cut(part[1], " ")
+			var row *Row
+			for _, r := range s.Rows {
+				m, ok := r.PerCPUBytes()
+				if r.Bench == "Capture" && r.Keys["workload"] == c[1] && r.Keys["rate"] == c[2] && r.Keys["producers"] == c[3] &&
+					r.Keys["consumer"] == c[4] && r.Keys["path"] == path && r.Keys["wakeup"] == wakeup && ok && m == mem &&
+					(r.Keys["attach"] == "" || r.Keys["attach"] == "tracepoint") {
+					row = r
+				}
+			}
+			if row == nil {
+				t.Errorf("%s: no row %s at rate=%s, %s per CPU", h[1], part[1], c[2], c[5])
+				continue
+			}
+			if lost := row.Metric("lost-%"); lost == nil || lost.Max != 0 || lost.N() != row.Runs {
+				t.Errorf("%s: %s lost events in some run: %+v", h[1], row.Name, lost)
+			}
+			ev, _ := row.Median("events/op")
+			ops, _ := row.Median("achieved-ops/s")
+			perCPU := ev * ops / float64(cpus)
+			if path != "ringbuf" {
+				p, _ := strconv.Atoi(c[3])
+				perCPU = ev * ops / float64(min(p, cpus))
+			}
+			rates = append(rates, perCPU)
+			checked++
+		}
+		lo, hi := rates[0], rates[0]
+		for _, r := range rates {
+			lo, hi = min(lo, r), max(hi, r)
+		}
+		if hi > lo/(1-SameRate) {
+			t.Errorf("%s: the ranked rows reached %v events/s per CPU: more than %.0f%% apart", h[1], rates, 100*SameRate)
+		}
+	}
+	if checked < 4 {
+		t.Errorf("checked %d ranked rows; want the native and VM rankings\n%s", checked, pick)
+	}
+}
