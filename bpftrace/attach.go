@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/truth"
 )
 
 // functionCandidates lists, per kind, the allocator functions a function
@@ -59,6 +60,13 @@ func kernelFunctions(kinds []event.Kind) (map[event.Kind]string, error) {
 }
 
 func (c *Capture) attach() error {
+	if c.cfg.Attach == AttachTracepoint {
+		// cilium/ebpf finds tracepoints in tracefs but does not mount
+		// it: a fresh machine may have none mounted.
+		if _, err := truth.TracefsDir(); err != nil {
+			return err
+		}
+	}
 	for _, k := range c.cfg.Kinds {
 		prog := c.progs[k]
 		var l link.Link

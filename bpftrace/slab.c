@@ -50,12 +50,30 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } events_perfbuf SEC(".maps");
 
+/*
+ * The accounting both producers keep (struct slab_kind_stats) and, for
+ * the BPF programs only, evidence of hits the truth counter may not have
+ * counted, so that a mismatch names what happened:
+ * truth_descheduled: stamps at which the counting event's enabled time
+ *   had grown more than its running time since the hit before (it was
+ *   not counting for a while: scheduled out or stopped);
+ * truth_stamp_repeats: stamps equal to the hit before's on this CPU and
+ *   kind (one of the two hits was not counted, or one nested in the
+ *   other between its stamp and its count).
+ */
+struct slab_bpf_kind_stats {
+	struct slab_kind_stats s;
+	__u64 truth_idle_ns;
+	__u64 truth_descheduled;
+	__u64 truth_stamp_repeats;
+};
+
 /* Per-CPU, per-kind accounting, indexed by enum slab_event_kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLAB_EVENT_KIND_MAX);
 	__type(key, __u32);
-	__type(value, struct slab_kind_stats);
+	__type(value, struct slab_bpf_kind_stats);
 } kind_stats SEC(".maps");
 
 /*
@@ -122,26 +140,38 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
 {
 	__u32 key = kind;
+	struct slab_bpf_kind_stats *bst;
 	struct slab_kind_stats *st;
 	struct bpf_perf_event_value truth_val;
 	__u64 seq, truth = 0;
 
 	if (empty_probe)
 		return;
-	st = bpf_map_lookup_elem(&kind_stats, &key);
-	if (!st)
+	bst = bpf_map_lookup_elem(&kind_stats, &key);
+	if (!bst)
 		return;
+	st = &bst->s;
 	seq = st->attempts;
 	st->attempts = seq + 1;
 
 	if (truth_on) {
 		if (read_truth(kind, &truth_val) == 0) {
+			__u64 idle = truth_val.enabled - truth_val.running;
+
 			truth = truth_val.counter;
 			flags |= SLAB_EVENT_F_TRUTH;
-			if (seq == 0)
+			if (seq == 0) {
 				st->truth_first = truth;
-			else if (at_entry && truth == st->truth_last)
-				st->truth_repeats++;
+			} else {
+				if (truth == st->truth_last) {
+					bst->truth_stamp_repeats++;
+					if (at_entry)
+						st->truth_repeats++;
+				}
+				if (idle != bst->truth_idle_ns)
+					bst->truth_descheduled++;
+			}
+			bst->truth_idle_ns = idle;
 			st->truth_last = truth;
 		} else {
 			st->truth_errors++;

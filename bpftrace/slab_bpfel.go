@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type slabSlabBpfKindStats struct {
+	_                 structs.HostLayout
+	S                 slabSlabKindStats
+	TruthIdleNs       uint64
+	TruthDescheduled  uint64
+	TruthStampRepeats uint64
+}
+
 type slabSlabKindStats struct {
 	_            structs.HostLayout
 	Attempts     uint64

@@ -12,7 +12,7 @@ import (
 // kernelCounts is what the programs counted, per kind and CPU, and the
 // kernel's own count of skipped probe runs per kind.
 type kernelCounts struct {
-	perCPU      [event.NumKinds][]slabSlabKindStats
+	perCPU      [event.NumKinds][]slabSlabBpfKindStats
 	probeMisses [event.NumKinds]uint64
 }
 
@@ -100,7 +100,8 @@ func (c *Capture) Stats() (event.Stats, error) {
 		st.PerCPU[cpu].CPU = cpu
 	}
 	for _, k := range c.cfg.Kinds {
-		for cpu, ks := range kc.perCPU[k] {
+		for cpu, bks := range kc.perCPU[k] {
+			ks := bks.S
 			counts := event.Counts{
 				Captured: c.seq.Captured(cpu, k),
 				Lost:     ks.Drops,
@@ -117,6 +118,8 @@ func (c *Capture) Stats() (event.Stats, error) {
 					// skipped (function entry probes; slab_event.h).
 					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats
 					counts.Uncounted = ks.TruthRepeats
+					counts.TruthDescheduled = bks.TruthDescheduled
+					counts.StampRepeats = bks.TruthStampRepeats
 				}
 			}
 			st.PerCPU[cpu].Kinds[k] = counts

@@ -40,7 +40,7 @@ func TestSeqTrackerGaps(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	good := func() Stats {
-		st := Stats{TruthChecked: true, PerCPU: make([]CPUStats, 2)}
+		st := Stats{TruthChecked: true, PerCPU: []CPUStats{{CPU: 0}, {CPU: 1}}}
 		st.PerCPU[0].Kinds[KindKmalloc] = Counts{Captured: 90, Lost: 10, Attempts: 100, SeqGaps: 10, Truth: 102}
 		st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 50}
 		return st
@@ -64,5 +64,13 @@ func TestVerify(t *testing.T) {
 		if err := st.Verify(); err == nil {
 			t.Errorf("%s: broken accounting passed", name)
 		}
+	}
+	// Attempts above the truth: the error names the CPU where the
+	// counter's own evidence (idle spells, repeated stamps) points.
+	st = good()
+	st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 47, TruthDescheduled: 1, StampRepeats: 3}
+	err := st.Verify()
+	if err == nil || !strings.Contains(err.Error(), "cpu 1: 50 hits, 1 after the counter was idle, 3 repeated stamps") {
+		t.Errorf("attempts above truth: %v; want the evidence of cpu 1 named", err)
 	}
 }

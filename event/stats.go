@@ -1,6 +1,9 @@
 package event
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Counts is one row of the loss accounting: Captured + Lost must equal
 // Truth for tracepoint captures with the truth counter on.
@@ -25,6 +28,13 @@ type Counts struct {
 	// calls a function entry probe saw that the counting kprobe skipped
 	// (repeated stamps; see slab_event.h). 0 for tracepoints and relay.
 	Uncounted uint64 `json:"uncounted,omitempty"`
+	// TruthDescheduled and StampRepeats are evidence, kept by the eBPF
+	// programs, of hits the truth counter may not have counted: stamps
+	// after which the counting event had been idle (enabled time grown
+	// past running time), and stamps equal to the hit before's on the
+	// same CPU and kind. Verify names them when the truth disagrees.
+	TruthDescheduled uint64 `json:"truth_descheduled,omitempty"`
+	StampRepeats     uint64 `json:"stamp_repeats,omitempty"`
 }
 
 // Add accumulates o into c.
@@ -37,6 +47,8 @@ func (c *Counts) Add(o Counts) {
 	c.SeqGaps += o.SeqGaps
 	c.Disorder += o.Disorder
 	c.Uncounted += o.Uncounted
+	c.TruthDescheduled += o.TruthDescheduled
+	c.StampRepeats += o.StampRepeats
 }
 
 // CPUStats is the accounting of one CPU, per kind. Lost is the
@@ -123,9 +135,22 @@ func (s *Stats) Verify() error {
 	for _, k := range AllKinds {
 		c := s.Kind(k)
 		if c.Captured+c.Lost != c.Truth {
-			return fmt.Errorf("%s: captured %d + lost %d != truth %d (attempts %d)",
-				k, c.Captured, c.Lost, c.Truth, c.Attempts)
+			return fmt.Errorf("%s: captured %d + lost %d != truth %d (attempts %d; the counter's own evidence: %s)",
+				k, c.Captured, c.Lost, c.Truth, c.Attempts, s.truthEvidence(k))
 		}
 	}
 	return nil
+}
+
+// truthEvidence says, per CPU, what the probes saw of the truth counter
+// for kind k: how often it had been idle between two hits and how often
+// two hits carried the same stamp.
+func (s *Stats) truthEvidence(k Kind) string {
+	var parts []string
+	for _, cs := range s.PerCPU {
+		c := cs.Kinds[k]
+		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d after the counter was idle, %d repeated stamps",
+			cs.CPU, c.Attempts, c.TruthDescheduled, c.StampRepeats))
+	}
+	return strings.Join(parts, "; ")
 }
