@@ -93,7 +93,8 @@ func printConfig() {
 		"reader: ringbuf and perfbuf rows read the buffers' mappings directly (bpftrace ringReader, perfReader: in-place decode, consumer position published every 1/16 of the buffer (at most 4 KiB) and whenever the reader catches up, poll only when empty), as relay rows do (relay Capture: its sub-buffer walker, the consumed position told to the module per sub-buffer); BenchmarkConsumer times each capture's ReadInto (one op = one record, sequence tracking included; relay in the VM, over records the module wrote) and cilium/ebpf's readers against a floor (copy: the same 80-byte records in the ring buffer's layout, copied out and decoded)",
 		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); the module's local_clock around its pre and emit probes (module parameter probe_time, on for every relay row); empty rows report their own",
 		"lag: lag-p50-us, lag-p99-us, lag-max-us = time from each captured record's ts_ns (CLOCK_MONOTONIC, stamped in the probe) to the consumer's read of it, over every captured record (HdrHistogram, 2 significant digits); the consumer pays one clock read per record for it",
-		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a row below 95% of its target is skipped ('below target')",
+		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a run below 95% of its target is skipped ('below target'), and so is one with late-% above " + fmt.Sprint(plan.MaxLatePercent) + " ('off schedule')",
+		"runs: " + flag.Lookup("test.count").Value.String() + " per row (go test -count); the report leaves out a row with fewer, one of whose runs a rule skipped",
 	}
 	if err := relaytrace.Available(""); err != nil {
 		lines = append(lines, "relay: rows skipped here: "+err.Error())
@@ -341,11 +342,20 @@ func requireSteady(b *testing.B, written uint64, bufferBytes int) {
 }
 
 // requireRate skips an open-loop row, in the reported round, that
-// reached less than 95% of its target: it is not evidence for that rate.
-func requireRate(b *testing.B, achieved, target float64) {
-	if target > 0 && achieved < 0.95*target && lastRound(b) && matrix.SteadyFactor > 0 {
+// reached less than 95% of its target, or whose ops started late more
+// than plan.MaxLatePercent of the time: either way it is not evidence for that
+// rate.
+func requireRate(b *testing.B, achieved, target, latePct float64) {
+	if target <= 0 || !lastRound(b) || matrix.SteadyFactor <= 0 {
+		return
+	}
+	if achieved < 0.95*target {
 		b.Skipf("below target: reached %.0f of %.0f ops/s (%.0f%%), not evidence for this rate",
 			achieved, target, 100*achieved/target)
+	}
+	if latePct > plan.MaxLatePercent {
+		b.Skipf("off schedule: %.0f%% of ops started more than one interval late (at most %d%%), so arrivals were burstier than %.0f ops/s",
+			latePct, plan.MaxLatePercent, target)
 	}
 }
 
@@ -393,7 +403,7 @@ func benchCapture(b *testing.B, cfg capture.Config) {
 		b.Fatalf("accounting check failed, nothing reported: %s", res.VerifyError)
 	}
 	requireSteady(b, res.WrittenBytes, res.BufferBytes)
-	requireRate(b, res.AchievedOpsPerSec, res.TargetOpsPerSec)
+	requireRate(b, res.AchievedOpsPerSec, res.TargetOpsPerSec, res.LatePercent)
 	events := res.Truth
 	if !cfg.Truth {
 		// No truth counter: the probes' own attempts (== captured + lost,

@@ -46,7 +46,7 @@ func (s *Section) comparable(workload string) (Comparable, bool) {
 		v := variantOf(r)
 		mem, okMem := r.PerCPUBytes()
 		if r.Bench != "Capture" || r.Keys["workload"] != workload || r.Keys["rate"] == HeadlineRate || !okMem ||
-			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() {
+			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() || s.LeftOut(r) != "" {
 			continue
 		}
 		bound := s.lossLowerBound(r)
@@ -122,11 +122,8 @@ func (c Comparable) String() string {
 const LowerBoundShare = 0.005
 
 // lossLowerBound says whether the row's loss is only a lower bound: an
-// eBPF tracepoint row that reported no missed events while seeing fewer
-// events per op than the relay module's rows of the same workload and
-// rate (open loops see more of other tasks' events per op). A
-// kernel that keeps no count of the hits it skips a tracepoint program
-// for (6.1) hides them from the truth counter too (README, Known limits).
+// eBPF tracepoint row that reported no missed events, on a kernel that
+// hides the hits it skips a tracepoint program for (hidesSkippedHits).
 func (s *Section) lossLowerBound(r *Row) bool {
 	if r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], HeadlineAttach) != "tracepoint" {
 		return false
@@ -134,9 +131,30 @@ func (s *Section) lossLowerBound(r *Row) bool {
 	if m := r.Metric(UnitMissed); m != nil && m.Max > 0 {
 		return false // this kernel counts them
 	}
-	ev, ok := r.Median("events/op")
-	relay := s.relayEventsPerOp(r.Keys["workload"], r.Keys["rate"])
-	return ok && relay > 0 && ev < relay*(1-LowerBoundShare)
+	return s.hidesSkippedHits()
+}
+
+// hidesSkippedHits says whether the section's kernel keeps no count of
+// the hits it skips a tracepoint program for: some eBPF tracepoint row
+// reported no missed events while seeing fewer events per op than the
+// relay module's rows of the same workload and rate (open loops see more
+// of other tasks' events per op). Such a kernel (6.1) hides them from
+// the truth counter too (README, Known limits).
+func (s *Section) hidesSkippedHits() bool {
+	for _, r := range s.Rows {
+		if r.Bench != "Capture" || r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], HeadlineAttach) != "tracepoint" {
+			continue
+		}
+		if m := r.Metric(UnitMissed); m == nil || m.Max > 0 {
+			continue
+		}
+		ev, ok := r.Median("events/op")
+		relay := s.relayEventsPerOp(r.Keys["workload"], r.Keys["rate"])
+		if ok && relay > 0 && ev < relay*(1-LowerBoundShare) {
+			return true
+		}
+	}
+	return false
 }
 
 // relayEventsPerOp is the median events/op of the relay rows of a

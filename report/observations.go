@@ -31,6 +31,9 @@ func (s *Section) Observations() []sizing.Observation {
 		if a := r.Keys["attach"]; a != "" && a != ModelAttach {
 			continue
 		}
+		if s.LeftOut(r) != "" {
+			continue
+		}
 		mem, ok := r.PerCPUBytes()
 		_, n, _ := r.Geometry()
 		rate, okRate := r.eventsPerSec()

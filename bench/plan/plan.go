@@ -361,3 +361,9 @@ func RateName(rate float64) string {
 	}
 	return strconv.FormatFloat(rate, 'f', -1, 64)
 }
+
+// MaxLatePercent bounds an open-loop run's late-% (ops that started more
+// than one interval behind schedule): above it, its arrivals came in
+// bursts more than at its rate, so the benchmarks skip the run and the
+// report leaves out a row whose median exceeds it.
+const MaxLatePercent = 20
