@@ -126,6 +126,16 @@ func (c *Capture) Stats() (event.Stats, error) {
 		}
 		st.ProbeMisses[k] = kc.probeMisses[k]
 	}
+	// A tracepoint program the kernel skips takes the truth counter's
+	// count of that hit with it: add the kernel's own count of them where
+	// it keeps one, else the loss is only a lower bound.
+	if c.cfg.Truth && c.cfg.Attach == AttachTracepoint {
+		if countsTracepointMisses() {
+			st.Hidden = st.ProbeMisses
+		} else {
+			st.HiddenUncounted = true
+		}
+	}
 	return st, nil
 }
 

@@ -11,14 +11,22 @@ type KindResult struct {
 	// Dropped: the probe ran and the buffer was full (or, in relay's
 	// overwrite mode, its sub-buffer was overwritten unread).
 	Dropped uint64 `json:"dropped"`
-	// Missed: the kernel counted the hit but did not run the probe (BPF
-	// recursion protection).
-	Missed  uint64 `json:"missed"`
+	// Missed: the kernel did not run the probe for the hit (BPF
+	// recursion protection), counted by the truth counter or, for a
+	// tracepoint program, by the kernel's own count (Hidden).
+	Missed uint64 `json:"missed"`
+	// Hidden: the part of Missed and Truth the truth counter could not
+	// see (event.Stats.Hidden).
+	Hidden  uint64 `json:"hidden,omitempty"`
 	SeqGaps uint64 `json:"seq_gaps"`
 	// Uncounted: the part of Truth that function entry probes saw and the
 	// counting kprobe skipped (repeated stamps).
 	Uncounted uint64 `json:"uncounted,omitempty"`
 }
+
+// LowerBoundWhy explains loss_lower_bound, for the CLI.
+const LowerBoundWhy = "this kernel (before 6.7) keeps no count of the hits it skips a tracepoint program for, and skips the truth counter with them: " +
+	"the loss of each kind is a lower bound; --attach rawtp or --path relay count every hit"
 
 // HiddenMissesWhy explains probe_misses above missed, for the CLI.
 const HiddenMissesWhy = "on tracepoint attach the kernel skips the truth counter along with a program it skips, " +
@@ -28,28 +36,32 @@ const HiddenMissesWhy = "on tracepoint attach the kernel skips the truth counter
 // Result is what one capture measured. Its JSON form is the contract of
 // `slabbench capture --json`.
 type Result struct {
-	Path         Path                  `json:"path"`
-	Attach       string                `json:"attach"`
-	Workload     string                `json:"workload"`
-	Threads      int                   `json:"threads"`
-	Ops          int64                 `json:"ops"`
-	DurationNs   int64                 `json:"duration_ns"`
-	CPUs         int                   `json:"cpus"`
-	BufferBytes  int                   `json:"buffer_bytes"`
-	SubbufSize   int                   `json:"subbuf_size"`
-	NumSubbufs   int                   `json:"subbufs"`
-	WakeupBytes  int                   `json:"wakeup_bytes"`
-	Captured     uint64                `json:"captured"`
-	Lost         uint64                `json:"lost"`    // Dropped + Missed
-	Dropped      uint64                `json:"dropped"` // buffer full: a bigger buffer or faster reader helps
-	Missed       uint64                `json:"missed"`  // probe not run: no buffer helps
-	Truth        uint64                `json:"truth"`
-	TruthChecked bool                  `json:"truth_checked"`
-	Kinds        map[string]KindResult `json:"kinds"`
-	ProbeMisses  uint64                `json:"probe_misses"`
-	SeqGaps      uint64                `json:"seq_gaps"`
-	Uncounted    uint64                `json:"uncounted,omitempty"`   // in Truth; see KindResult.Uncounted
-	MaxBacklog   int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
+	Path        Path   `json:"path"`
+	Attach      string `json:"attach"`
+	Workload    string `json:"workload"`
+	Threads     int    `json:"threads"`
+	Ops         int64  `json:"ops"`
+	DurationNs  int64  `json:"duration_ns"`
+	CPUs        int    `json:"cpus"`
+	BufferBytes int    `json:"buffer_bytes"`
+	SubbufSize  int    `json:"subbuf_size"`
+	NumSubbufs  int    `json:"subbufs"`
+	WakeupBytes int    `json:"wakeup_bytes"`
+	Captured    uint64 `json:"captured"`
+	Lost        uint64 `json:"lost"`             // Dropped + Missed
+	Dropped     uint64 `json:"dropped"`          // buffer full: a bigger buffer or faster reader helps
+	Missed      uint64 `json:"missed"`           // probe not run: no buffer helps
+	Hidden      uint64 `json:"hidden,omitempty"` // in Missed and Truth; see KindResult.Hidden
+	// LossLowerBound says the kernel keeps no count of the hits it skips
+	// a tracepoint program for, so Missed, Lost and Truth leave them out.
+	LossLowerBound bool                  `json:"loss_lower_bound,omitempty"`
+	Truth          uint64                `json:"truth"`
+	TruthChecked   bool                  `json:"truth_checked"`
+	Kinds          map[string]KindResult `json:"kinds"`
+	ProbeMisses    uint64                `json:"probe_misses"`
+	SeqGaps        uint64                `json:"seq_gaps"`
+	Uncounted      uint64                `json:"uncounted,omitempty"`   // in Truth; see KindResult.Uncounted
+	MaxBacklog     int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
 	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
 	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
 	// producer - consumer position, perf buffer: data_head - data_tail,
@@ -96,16 +108,18 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	for _, k := range cfg.Kinds {
 		kc := st.Kind(k)
 		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
-			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted}
+			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, Hidden: kc.Hidden, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted}
 		res.Captured += kc.Captured
 		res.Lost += kc.Lost
 		res.Dropped += kc.Lost - kc.Missed
 		res.Missed += kc.Missed
+		res.Hidden += kc.Hidden
 		res.Truth += kc.Truth
 		res.SeqGaps += kc.SeqGaps
 		res.Uncounted += kc.Uncounted
 		res.ProbeMisses += st.ProbeMisses[k]
 	}
+	res.LossLowerBound = st.HiddenUncounted
 	for _, cs := range st.PerCPU {
 		res.MaxBacklog = max(res.MaxBacklog, cs.MaxBacklog)
 	}

@@ -74,3 +74,18 @@ func TestVerify(t *testing.T) {
 		t.Errorf("attempts above truth: %v; want the evidence of cpu 1 named", err)
 	}
 }
+
+// TestHiddenHits: the hits the kernel skipped a tracepoint program for
+// count as missed and as truth, and the accounting still balances.
+func TestHiddenHits(t *testing.T) {
+	st := Stats{TruthChecked: true, PerCPU: []CPUStats{{CPU: 0}}}
+	st.PerCPU[0].Kinds[KindKfree] = Counts{Captured: 90, Lost: 10, Attempts: 100, SeqGaps: 10, Truth: 100}
+	st.Hidden[KindKfree] = 7
+	k := st.Kind(KindKfree)
+	if k.Truth != 107 || k.Missed != 7 || k.Lost != 17 || k.Hidden != 7 {
+		t.Errorf("kfree %+v: want truth 107, missed 7 (hidden), lost 17", k)
+	}
+	if err := st.Verify(); err != nil {
+		t.Errorf("hidden hits broke the accounting: %v", err)
+	}
+}

@@ -28,6 +28,10 @@ type Counts struct {
 	// calls a function entry probe saw that the counting kprobe skipped
 	// (repeated stamps; see slab_event.h). 0 for tracepoints and relay.
 	Uncounted uint64 `json:"uncounted,omitempty"`
+	// Hidden is the part of Missed (and of Truth) the truth counter did
+	// not see: hits the kernel skipped a tracepoint program for, from its
+	// own count (Stats.Hidden). Only kind totals carry it.
+	Hidden uint64 `json:"hidden,omitempty"`
 	// TruthDescheduled and StampRepeats are evidence, kept by the eBPF
 	// programs, of hits the truth counter may not have counted: stamps
 	// after which the counting event had been idle (enabled time grown
@@ -47,6 +51,7 @@ func (c *Counts) Add(o Counts) {
 	c.SeqGaps += o.SeqGaps
 	c.Disorder += o.Disorder
 	c.Uncounted += o.Uncounted
+	c.Hidden += o.Hidden
 	c.TruthDescheduled += o.TruthDescheduled
 	c.StampRepeats += o.StampRepeats
 }
@@ -82,6 +87,15 @@ type Stats struct {
 	// ProbeMisses is the kernel's own count of hits it skipped the probe
 	// for (BPF recursion protection), per kind, where the path has one.
 	ProbeMisses [NumKinds]uint64
+	// Hidden is, per kind, the hits the kernel skipped a tracepoint
+	// program for, from its own count: it skips the hit's perf events,
+	// the truth counter among them, with the program
+	// (perf_trace_run_bpf_submit), so they are in neither the probe's
+	// attempts nor the truth window, and Kind adds them to both Truth and
+	// Missed. HiddenUncounted says the kernel keeps no such count (before
+	// Linux 6.7), so a tracepoint capture's loss is a lower bound.
+	Hidden          [NumKinds]uint64
+	HiddenUncounted bool
 }
 
 // Kind totals one kind over all CPUs. With the truth counter on, hits
@@ -95,6 +109,12 @@ func (s *Stats) Kind(k Kind) Counts {
 	if s.TruthChecked && c.Truth > c.Attempts {
 		c.Missed = c.Truth - c.Attempts
 		c.Lost += c.Missed
+	}
+	if s.TruthChecked && s.Hidden[k] > 0 {
+		c.Hidden = s.Hidden[k]
+		c.Truth += c.Hidden
+		c.Missed += c.Hidden
+		c.Lost += c.Hidden
 	}
 	return c
 }

@@ -120,6 +120,12 @@ func printSummary(r capture.Result) {
 	if r.Uncounted > 0 {
 		fmt.Printf("truth includes %d calls the counting kprobes skipped (they came while a kprobe handler ran) and the probe saw: repeated stamps\n", r.Uncounted)
 	}
+	if r.Hidden > 0 {
+		fmt.Printf("missed and truth include %d hits the kernel skipped the tracepoint program for, from its own count: the truth counter skips them with the program\n", r.Hidden)
+	}
+	if r.LossLowerBound {
+		fmt.Printf("loss is a lower bound per kind: %s\n", capture.LowerBoundWhy)
+	}
 	if r.ProbeMisses > r.Missed {
 		fmt.Printf("the kernel skipped the probe %d times for recursion, more than the %d missed: %s\n", r.ProbeMisses, r.Missed, capture.HiddenMissesWhy)
 	}
