@@ -97,15 +97,7 @@ func costCell(a sizing.Answer) string {
 }
 
 // RateLabel writes a rate to three significant digits: 10k, 300k, 1M.
-func RateLabel(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.3gM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.3gk", v/1e3)
-	}
-	return fmt.Sprintf("%.3g", v)
-}
+func RateLabel(v float64) string { return sizing.RateText(v) }
 
 // writeAnswer writes the report's first section: memory per CPU and cost
 // per event for each path at the answer rates, from the model.

@@ -83,13 +83,13 @@ func Decide(m Model, found bool, obs []Observation, v Validation, workload strin
 		}
 	case m.MissedTarget > 0 && rate >= m.MissedTarget:
 		a.Verdict = VerdictCannotKeepUp
-		a.Why = fmt.Sprintf("an open loop at %.3g events/s per CPU did not reach its target rate in any run (%s)", m.MissedTarget, m.MissedTargetRow)
+		a.Why = fmt.Sprintf("an open loop at %s events/s per CPU did not reach its target rate in any run (%s)", RateText(m.MissedTarget), m.MissedTargetRow)
 	case a.Rec.Unsustained:
 		a.Verdict = VerdictCannotKeepUp
-		a.Why = fmt.Sprintf("at %.3g events/s per CPU every size tested up to %d bytes per CPU dropped", m.Unsustained, m.UnsustainedBytes)
+		a.Why = fmt.Sprintf("at %s events/s per CPU every size tested up to %d bytes per CPU dropped", RateText(m.Unsustained), m.UnsustainedBytes)
 	case !v.Validated(m, rate):
 		a.Verdict = VerdictExtrapolated
-		a.Why = fmt.Sprintf("outside the rates the held-out open loops checked (%.3g–%.3g events/s per CPU)", a.Validated[0], a.Validated[1])
+		a.Why = fmt.Sprintf("outside the rates the held-out open loops checked (%s–%s events/s per CPU)", RateText(a.Validated[0]), RateText(a.Validated[1]))
 	case a.Rec.Extrapolated():
 		a.Verdict = VerdictExtrapolated
 		a.Why = fmt.Sprintf("longer than the %.0f s the model's runs lasted together", m.Exposure(rate, seconds))
@@ -148,4 +148,15 @@ func CostFor(obs []Observation, k Key, workload string, rate float64, perCPU int
 		c.OverheadNs, c.OverheadFrom = closed.OverheadNs, closed.Source
 	}
 	return c
+}
+
+// RateText writes a rate to three significant digits: 30.1k, 1.2M.
+func RateText(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.3g", v)
 }
