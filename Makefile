@@ -9,7 +9,7 @@ BIN     := $(CURDIR)/bin/slabbench
 KMOD    := $(CURDIR)/kmod/slabrelay
 VMEXEC  := $(BIN) vm --exec
 
-.PHONY: all deps build bin kmod kmod-sid generate check test test-native test-vm test-sid bench-smoke bench clean
+.PHONY: all deps build bin kmod kmod-sid generate check test test-native test-vm test-sid bench-smoke bench soak clean
 
 all: build
 
@@ -70,6 +70,19 @@ bench-smoke:
 
 bench: build
 	scripts/bench.sh
+
+# The truth under load (not part of make test): short capture windows on
+# every path and attach mode, workload and background load (loopback
+# traffic, page-cache pressure, a fork/exit loop), natively and in the VM
+# on Debian 12's kernel and unstable's; a table of windows and mismatches
+# each. About 25 minutes.
+SOAK_WINDOWS    ?= 42
+SOAK_VM_WINDOWS ?= 4
+soak: build kmod-sid
+	$(BIN) soak --windows $(SOAK_WINDOWS)
+	$(BIN) vm --timeout 60m -- soak --windows $(SOAK_VM_WINDOWS)
+	. $(SLABBENCH_CACHE)/sid.env && SLABBENCH_KMOD=$$KMOD SLABBENCH_VM_ACCEL=tcg-single \
+		$(BIN) vm --timeout 60m --kernel $$VMLINUZ -- soak --windows $(SOAK_VM_WINDOWS)
 
 clean:
 	rm -rf bin

@@ -85,11 +85,20 @@ var (
 // per-CPU perf buffers (data pages) over all possible CPUs.
 func (c *Capture) BufferBytes() int { return c.bufBytes }
 
-// Stop detaches every program: the capture window closes. Records already
-// written stay readable. It is idempotent.
+// Stop closes the capture window: the programs stop counting and writing,
+// the runs already under way end, and then they are detached. Records
+// already written stay readable. It is idempotent.
 func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
+		if len(c.links) > 0 {
+			// Runs that begin from here on do nothing; once those
+			// already under way end, the counters are final.
+			if v := c.coll.Variables["stopped"]; v != nil {
+				errs = append(errs, v.Set(uint32(1)))
+			}
+			waitForRunningPrograms()
+		}
 		for _, l := range c.links {
 			errs = append(errs, l.Close())
 		}

@@ -38,6 +38,13 @@ const volatile __u32 truth_on = 1;
 const volatile __u64 wakeup_bytes = 0;
 /* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
+/*
+ * Set from Go when the capture stops. Detaching a program does not stop
+ * its runs at once (the kernel may finish the detach later), so a run
+ * that begins after this is set counts and writes nothing: the counters
+ * read after it are final, and so is what the reader drains.
+ */
+volatile __u32 stopped;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -145,7 +152,7 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 	struct bpf_perf_event_value truth_val;
 	__u64 seq, truth = 0;
 
-	if (empty_probe)
+	if (empty_probe || stopped)
 		return;
 	bst = bpf_map_lookup_elem(&kind_stats, &key);
 	if (!bst)

@@ -59,6 +59,7 @@ const (
 	slabProgTpKmemCacheAlloc     = "tp_kmem_cache_alloc"
 	slabProgTpKmemCacheFree      = "tp_kmem_cache_free"
 	slabVarEmptyProbe            = "empty_probe"
+	slabVarStopped               = "stopped"
 	slabVarTransport             = "transport"
 	slabVarTruthOn               = "truth_on"
 	slabVarUnusedSlabEvent       = "unused_slab_event"
@@ -143,6 +144,7 @@ type slabMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabVariableSpecs struct {
 	EmptyProbe      *ebpf.VariableSpec `ebpf:"empty_probe"`
+	Stopped         *ebpf.VariableSpec `ebpf:"stopped"`
 	Transport       *ebpf.VariableSpec `ebpf:"transport"`
 	TruthOn         *ebpf.VariableSpec `ebpf:"truth_on"`
 	UnusedSlabEvent *ebpf.VariableSpec `ebpf:"unused_slab_event"`
@@ -195,6 +197,7 @@ func (m *slabMaps) Close() error {
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabVariables struct {
 	EmptyProbe      *ebpf.Variable `ebpf:"empty_probe"`
+	Stopped         *ebpf.Variable `ebpf:"stopped"`
 	Transport       *ebpf.Variable `ebpf:"transport"`
 	TruthOn         *ebpf.Variable `ebpf:"truth_on"`
 	UnusedSlabEvent *ebpf.Variable `ebpf:"unused_slab_event"`

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,7 +151,9 @@ func TestTopInteractive(t *testing.T) {
 	}
 	before := ourPrograms(t)
 	session := fmt.Sprintf("slabbench-top-%d", time.Now().UnixNano())
-	shell := binary + " top --workload fdhold --ops 300 --hold 60s --pid self --interval 300ms --sort outstanding; echo EXIT=$?; sleep 60"
+	// Its errors also go to a file: the pane cuts long lines.
+	stderr := filepath.Join(t.TempDir(), "stderr")
+	shell := binary + " top --workload fdhold --ops 300 --hold 60s --pid self --interval 300ms --sort outstanding 2>" + stderr + "; echo EXIT=$?; cat " + stderr + "; sleep 60"
 	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "24", shell).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v\n%s", err, out)
 	}
@@ -199,7 +203,8 @@ func TestTopInteractive(t *testing.T) {
 	t.Logf("after Ctrl-C:\n%s", screen)
 	if !strings.Contains(screen, "EXIT=0") || !strings.Contains(screen, "exact, from the capture's counters") ||
 		!strings.Contains(screen, "check: captured + lost ==") {
-		t.Errorf("after Ctrl-C, want the final table, a passed check and exit status 0:\n%s", screen)
+		errs, _ := os.ReadFile(stderr)
+		t.Errorf("after Ctrl-C, want the final table, a passed check and exit status 0:\n%s\nstderr:\n%s", screen, errs)
 	}
 	if after := programsAfter(t, before); after != before {
 		t.Errorf("%d slab BPF programs loaded before top, %d after Ctrl-C", before, after)
