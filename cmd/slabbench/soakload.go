@@ -47,6 +47,9 @@ func runLoad(ctx context.Context, name string) func() error {
 // loopbackTraffic streams bytes over a loopback TCP connection: socket
 // buffers allocated and freed, much of it in softirq (NET_RX).
 func loopbackTraffic(ctx context.Context) error {
+	if err := loopbackUp(); err != nil {
+		return fmt.Errorf("net load: %w", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("net load: %w", err)
@@ -114,6 +117,30 @@ func forkExitLoop(ctx context.Context) error {
 		cmd := exec.Command(self, "--version")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		cmd.Run() // its exit status does not matter, its life does
+	}
+	return nil
+}
+
+// loopbackUp brings the loopback interface up where it is down (the VM's
+// minimal guest does not).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("flags of lo: %w", err)
+	}
+	if flags := ifr.Uint16(); flags&unix.IFF_UP == 0 {
+		ifr.SetUint16(flags | unix.IFF_UP)
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+			return fmt.Errorf("bringing lo up (needs root): %w", err)
+		}
 	}
 	return nil
 }
