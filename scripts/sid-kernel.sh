@@ -18,8 +18,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${SLABBENCH_CACHE:-/var/cache/slabbench}
 root=$cache/sid-root
-mirror=${SID_MIRROR:-http://deb.debian.org/debian}
 log() { echo "sid-kernel: $*" >&2; }
+
+# The Debian mirror this machine's apt sources already name (the first
+# that is not a security archive), in deb822 or one-line form.
+apt_mirror() {
+	{
+		cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}'
+		cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+			awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) {print $i; break}}'
+	} | grep -v -- '-security' | head -n 1 || true
+}
+mirror=${SID_MIRROR:-$(apt_mirror)}
+if [[ -z $mirror ]]; then
+	echo "sid-kernel: no Debian mirror in /etc/apt/sources.list{,.d}: set SID_MIRROR to one" >&2
+	exit 1
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "sid-kernel: needs root (debootstrap and chroot): run as root" >&2
