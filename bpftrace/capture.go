@@ -85,24 +85,28 @@ var (
 // per-CPU perf buffers (data pages) over all possible CPUs.
 func (c *Capture) BufferBytes() int { return c.bufBytes }
 
-// Stop closes the capture window: the programs stop counting and writing,
-// the runs already under way end, and then they are detached. Records
-// already written stay readable. It is idempotent.
+// Stop closes the capture window: it detaches the programs, makes any
+// run the kernel still makes count and write nothing, and waits for the
+// runs under way to end. Records already written stay readable. It is
+// idempotent.
 func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
-		if len(c.links) > 0 {
-			// Runs that begin from here on do nothing; once those
-			// already under way end, the counters are final.
+		attached := len(c.links) > 0
+		for _, l := range c.links {
+			errs = append(errs, l.Close())
+		}
+		c.links = nil
+		if attached {
+			// A run the kernel still makes after the detach does
+			// nothing; once those already under way end, the counters
+			// are final. (Set before the detach, the flag would turn
+			// away hits the probe-time statistics still count.)
 			if v := c.coll.Variables["stopped"]; v != nil {
 				errs = append(errs, v.Set(uint32(1)))
 			}
 			waitForRunningPrograms()
 		}
-		for _, l := range c.links {
-			errs = append(errs, l.Close())
-		}
-		c.links = nil
 		c.stopErr = errors.Join(errs...)
 	})
 	return c.stopErr
