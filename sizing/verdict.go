@@ -67,9 +67,10 @@ func Decide(m Model, found bool, obs []Observation, v Validation, workload strin
 	a.Key = m.Key
 	a.Rec = m.Recommend(rate, seconds)
 	a.Cost = CostFor(obs, m.Key, workload, rate, a.Rec.PerCPUBytes)
-	a.CPUShare = cpuShare(rate, a.Cost.ProbeNs+a.Cost.ConsumerNs)
-	if math.IsNaN(a.Cost.ProbeNs) || math.IsNaN(a.Cost.ConsumerNs) {
-		a.CPUShare = m.CPUShare(rate)
+	measured := !math.IsNaN(a.Cost.ProbeNs) && !math.IsNaN(a.Cost.ConsumerNs)
+	a.CPUShare = m.CPUShare(rate)
+	if measured {
+		a.CPUShare = cpuShare(rate, a.Cost.ProbeNs+a.Cost.ConsumerNs)
 	}
 	a.Validated[0], a.Validated[1], _, _ = v.Range(m)
 	switch {
@@ -77,7 +78,7 @@ func Decide(m Model, found bool, obs []Observation, v Validation, workload strin
 		a.Verdict = VerdictCannotKeepUp
 		a.Why = fmt.Sprintf("probe + consumer CPU per event (%.0f ns, measured) comes to %.0f%% of a CPU at this rate (the limit is %.0f%%)",
 			a.Cost.ProbeNs+a.Cost.ConsumerNs, 100*a.CPUShare, 100*MaxLoad)
-		if math.IsNaN(a.Cost.ProbeNs) || math.IsNaN(a.Cost.ConsumerNs) {
+		if !measured {
 			a.Why = fmt.Sprintf("the consumer's CPU per event (%.0f ns, measured) comes to %.0f%% of a CPU at this rate (the limit is %.0f%%)",
 				m.ConsumerNs, 100*a.CPUShare, 100*MaxLoad)
 		}

@@ -86,9 +86,11 @@ func soakCells(paths, attaches, wls, loads string) ([]soakCell, error) {
 		if path != capture.PathRingbuf && path != capture.PathPerfbuf && path != capture.PathRelay {
 			return nil, fmt.Errorf("--paths: %q is not ringbuf, perfbuf or relay", p)
 		}
-		if path == capture.PathRelay && relaytrace.Available("") != nil {
-			fmt.Fprintf(os.Stderr, "soak: relay skipped here: %v\n", relaytrace.Available(""))
-			continue
+		if path == capture.PathRelay {
+			if err := relaytrace.Available(""); err != nil {
+				fmt.Fprintf(os.Stderr, "soak: relay skipped here: %v\n", err)
+				continue
+			}
 		}
 		for _, a := range strings.Split(attaches, ",") {
 			attach := bpftrace.Attach(a)
