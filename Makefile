@@ -58,7 +58,7 @@ test-vm:
 	SLABBENCH_BIN=$(BIN) CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'Interrupt|TopHeldFiles/path=relay' ./cmd/slabbench
 
 # The relay suite on the current Debian kernel. tcg-single: under
-# multi-threaded TCG that kernel oopses as Debian's 6.12 does (README).
+# multi-threaded TCG that kernel oopses as Debian's 6.12 does (docs/limits.md).
 test-sid: bin kmod-sid
 	. $(SLABBENCH_CACHE)/sid.env && SLABBENCH_VM_KERNEL=$$VMLINUZ SLABBENCH_KMOD=$$KMOD SLABBENCH_VM_ACCEL=tcg-single \
 		CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v ./relaytrace

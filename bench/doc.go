@@ -10,6 +10,7 @@
 //
 // Sub-benchmark names are key=value parts and the metrics use hyphenated
 // units, so benchstat can slice and compare them (make bench does). The
-// environment variable BENCH selects the matrix: full (default), vm (the
-// full grid at fewer rows, for the slow VM), quick or smoke.
+// environment variable BENCH selects the matrix (bench/plan): full
+// (default), vm (the full grid at fewer rows, for the slow VM), probes
+// (every attach mode side by side, in the VM), quick or smoke.
 package bench

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/slabbench/slabbench/bench/plan"
-	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/size"
@@ -31,13 +30,15 @@ func BenchmarkTruthCost(b *testing.B) {
 		b.Run("workload="+wl, func(b *testing.B) {
 			wcfg := workloads.Config{Name: wl, Threads: matrix.Placements[0].Producers}
 			b.Run("path=none", func(b *testing.B) { timeWorkload(b, wcfg) })
+			// The eBPF rows attach as the level's capture rows do.
+			attach := matrix.Attaches[0]
 			rows := []struct {
 				name string
 				path capture.Path
 			}{
 				{"path=relay", capture.PathRelay},
-				{"path=ringbuf/attach=tracepoint/wakeup=every", capture.PathRingbuf},
-				{"path=perfbuf/attach=tracepoint/wakeup=every", capture.PathPerfbuf},
+				{"path=ringbuf/attach=" + string(attach) + "/wakeup=every", capture.PathRingbuf},
+				{"path=perfbuf/attach=" + string(attach) + "/wakeup=every", capture.PathPerfbuf},
 			}
 			for _, row := range rows {
 				for _, truth := range []bool{true, false} {
@@ -51,7 +52,7 @@ func BenchmarkTruthCost(b *testing.B) {
 						cfg := capture.Config{Path: row.path, Kinds: event.AllKinds, Truth: truth, Workload: wcfg,
 							SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs}
 						if row.path != capture.PathRelay {
-							cfg.Attach = bpftrace.AttachTracepoint
+							cfg.Attach = attach
 						}
 						benchCapture(b, cfg)
 					})

@@ -2,8 +2,9 @@
 // every path: open the transport (relay module or eBPF), start a consumer
 // that drains it (optionally late, to provoke loss), drive a workload,
 // close the window, drain what is left and account for every event
-// against the kernel's own count. The CLI, the tests and the benchmarks
-// all go through Run.
+// against the kernel's own count. The CLI and the tests go through Run;
+// the benchmarks through Start and Session.Finish, which Run is made of,
+// so that they time the workload alone.
 package capture
 
 import (

@@ -52,7 +52,7 @@ func TestEBPFTruthEquality(t *testing.T) {
 					// Verify (mustRun) proved the balance; what it cannot
 					// prove is that the window saw the workload at all:
 					// every workload but the pipe control makes at least
-					// 4 slab events per op (README's events-per-op table).
+					// 4 slab events per op (docs/workloads.md, the events-per-op table).
 					if wl != "pipe" && res.Truth < 4*uint64(res.Ops) {
 						t.Fatalf("truth %d for %d ops of %s: the window missed the workload (%+v)", res.Truth, res.Ops, wl, res.Kinds)
 					}

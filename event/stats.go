@@ -78,7 +78,7 @@ type CPUStats struct {
 // such a program for recursion (for example during a bpf() syscall on that
 // CPU), it also skips the hit's perf events, our counter among them, while
 // a raw tracepoint or the module still sees the hit. Run one capture at a
-// time (README, Known limits).
+// time (docs/limits.md).
 type Stats struct {
 	PerCPU []CPUStats
 	// TruthChecked says whether the in-band truth counter was on, so

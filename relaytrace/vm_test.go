@@ -288,7 +288,7 @@ func TestCycles(t *testing.T) {
 	// the tracepoints' static keys on, so loading and unloading the
 	// module does not patch kernel text: under multi-threaded TCG a vCPU
 	// now and then meets text_poke's int3 after the patch is done, and
-	// the guest panics (README: The VM). The cycles are for the module's
+	// the guest panics (docs/vm.md). The cycles are for the module's
 	// setup and teardown, not the kernel's static keys.
 	keysOn, err := truth.Open(event.AllKinds)
 	if err != nil {

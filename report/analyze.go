@@ -28,10 +28,10 @@ const (
 	UnitBacklog  = "max-backlog"
 )
 
-// HeadlineAttach and HeadlineWakeup select the headline rows.
+// HeadlineRate and HeadlineWakeup, with the file's attach mode
+// (Section.Attach), select the headline rows.
 const (
 	HeadlineRate   = "max"
-	HeadlineAttach = "tracepoint"
 	HeadlineWakeup = "every"
 )
 
@@ -261,7 +261,7 @@ type Missing struct {
 	Reason string
 }
 
-// Headline is the closed loop with tracepoint attachment and the ring
+// Headline is the closed loop with the file's attach mode and the ring
 // buffer woken for every record.
 type Headline struct {
 	Workload string
@@ -270,9 +270,9 @@ type Headline struct {
 	Missing  []Missing
 }
 
-func headlineRow(r *Row) bool {
+func (s *Section) headlineRow(r *Row) bool {
 	a, w := r.Keys["attach"], r.Keys["wakeup"]
-	return slices.Contains(Paths, r.Keys["path"]) && (a == "" || a == HeadlineAttach) && (w == "" || w == HeadlineWakeup)
+	return slices.Contains(Paths, r.Keys["path"]) && (a == "" || a == s.Attach) && (w == "" || w == HeadlineWakeup)
 }
 
 // Headline returns the headline rows of a workload.
@@ -283,7 +283,7 @@ func (s *Section) Headline(workload string) Headline {
 		switch {
 		case slices.Contains(Floors, r.Keys["path"]):
 			h.Floor = append(h.Floor, r)
-		case headlineRow(r):
+		case s.headlineRow(r):
 			h.Rows = append(h.Rows, r)
 		}
 	}

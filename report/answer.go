@@ -165,7 +165,7 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"needs at that rate (c its measured consumer-ns/event, the median of the key's fitted rows; at most %.0f%%): a busy consumer drains a backlog slowly, so "+
 		"the absences that come before it has caught up add to it, as a queue's busy period grows as 1/(1 − ρ). Alone, they give "+
 		"**y = r × s × H / (1 − ρ)** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more.\n"+
-		"- **Bursts of other tasks' slab events on one CPU** (natively, kdamond's DAMON pageout scheme every 5 s: README, Sizing a buffer). "+
+		"- **Bursts of other tasks' slab events on one CPU** (what made them on the machine the committed results come from: docs/sizing.md). "+
 		"They arrive at β per second whatever the capture's rate; the part of a burst the consumer has not read when the backlog peaks is "+
 		"up to K events, uniform above %d (it meets the burst at a random point), and leaves that many events × s′ bytes plus δ of the capture's own events (r × s × δ): "+
 		"s′ = s, or s over the CPUs for the ring buffer, which every CPU shares. Alone, they give **y = B × s′ + r × s × δ**, B the burst a capture of d seconds "+

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -11,6 +12,26 @@ import (
 // attachOrder is the order attach modes are listed in (bpftrace.Attach
 // values); others follow in file order.
 var attachOrder = []string{"tracepoint", "rawtp", "kprobe", "fentry"}
+
+// PrimaryAttach is the attach mode most eBPF capture rows use (ties go
+// to the first in attachOrder), "tracepoint" when none has one: the
+// mode a file's matrix runs everywhere, the others only at a few rows
+// beside it (bench/plan: Attaches[0]).
+func PrimaryAttach(rows []*Row) string {
+	count := map[string]int{}
+	for _, r := range rows {
+		if a := r.Keys["attach"]; r.Bench == "Capture" && a != "" {
+			count[a]++
+		}
+	}
+	best := attachOrder[0]
+	for _, a := range slices.Sorted(maps.Keys(count)) {
+		if count[a] > count[best] || count[a] == count[best] && attachRank(a) < attachRank(best) {
+			best = a
+		}
+	}
+	return best
+}
 
 // Units of the attach comparison.
 const (

@@ -16,6 +16,19 @@ import (
 // for a ranking to join them.
 const SameRate = 0.05
 
+// sameConditions says whether two rows ran at the same per-CPU memory
+// and placement, in the same loss class (both lossless in every run, or
+// neither), their median events/s within SameRate of each other.
+func sameConditions(a, b *Row) bool {
+	ma, okA := a.PerCPUBytes()
+	mb, okB := b.PerCPUBytes()
+	ra, okRA := a.eventsPerSec()
+	rb, okRB := b.eventsPerSec()
+	return okA && okB && okRA && okRB && ma == mb && a.ZeroLoss() == b.ZeroLoss() &&
+		a.Keys["producers"] == b.Keys["producers"] && a.Keys["consumer"] == b.Keys["consumer"] &&
+		math.Abs(ra-rb) <= SameRate*math.Min(ra, rb)
+}
+
 // Comparable is a set of rows a ranking may join: open loops of one
 // workload, target rate, placement and per-CPU memory, every run of
 // every row lossless in the same class (exactly, or as far as a kernel
@@ -46,7 +59,7 @@ func (s *Section) comparable(workload string) (Comparable, bool) {
 		v := variantOf(r)
 		mem, okMem := r.PerCPUBytes()
 		if r.Bench != "Capture" || r.Keys["workload"] != workload || r.Keys["rate"] == HeadlineRate || !okMem ||
-			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach || !r.ZeroLoss() || s.LeftOut(r) != "" {
+			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != s.Attach || !r.ZeroLoss() || s.LeftOut(r) != "" {
 			continue
 		}
 		bound := s.lossLowerBound(r)
@@ -125,7 +138,7 @@ const LowerBoundShare = 0.005
 // eBPF tracepoint row that reported no missed events, on a kernel that
 // hides the hits it skips a tracepoint program for (hidesSkippedHits).
 func (s *Section) lossLowerBound(r *Row) bool {
-	if r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], HeadlineAttach) != "tracepoint" {
+	if r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], "tracepoint") != "tracepoint" {
 		return false
 	}
 	if m := r.Metric(UnitMissed); m != nil && m.Max > 0 {
@@ -139,10 +152,10 @@ func (s *Section) lossLowerBound(r *Row) bool {
 // reported no missed events while seeing fewer events per op than the
 // relay module's rows of the same workload and rate (open loops see more
 // of other tasks' events per op). Such a kernel (6.1) hides them from
-// the truth counter too (README, Known limits).
+// the truth counter too (docs/limits.md).
 func (s *Section) hidesSkippedHits() bool {
 	for _, r := range s.Rows {
-		if r.Bench != "Capture" || r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], HeadlineAttach) != "tracepoint" {
+		if r.Bench != "Capture" || r.Keys["path"] == "relay" || cmp.Or(r.Keys["attach"], "tracepoint") != "tracepoint" {
 			continue
 		}
 		if m := r.Metric(UnitMissed); m == nil || m.Max > 0 {

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,4 +89,46 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 	if checked < 4 {
 		t.Errorf("checked %d ranked rows; want the native and VM rankings\n%s", checked, pick)
 	}
+}
+
+// The report ranks the VM's eBPF rows beside relay's only because their
+// loss is exact: every eBPF capture row of the file's attach mode sees
+// the events per op relay's rows see at the same workload, rate and
+// placement (within LowerBoundShare), so no hit went uncounted.
+func TestEBPFRowsSeeEveryHitRelaySees(t *testing.T) {
+	files, _ := filepath.Glob("../results/*[0-9].txt")
+	sections, err := ReadFiles(files...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	placement := func(r *Row) string {
+		return strings.Join([]string{r.Keys["workload"], r.Keys["rate"], r.Keys["producers"], r.Keys["consumer"]}, "/")
+	}
+	checked := 0
+	for _, s := range sections {
+		relay := map[string][]float64{}
+		for _, r := range s.Rows {
+			if ev, ok := r.Median("events/op"); ok && r.Bench == "Capture" && r.Keys["path"] == "relay" {
+				relay[placement(r)] = append(relay[placement(r)], ev)
+			}
+		}
+		for _, r := range s.Rows {
+			p := r.Keys["path"]
+			ev, ok := r.Median("events/op")
+			want := relay[placement(r)]
+			if r.Bench != "Capture" || p != "ringbuf" && p != "perfbuf" || r.Keys["attach"] != s.Attach || !ok || len(want) == 0 {
+				continue
+			}
+			slices.Sort(want)
+			w := want[len(want)/2]
+			if math.Abs(ev-w) > LowerBoundShare*w {
+				t.Errorf("%s: %s sees %.3f events/op, relay %.3f at the same workload, rate and placement: hits uncounted", s.File, r.Name, ev, w)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no eBPF capture row beside relay rows in results/: the committed VM results are missing")
+	}
+	t.Logf("%d eBPF rows checked against relay's events/op", checked)
 }

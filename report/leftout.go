@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,6 +13,10 @@ import (
 
 // UnitLate is an open loop's share of ops that started late.
 const UnitLate = "late-%"
+
+// RemovedReason begins the skip reason scripts/bench.sh writes for a row
+// it took out of the file: still short of runs after running it again.
+const RemovedReason = "left out by scripts/bench.sh"
 
 // ExpectedRuns is how many runs each row of the file should have: its
 // `runs:` config line, or else the run count most of its capture rows
@@ -61,6 +67,15 @@ func skipSummary(reasons []string) string {
 // the answer, the model or the rankings, with why.
 func writeLeftOut(b *bytes.Buffer, s *Section) {
 	var lines []string
+	for _, name := range slices.Sorted(maps.Keys(s.Skipped)) {
+		for _, why := range s.Skipped[name] {
+			if strings.HasPrefix(why, RemovedReason) && strings.HasPrefix(name, "BenchmarkCapture/") {
+				lines = append(lines, fmt.Sprintf("- `%s`: not in the file: %s (first reason: %s)", strings.TrimPrefix(name, "BenchmarkCapture/"),
+					strings.TrimPrefix(why, RemovedReason+": "), skipSummary(s.Skipped[name])))
+				break
+			}
+		}
+	}
 	for _, r := range s.Rows {
 		if r.Bench != "Capture" {
 			continue

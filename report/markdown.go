@@ -113,7 +113,7 @@ func writeSection(b *bytes.Buffer, s *Section, opt Options) {
 		fmt.Fprintf(b, "![lost-%% against per-CPU buffer memory, %s %s](%s)\n\n", s.Environment, s.Kernel, link)
 		fmt.Fprintf(b, "Source: `%s`, rate=max, attach=%s (relay and perf-record have no attach key), both reader wakeups (every, batched) of the ring and perf buffers. "+
 			"Each point is the median lost-%% over the runs of the sub-buffer count that lost least at that per-CPU memory "+
-			"(the same choice as the sizing tables); the x axis is log2.\n\n", s.File, HeadlineAttach)
+			"(the same choice as the sizing tables); the x axis is log2.\n\n", s.File, s.Attach)
 	}
 }
 
@@ -146,11 +146,11 @@ func writeConfig(b *bytes.Buffer, c Config) {
 
 func writeHeadline(b *bytes.Buffer, s *Section, h Headline) {
 	fmt.Fprintf(b, "### Headline: workload=%s, closed loop (rate=%s), attach=%s, reader wakeup=%s (ring and perf buffers)\n\n",
-		h.Workload, HeadlineRate, HeadlineAttach, HeadlineWakeup)
+		h.Workload, HeadlineRate, s.Attach, HeadlineWakeup)
 	fmt.Fprintf(b, "Source: `%s`, rows `BenchmarkCapture/workload=%s/rate=%s/path=…` with attach=%s or none and wakeup=%s or none. "+
 		"Cells: median [min–max] over n runs. overhead-ns/event is the workload's slowdown per captured-or-lost event against "+
 		"path=none of the same run (config line `overhead:`).\n\n",
-		s.File, h.Workload, HeadlineRate, HeadlineAttach, HeadlineWakeup)
+		s.File, h.Workload, HeadlineRate, s.Attach, HeadlineWakeup)
 	if len(h.Rows) == 0 {
 		fmt.Fprintf(b, "No headline rows in this file.\n\n")
 	} else {

@@ -11,12 +11,8 @@ import (
 	"github.com/slabbench/slabbench/sizing"
 )
 
-// ModelAttach is the attach mode the sizing model is fitted on; the
-// others change the probe's cost, not how far the consumer falls behind.
-const ModelAttach = "tracepoint"
-
 // Observations turns the capture rows of the transports (relay, ringbuf,
-// perfbuf; tracepoint attachment) into the sizing model's input.
+// perfbuf; the file's attach mode, Section.Attach) into the sizing model's input.
 func (s *Section) Observations() []sizing.Observation {
 	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
 	if err != nil || cpus <= 0 {
@@ -28,7 +24,7 @@ func (s *Section) Observations() []sizing.Observation {
 		if r.Bench != "Capture" || (path != "relay" && path != "ringbuf" && path != "perfbuf") {
 			continue
 		}
-		if a := r.Keys["attach"]; a != "" && a != ModelAttach {
+		if a := r.Keys["attach"]; a != "" && a != s.Attach {
 			continue
 		}
 		if s.LeftOut(r) != "" {
@@ -235,13 +231,15 @@ func (s *Section) missedTargets() []missedTarget {
 	}
 	var out []missedTarget
 	for name, reasons := range s.Skipped {
-		if ran[name] || !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "below target") }) {
+		// A row taken out for runs it lost met its target in some.
+		if ran[name] || !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "below target") }) ||
+			slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, RemovedReason) }) {
 			continue
 		}
 		keys := nameKeys(name)
 		ops, err := strconv.ParseFloat(keys["rate"], 64)
 		ev := eventsPerOp[keys["workload"]]
-		if err != nil || ev == 0 || keys["attach"] != ModelAttach {
+		if err != nil || ev == 0 || keys["attach"] != s.Attach {
 			continue
 		}
 		consumer := cmp.Or(keys["consumer"], "shared")

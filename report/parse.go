@@ -33,9 +33,12 @@ type Section struct {
 	File        string // the path the results were read from
 	Environment string // config line "environment:", or "unknown"
 	Kernel      string // config line "kernel:", or "unknown"
-	Config      []Config
-	Rows        []*Row   // in the order the rows first appear in the file
-	Warnings    []string // lines benchfmt could not parse
+	// Attach is the attach mode of the file's headline, answer and
+	// ranking rows: the one most eBPF capture rows use (PrimaryAttach).
+	Attach   string
+	Config   []Config
+	Rows     []*Row   // in the order the rows first appear in the file
+	Warnings []string // lines benchfmt could not parse
 	// Skipped holds what the benchmarks logged under each row name (see
 	// skipReasons): for a row without results, why it was skipped.
 	Skipped map[string][]string
@@ -153,7 +156,7 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 	skipped := skipReasons(data)
 	br := benchfmt.NewReader(bytes.NewReader(data), file)
 	var sections []*Section
-	byEnv := map[[2]string]*Section{}
+	byEnv := map[[3]string]*Section{}
 	var warnings []string
 	for br.Scan() {
 		switch rec := br.Result().(type) {
@@ -168,7 +171,9 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 			}
 			env := orUnknown(rec.GetConfig("environment"))
 			kernel := orUnknown(rec.GetConfig("kernel"))
-			key := [2]string{env, kernel}
+			// Rows of another harness version are a section of their
+			// own, never merged into this one's rankings or model.
+			key := [3]string{env, kernel, rec.GetConfig("commit")}
 			s := byEnv[key]
 			if s == nil {
 				s = &Section{File: file, Environment: env, Kernel: kernel,
@@ -192,6 +197,7 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 				captures++
 			}
 		}
+		s.Attach = PrimaryAttach(s.Rows)
 	}
 	if captures == 0 {
 		return nil, fmt.Errorf("%s: %w: pass a results file written by `go test -bench BenchmarkCapture ./bench` (make bench writes results/<environment>-<kernel>.txt)", file, ErrNoCaptureRows)

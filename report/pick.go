@@ -14,7 +14,7 @@ func variantLabel(r *Row) string {
 	return pathWakeup(r.Keys["path"], r.Keys["wakeup"])
 }
 
-// CostRows are, per transport variant (tracepoint attachment), the
+// CostRows are, per transport variant (the file's attach mode), the
 // closed-loop row of the first placement with the most memory: the one
 // that lost least, whose costs are least distorted by a full buffer.
 func (s *Section) CostRows(workload string) []*Row {
@@ -22,7 +22,7 @@ func (s *Section) CostRows(workload string) []*Row {
 	var order []Variant
 	for _, r := range s.captureRows(workload, HeadlineRate) {
 		v := variantOf(r)
-		if !slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != HeadlineAttach {
+		if !slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != s.Attach {
 			continue
 		}
 		mem, ok := r.PerCPUBytes()
@@ -108,14 +108,14 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 	}
 	fmt.Fprintf(b, "**Module or not**: relay needs the slabrelay module loaded (here it runs in the VM only); the BPF paths need none. "+
 		"The module has no recursion protection, so it does not skip an event that comes while another probe runs; a BPF program "+
-		"does, and a tracepoint program does so without counting it (README: Known limits, Frees in interrupt context).\n\n")
+		"does, and a tracepoint program does so without counting it (docs/leaks.md, Frees in interrupt context).\n\n")
 }
 
 // writeCosts writes the cost split per event of the CostRows.
 func writeCosts(b *bytes.Buffer, sections []*Section, plots map[*Section]string) {
 	fmt.Fprintf(b, "## Cost per event, split\n\n")
 	fmt.Fprintf(b, "Per transport, the closed-loop row with the most memory (it lost least), two producers sharing the CPUs with the consumer, "+
-		"tracepoint attachment. probe-ns/event is CPU time inside the probe (the kernel's measure), consumer-ns/event the reader's CPU "+
+		"the attach mode the file's whole matrix runs (named in the summary). probe-ns/event is CPU time inside the probe (the kernel's measure), consumer-ns/event the reader's CPU "+
 		"time per captured record; overhead-ns/event is the workload's wall-time slowdown per event against its paired baseline "+
 		"(with two producers in parallel, about half the CPU time). Medians [min–max].\n\n")
 	for _, s := range sections {

@@ -63,7 +63,7 @@ func PlotPNG(w io.Writer, s *Section) error {
 	}
 	workloads := s.Workloads()
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Events lost against buffer memory: %s, kernel %s, closed loop, attach %s", s.Environment, s.Kernel, HeadlineAttach)
+	p.Title.Text = fmt.Sprintf("Events lost against buffer memory: %s, kernel %s, closed loop, attach %s", s.Environment, s.Kernel, s.Attach)
 	p.X.Label.Text = "per-CPU buffer memory, subbuf × n (log2 scale)"
 	p.Y.Label.Text = "lost-% (median over runs; best sub-buffer count per size)"
 	p.X.Scale = plot.LogScale{}

@@ -45,7 +45,9 @@ type RateSizing struct {
 	CostUnit string
 	// Cheapest is the zero-loss row (any variant, any memory) with the
 	// least median cost, or, when nothing was loss-free, the cheapest row;
-	// RunnerUp is the cheapest such row of another variant.
+	// RunnerUp is the cheapest such row of another variant at the same
+	// per-CPU memory, placement and loss class, its achieved events/s
+	// within SameRate of Cheapest's (nil when none: nothing to compare).
 	Cheapest, RunnerUp *Row
 }
 
@@ -239,7 +241,7 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 	if len(candidates) > 0 && candidates[0].Metric(rs.CostUnit) != nil {
 		rs.Cheapest = candidates[0]
 		for _, r := range candidates[1:] {
-			if variantOf(r) != variantOf(rs.Cheapest) && r.Metric(rs.CostUnit) != nil {
+			if variantOf(r) != variantOf(rs.Cheapest) && r.Metric(rs.CostUnit) != nil && sameConditions(r, rs.Cheapest) {
 				rs.RunnerUp = r
 				break
 			}
@@ -272,7 +274,7 @@ type Series struct {
 	Points   []Point // ascending memory
 }
 
-// LossSeries returns, per workload and headline variant (tracepoint attach,
+// LossSeries returns, per workload and headline variant (the file's attach mode,
 // both reader wakeups of the ring and perf buffers), the median lost-% of the geometry that lost
 // least at each per-CPU memory in the closed loop.
 func (s *Section) LossSeries() []Series {
@@ -281,7 +283,7 @@ func (s *Section) LossSeries() []Series {
 		rs := s.Sizing(wl, HeadlineRate)
 		order := lossOrder(rs.CostUnit)
 		for _, sz := range rs.Sizings {
-			if a := sz.Variant.Attach; len(sz.Rows) == 0 || (a != "" && a != HeadlineAttach) {
+			if a := sz.Variant.Attach; len(sz.Rows) == 0 || (a != "" && a != s.Attach) {
 				continue
 			}
 			ser := Series{Workload: wl, Variant: sz.Variant}

@@ -116,6 +116,18 @@ func recommendation(s *Section, rs RateSizing) string {
 		return fmt.Sprintf(" at %s events/s per CPU", RateLabel(ev/float64(cpus)))
 	}
 	switch {
+	case rs.Rate == HeadlineRate && len(rs.LeastMemory) > 0:
+		// Each path reaches its own rate in the closed loop: its memory
+		// is stated, not ranked against the others'.
+		var vs []string
+		for _, sz := range rs.Sizings {
+			if sz.ZeroLossBytes > 0 && sz.Pick != nil && sz.Pick.ZeroLoss() {
+				vs = append(vs, fmt.Sprintf("%s %s (%s%s, 0 lost in %d of %d runs)", sz.Variant, size.Format(sz.ZeroLossBytes),
+					geomLabel(sz.Pick), rateOf(sz.Pick), sz.Pick.Metric(UnitLost).N(), sz.Pick.Runs))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("least memory per CPU each path lost nothing with, at the rate it let the workload reach "+
+			"(not a ranking: each ran at its own rate, and a slow path loses less by throttling what it measures): %s", joinAnd(vs)))
 	case len(rs.LeastMemory) > 0:
 		var vs []string
 		for _, sz := range rs.LeastMemory {
@@ -123,9 +135,6 @@ func recommendation(s *Section, rs RateSizing) string {
 				sz.Variant, geomLabel(sz.Pick), rateOf(sz.Pick), sz.Pick.Metric(UnitLost).N(), sz.Pick.Runs, 100*lossFreeBound(sz.Pick.Runs)))
 		}
 		parts = append(parts, fmt.Sprintf("least memory that lost nothing, %s per CPU: %s", size.Format(rs.LeastMemory[0].ZeroLossBytes), joinAnd(vs)))
-		if rs.Rate == HeadlineRate {
-			parts = append(parts, "in the closed loop each path runs at the rate it lets the workload reach, so a slow path loses less by throttling what it measures")
-		}
 	default:
 		var best *Row
 		order := lossOrder(rs.CostUnit)
@@ -154,7 +163,9 @@ func recommendation(s *Section, rs RateSizing) string {
 			if cm.Max < rm.Min {
 				verdict = "the ranges separate"
 			}
-			line += fmt.Sprintf("; next, another path or mode: %s at %s, %s (%s)", variantOf(r), geomLabel(r), cell(rm, r.Runs), verdict)
+			line += fmt.Sprintf("; next, another path or mode at the same memory and rate: %s at %s, %s (%s)", variantOf(r), geomLabel(r), cell(rm, r.Runs), verdict)
+		} else {
+			line += " (no other path or mode lost nothing at the same memory and rate within 5%: nothing to rank it against)"
 		}
 		parts = append(parts, line)
 	}

@@ -27,7 +27,7 @@ func writeSummary(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		}
 		c, ok := s.comparable(wls[0])
 		m := s.Machine()
-		where := fmt.Sprintf("%s (%s, %d CPUs, kernel %s, commit %s)", m.Environment, m.CPU, m.CPUs, m.Kernel, m.Commit)
+		where := fmt.Sprintf("%s (%s, %d CPUs, kernel %s, commit %s; eBPF attach %s)", m.Environment, m.CPU, m.CPUs, m.Kernel, m.Commit, s.Attach)
 		if ok {
 			bound := ""
 			if c.LowerBound {
@@ -41,7 +41,7 @@ func writeSummary(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 			fmt.Fprintf(b, "- %s: %s ([the answer](#the-answer-buffer-memory-per-cpu-for-an-event-rate)).\n", where, line)
 		}
 	}
-	fmt.Fprintf(b, "- Conditions: two producers sharing the CPUs with the consumer, tracepoint attachment, the truth stamp on "+
+	fmt.Fprintf(b, "- Conditions: two producers sharing the CPUs with the consumer, the eBPF attach mode named above, the truth stamp on "+
 		"(priced per path under [Which path](#which-path-for-which-need)); VM figures compare paths inside one VM run only. "+
 		"On another machine, measure there: `make bench`, then `slabbench size --results results/<file>`.\n\n")
 }

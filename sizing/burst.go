@@ -16,7 +16,7 @@ const MinBurstRate = 1e-3
 
 // Burst is how often other tasks flood one CPU's buffer with slab events
 // of their own, whatever the capture's rate (on the benchmark host,
-// kdamond's DAMON scheme every 5 s: README, Sizing a buffer), and how
+// kdamond's DAMON scheme every 5 s: docs/sizing.md), and how
 // much of a flood the buffer has to hold:
 //
 //	bursts leaving more than e events unread arrive at

@@ -152,7 +152,7 @@ func b2i(b bool) int {
 
 // Risk is the chance of a drop the model sizes a capture for: one in a
 // hundred, because the fitted tail is thinner than long captures show
-// (README, Sizing a buffer).
+// (docs/sizing.md).
 const Risk = 0.01
 
 // RowRisk is where the model calls a benchmark row lossy: more likely than
@@ -323,7 +323,9 @@ func (m Model) DropChance(o Observation) float64 {
 	return -math.Expm1(-exposure)
 }
 
-// String is the model in one line.
+// String is the model in one line: its own a and τ, and H from Hold,
+// the longer of its own tail's and its group's (so H may not follow
+// from the a and τ beside it; the report marks such keys "group").
 func (m Model) String() string {
 	w := ""
 	if m.Batched() {

@@ -10,7 +10,7 @@ import (
 const Subbufs = 4
 
 // MinPerCPU is the smallest per-CPU memory recommended: Subbufs
-// sub-buffers of 2 KiB.
+// sub-buffers of 2 KiB, 8 KiB in all.
 const MinPerCPU = Subbufs * 2 << 10
 
 // Recommendation is a model's answer at one rate and capture length.

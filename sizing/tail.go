@@ -51,8 +51,9 @@ type fitRun struct {
 }
 
 // exceed is how often the run's readable backlog passes y bytes, per
-// second: an absence longer than y/BytesPerSec or a burst of more than
-// y/PerEvent events.
+// second: an absence longer than y/AbsenceBytesPerSec (BytesPerSec over
+// 1 − ρ), or a burst whose unread events, with δ of the run's own
+// (Burst.events), pass y.
 func (r fitRun) exceed(t Tail, b Burst, y float64) float64 {
 	return t.Exceed(y/r.AbsenceBytesPerSec) + b.Exceed(b.events(y, r.BytesPerSec, r.PerEvent))
 }

@@ -52,7 +52,7 @@ type Config struct {
 	// without them has been seen to hang guests), else tcg. tcg runs one
 	// host thread per vCPU (thread=multi); tcg-single runs all vCPUs on
 	// one host thread, slower, for guests that break under thread=multi
-	// (Debian 6.12: README, Known limits).
+	// (Debian 6.12: docs/limits.md).
 	Accel string
 	// Timeout bounds the whole run, boot included; 0 means 10 minutes.
 	// On expiry qemu is killed and Run returns an error saying so.

@@ -34,6 +34,7 @@ func TestSizeOnCommittedResults(t *testing.T) {
 	if a.Rate != 100000 || len(a.Paths) != 3 || a.Seconds != 60 || a.Risk <= 0 {
 		t.Fatalf("answer %+v, want rate 100000, a 60 s capture, a risk, and relay, ringbuf, perfbuf", a)
 	}
+	sized := 0
 	for _, p := range a.Paths {
 		if p.Path == "relay" {
 			if p.PerCPUBytes != 0 || p.Verdict != "no-model" || !strings.Contains(p.Why, "--env vm-tcg") {
@@ -41,6 +42,15 @@ func TestSizeOnCommittedResults(t *testing.T) {
 			}
 			continue
 		}
+		// Whichever verdict the committed rows give, a withheld size
+		// comes with no flags and a reason.
+		if p.Verdict == "cannot-keep-up" || p.Verdict == "no-model" {
+			if p.PerCPUBytes != 0 || p.SubbufSize != 0 || p.Why == "" {
+				t.Errorf("%s: %s with %d per CPU, %d sub-buffer, why %q: want no size and a reason", p.Path, p.Verdict, p.PerCPUBytes, p.SubbufSize, p.Why)
+			}
+			continue
+		}
+		sized++
 		if p.PerCPUBytes < 8<<10 || bits.OnesCount(uint(p.PerCPUBytes)) != 1 || p.SubbufSize*p.Subbufs != p.PerCPUBytes {
 			t.Errorf("%s: %d per CPU as %d x %d, want a power of two of at least 8KiB, subbufs x subbuf-size", p.Path, p.PerCPUBytes, p.Subbufs, p.SubbufSize)
 		}
@@ -64,6 +74,9 @@ func TestSizeOnCommittedResults(t *testing.T) {
 		if p.Path == "ringbuf" && p.RingbufBytes < 2*p.PerCPUBytes {
 			t.Errorf("ring buffer %d for %d per CPU on 2 CPUs", p.RingbufBytes, p.PerCPUBytes)
 		}
+	}
+	if sized == 0 {
+		t.Errorf("no BPF path sized at 100k events/s per CPU: %+v", a.Paths)
 	}
 	vm := runSizeJSON(t, "--rate", "30000", "--path", "relay", "--env", "vm-tcg")
 	if p := vm.Paths[0]; p.PerCPUBytes == 0 || !strings.HasPrefix(p.Environment, "vm-tcg ") || p.Wakeup != "" {
