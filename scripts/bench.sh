@@ -21,8 +21,8 @@ case $level in
 full) count=6 short=1s long=3s soak=6s vm_level=vm consumer_ops=200000 ;;
 quick) count=6 short=500ms long=500ms vm_level=quick consumer_ops=100000 ;;
 smoke) count=1 short=1x long=1x vm_level=smoke consumer_ops=1 ;;
-# Multi-threaded TCG oopsed the 6.1 guest twice with these rows (README,
-# The VM); the capture rows only (no truth-cost or consumer rows).
+# Multi-threaded TCG oopsed the 6.1 guest twice with these rows
+# (docs/vm.md); the capture rows only (no truth-cost or consumer rows).
 probes) count=6 short=1s long=1s vm_level=probes consumer_ops=0 BENCH_NATIVE=0
 	export SLABBENCH_VM_ACCEL=tcg-single ;;
 *) echo "BENCH=$level: use full, quick, smoke or probes" >&2; exit 2 ;;
@@ -44,25 +44,77 @@ export SLABBENCH_PROGRESS=1
 # lines; the skip reason stays in the file.
 drop_skipped() { awk '!($1 ~ /^Benchmark/ && $2 == "0" && $3 == "NaN")'; }
 
+# A row that lost a run to any rule (a run skipped below target or off
+# schedule, or failed an accounting check) is run again whole, up to
+# twice; one still short after that is taken out of the file (its result
+# lines; its skip and failure lines stay, with a line saying so), never
+# published with fewer runs than the others.
+short_rows() { # results-file count: names with 1..count-1 result lines
+	awk -v want="$2" '$1 ~ /^Benchmark/ && $2 ~ /^[0-9]+$/ && $2 > 0 {n[$1]++}
+		END {for (k in n) if (n[k] < want) print k}' "$1" | sort
+}
+
+# The -test.bench pattern of one row: each /-part anchored and escaped,
+# the -GOMAXPROCS suffix dropped.
+row_pattern() { # name
+	local name=${1%-[0-9]*} part out=""
+	local IFS=/
+	for part in $name; do
+		part=$(printf '%s' "$part" | sed 's/[][\\.^$*+?(){}|]/\\&/g')
+		out+="${out:+/}^${part}\$"
+	done
+	printf '%s' "$out"
+}
+
+without_results_of() { # name file: the file without that row's result lines
+	awk -v name="$1" '!($1 == name && $2 ~ /^[0-9]+$/)' "$2"
+}
+
+# run_group benchtime runner... -test.bench PATTERN: one invocation of the
+# benchmark binary, its short rows re-run, the result on stdout.
+run_group() {
+	local benchtime=$1
+	shift
+	local tmp rerun name attempt
+	tmp=$(mktemp)
+	rerun=$(mktemp)
+	"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
+	for attempt in 1 2 3; do
+		mapfile -t short < <(short_rows "$tmp" "$count")
+		((${#short[@]})) || break
+		for name in "${short[@]}"; do
+			if ((attempt == 3)); then
+				echo "bench: $name: fewer than $count runs in 3 attempts; its results are left out of the file" >&2
+				without_results_of "$name" "$tmp" > "$rerun" && mv "$rerun" "$tmp"
+				printf -- '--- SKIP: %s\n    left out by scripts/bench.sh: fewer than %d runs in 3 attempts\n' "${name%-[0-9]*}" "$count" >> "$tmp"
+				continue
+			fi
+			echo "bench: $name: fewer than $count runs; running it again whole (attempt $((attempt + 1)))" >&2
+			without_results_of "$name" "$tmp" > "$rerun"
+			local base=("$@")
+			base[${#base[@]}-1]=$(row_pattern "$name")
+			"${base[@]}" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped >> "$rerun"
+			mv "$rerun" "$tmp"
+		done
+	done
+	cat "$tmp"
+	rm -f "$tmp" "$rerun"
+}
+
 run_matrix() { # level runner...
 	local level=$1
 	shift
 	if [[ $level == probes ]]; then
-		BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-			-test.bench '^BenchmarkCapture$' -test.benchtime "$short" -test.count "$count" | drop_skipped
+		BENCH=$level run_group "$short" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 		return
 	fi
-	BENCH=$level BENCH_GROUP=short "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-		-test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$' -test.benchtime "$short" -test.count "$count" | drop_skipped
-	BENCH=$level BENCH_GROUP=long "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-		-test.bench '^BenchmarkCapture$' -test.benchtime "$long" -test.count "$count" | drop_skipped
+	BENCH=$level BENCH_GROUP=short run_group "$short" "$@" bin/bench.test -test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$'
+	BENCH=$level BENCH_GROUP=long run_group "$long" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 	# Only the full level has soak rows (bench/plan), natively.
 	if [[ $level == full ]]; then
-		BENCH=$level BENCH_GROUP=soak "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-			-test.bench '^BenchmarkCapture$' -test.benchtime "$soak" -test.count "$count" | drop_skipped
+		BENCH=$level BENCH_GROUP=soak run_group "$soak" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 	fi
-	BENCH=$level "$@" bin/bench.test -test.run '^$' -test.v -test.timeout 0 \
-		-test.bench '^BenchmarkConsumer$' -test.benchtime "${consumer_ops}x" -test.count "$count"
+	BENCH=$level run_group "${consumer_ops}x" "$@" bin/bench.test -test.bench '^BenchmarkConsumer$'
 }
 
 # One benchstat table; a failure is written into the tables file and fails
