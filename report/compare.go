@@ -40,14 +40,18 @@ type Comparable struct {
 	PerCPUBytes         int
 	// LowerBound says the rows' loss is a lower bound (lossLowerBound).
 	LowerBound bool
+	// Class is the rows' loss class (rowLossClass; a lossless row is
+	// also of class 1): above 0, rankings print each row's lost-%.
+	Class int
 	// PerCPURate is the lowest of the rows' median events/s per CPU.
 	PerCPURate float64
 	Rows       []*Row
 }
 
-// comparable returns the section's largest Comparable set of workload's
-// transport rows (tracepoint attachment), at the highest rate among the
-// largest; false when no two rows compare.
+// comparable returns the section's best Comparable set of workload's
+// transport rows (the file's attach mode): the lowest loss class with
+// two rows or more, then the largest set, the fastest, the most memory;
+// false when no two rows compare.
 func (s *Section) comparable(workload string) (Comparable, bool) {
 	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
 	if err != nil || cpus <= 0 {
@@ -59,20 +63,23 @@ func (s *Section) comparable(workload string) (Comparable, bool) {
 		v := variantOf(r)
 		mem, okMem := r.PerCPUBytes()
 		if r.Bench != "Capture" || r.Keys["workload"] != workload || r.Keys["rate"] == HeadlineRate || !okMem ||
-			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != s.Attach || !r.ZeroLoss() || s.LeftOut(r) != "" {
+			!slices.Contains(Paths, v.Path) || v.Attach != "" && v.Attach != s.Attach || r.Metric(UnitLost) == nil || s.LeftOut(r) != "" {
 			continue
 		}
 		bound := s.lossLowerBound(r)
-		key := fmt.Sprintf("%s/%s/%s/%d/%v", r.Keys["rate"], r.Keys["producers"], r.Keys["consumer"], mem, bound)
-		g := groups[key]
-		if g == nil {
-			g = &Comparable{Workload: workload, Rate: r.Keys["rate"], Producers: r.Keys["producers"], Consumer: r.Keys["consumer"],
-				PerCPUBytes: mem, LowerBound: bound}
-			groups[key] = g
-			keys = append(keys, key)
-		}
-		if !slices.ContainsFunc(g.Rows, func(o *Row) bool { return variantOf(o) == v }) {
-			g.Rows = append(g.Rows, r)
+		// A lossless row also joins the little-loss class's sets.
+		for class := rowLossClass(r); class <= max(rowLossClass(r), 1); class++ {
+			key := fmt.Sprintf("%s/%s/%s/%d/%v/%d", r.Keys["rate"], r.Keys["producers"], r.Keys["consumer"], mem, bound, class)
+			g := groups[key]
+			if g == nil {
+				g = &Comparable{Workload: workload, Rate: r.Keys["rate"], Producers: r.Keys["producers"], Consumer: r.Keys["consumer"],
+					PerCPUBytes: mem, LowerBound: bound, Class: class}
+				groups[key] = g
+				keys = append(keys, key)
+			}
+			if !slices.ContainsFunc(g.Rows, func(o *Row) bool { return variantOf(o) == v }) {
+				g.Rows = append(g.Rows, r)
+			}
 		}
 	}
 	var best Comparable
@@ -82,11 +89,36 @@ func (s *Section) comparable(workload string) (Comparable, bool) {
 		if len(g.Rows) < 2 {
 			continue
 		}
-		if len(g.Rows) > len(best.Rows) || len(g.Rows) == len(best.Rows) && g.PerCPURate > best.PerCPURate*(1+SameRate) {
+		switch {
+		case len(best.Rows) == 0 || g.Class < best.Class:
+			best = *g
+		case g.Class > best.Class:
+		case len(g.Rows) != len(best.Rows):
+			if len(g.Rows) > len(best.Rows) {
+				best = *g
+			}
+		case g.PerCPURate > best.PerCPURate*(1+SameRate),
+			g.PerCPURate >= best.PerCPURate*(1-SameRate) && g.PerCPUBytes > best.PerCPUBytes:
 			best = *g
 		}
 	}
 	return best, len(best.Rows) >= 2
+}
+
+// LittleLoss is the largest median lost-% of the little-loss class.
+const LittleLoss = 0.1
+
+// rowLossClass is a row's loss class: 0 no event lost in any run, 1 a
+// median lost-% of at most LittleLoss, 2 more. A path that drops much
+// spends less per event than one that keeps up, so rankings stay in one.
+func rowLossClass(r *Row) int {
+	switch {
+	case r.ZeroLoss():
+		return 0
+	case r.Metric(UnitLost).Median <= LittleLoss:
+		return 1
+	}
+	return 2
 }
 
 // rowPerCPURate is a row's median events/s per CPU.
@@ -122,8 +154,18 @@ func (c *Comparable) keepSameRate(cpus int) {
 // String names the set the way a ranking cites it.
 func (c Comparable) String() string {
 	lossless := "no event lost in any run"
+	if c.Class > 0 {
+		var lost []string
+		for _, r := range c.Rows {
+			lost = append(lost, fmt.Sprintf("%s %s", variantLabel(r), cell(r.Metric(UnitLost), r.Runs)))
+		}
+		lossless = fmt.Sprintf("a median lost-%% of at most %s on each row, lost-%% median [min–max]: %s", num(LittleLoss), strings.Join(lost, ", "))
+		if c.Class > 1 {
+			lossless = "no two rows lost little, lost-% median [min–max]: " + strings.Join(lost, ", ")
+		}
+	}
 	if c.LowerBound {
-		lossless = "no event lost in any run as counted, a lower bound: this kernel does not count the hits it skips a tracepoint program for"
+		lossless += " as counted, a lower bound: this kernel does not count the hits it skips a tracepoint program for"
 	}
 	return fmt.Sprintf("open loops of %s at rate=%s ops/s (%s events/s per CPU, within %.0f%%), producers=%s, consumer=%s, %s per CPU, %s",
 		c.Workload, c.Rate, RateLabel(c.PerCPURate), 100*SameRate, c.Producers, c.Consumer, size.Format(c.PerCPUBytes), lossless)
@@ -231,31 +273,11 @@ func cpuPerEvent(r *Row) *Metric {
 // with the stamps and without them (each row's values less its price);
 // a row whose price is not measured is listed after, unranked.
 func (s *Section) cpuOrdering(rows []*Row) string {
-	type ranked struct {
-		r     *Row
-		m     *Metric
-		stamp float64
-	}
-	var have []ranked
-	var unpriced []string
-	for _, r := range rows {
-		m := cpuPerEvent(r)
-		if m == nil {
-			continue
-		}
-		st := s.truthStampNs(r)
-		if math.IsNaN(st) {
-			unpriced = append(unpriced, fmt.Sprintf("%s %s", variantLabel(r), cell(m, r.Runs)))
-			continue
-		}
-		have = append(have, ranked{r, m, st})
-	}
-	slices.SortStableFunc(have, func(a, b ranked) int { return cmp.Compare(a.m.Median, b.m.Median) })
+	have, unpriced := s.rankCPU(rows)
 	var sb strings.Builder
 	for i, h := range have {
 		if i > 0 {
-			p := have[i-1]
-			if p.m.Max < h.m.Min && p.m.Max-p.stamp < h.m.Min-h.stamp {
+			if have[i-1].separates(h) {
 				sb.WriteString(" < ")
 			} else {
 				sb.WriteString(" ≈ ")
@@ -270,4 +292,51 @@ func (s *Section) cpuOrdering(rows []*Row) string {
 		fmt.Fprintf(&sb, "unranked, no BenchmarkTruthCost pair to price its truth stamp: %s", strings.Join(unpriced, ", "))
 	}
 	return sb.String()
+}
+
+// cpuLeaders names the rows cpuOrdering puts first, up to its first <.
+func (s *Section) cpuLeaders(rows []*Row) string {
+	have, _ := s.rankCPU(rows)
+	if len(have) == 0 {
+		return "—"
+	}
+	var names []string
+	for i, h := range have {
+		if i > 0 && have[i-1].separates(h) {
+			break
+		}
+		names = append(names, fmt.Sprintf("%s (%s ns)", variantLabel(h.r), num(h.m.Median)))
+	}
+	return strings.Join(names, " ≈ ")
+}
+
+// rankedCPU is a row's CPU per event with its path's truth stamp price.
+type rankedCPU struct {
+	r     *Row
+	m     *Metric
+	stamp float64
+}
+
+// separates says whether p ranks below h with and without the stamps.
+func (p rankedCPU) separates(h rankedCPU) bool {
+	return p.m.Max < h.m.Min && p.m.Max-p.stamp < h.m.Min-h.stamp
+}
+
+// rankCPU sorts the rows by CPU per event; rows whose stamp has no price
+// are returned apart, labelled.
+func (s *Section) rankCPU(rows []*Row) (have []rankedCPU, unpriced []string) {
+	for _, r := range rows {
+		m := cpuPerEvent(r)
+		if m == nil {
+			continue
+		}
+		st := s.truthStampNs(r)
+		if math.IsNaN(st) {
+			unpriced = append(unpriced, fmt.Sprintf("%s %s", variantLabel(r), cell(m, r.Runs)))
+			continue
+		}
+		have = append(have, rankedCPU{r, m, st})
+	}
+	slices.SortStableFunc(have, func(a, b rankedCPU) int { return cmp.Compare(a.m.Median, b.m.Median) })
+	return have, unpriced
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"regexp"
@@ -57,7 +58,7 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 				m, ok := r.PerCPUBytes()
 				if r.Bench == "Capture" && r.Keys["workload"] == c[1] && r.Keys["rate"] == c[2] && r.Keys["producers"] == c[3] &&
 					r.Keys["consumer"] == c[4] && r.Keys["path"] == path && r.Keys["wakeup"] == wakeup && ok && m == mem &&
-					(r.Keys["attach"] == "" || r.Keys["attach"] == "tracepoint") {
+					(r.Keys["attach"] == "" || r.Keys["attach"] == s.Attach) {
 					row = r
 				}
 			}
@@ -65,8 +66,18 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 				t.Errorf("%s: no row %s at rate=%s, %s per CPU", h[1], part[1], c[2], c[5])
 				continue
 			}
-			if lost := row.Metric("lost-%"); lost == nil || lost.Max != 0 || lost.N() != row.Runs {
+			// One loss class: none lost in any run, or each a median of
+			// at most LittleLoss, as the claim says.
+			lost := row.Metric("lost-%")
+			switch {
+			case lost == nil || lost.N() != row.Runs:
+				t.Errorf("%s: %s has no lost-%% in every run", h[1], row.Name)
+			case strings.Contains(c[0], "no event lost in any run") && lost.Max != 0:
 				t.Errorf("%s: %s lost events in some run: %+v", h[1], row.Name, lost)
+			case strings.Contains(c[0], fmt.Sprintf("a median lost-%% of at most %s", num(LittleLoss))) && lost.Median > LittleLoss:
+				t.Errorf("%s: %s lost a median %v%%, above the class's %v", h[1], row.Name, lost.Median, LittleLoss)
+			case !strings.Contains(c[0], "no event lost in any run") && !strings.Contains(c[0], "a median lost-%"):
+				t.Errorf("%s: the claim names no loss class: %s", h[1], c[0])
 			}
 			ev, _ := row.Median("events/op")
 			ops, _ := row.Median("achieved-ops/s")
@@ -77,6 +88,12 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 			}
 			rates = append(rates, perCPU)
 			checked++
+		}
+		if len(rates) == 0 {
+			if !strings.Contains(c[6], "unranked") {
+				t.Errorf("%s: a ranking that names no row: %s", h[1], c[0])
+			}
+			continue
 		}
 		lo, hi := rates[0], rates[0]
 		for _, r := range rates {

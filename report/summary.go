@@ -29,12 +29,19 @@ func writeSummary(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		m := s.Machine()
 		where := fmt.Sprintf("%s (%s, %d CPUs, kernel %s, commit %s; eBPF attach %s)", m.Environment, m.CPU, m.CPUs, m.Kernel, m.Commit, s.Attach)
 		if ok {
-			bound := ""
-			if c.LowerBound {
-				bound = " as counted: a lower bound on this kernel, where relay's is exact, so relay is not ranked beside them"
+			bound := ", nothing lost"
+			if c.Class > 0 {
+				most := 0.0
+				for _, r := range c.Rows {
+					most = max(most, r.Metric(UnitLost).Median)
+				}
+				bound = fmt.Sprintf(", losing a median of at most %s%% (no size lost nothing on two paths at one rate)", num(most))
 			}
-			fmt.Fprintf(b, "- %s: **least CPU per event** %s; **lowest lag** %s, at %s events/s per CPU and %s per CPU, nothing lost%s ([Which path](#which-path-for-which-need)).\n",
-				where, leaders(c.Rows, cpuPerEvent, "ns"), leaders(c.Rows, func(r *Row) *Metric { return r.Metric(UnitLagP99) }, "µs p99"),
+			if c.LowerBound {
+				bound += " as counted: a lower bound on this kernel, where relay's is exact, so relay is not ranked beside them"
+			}
+			fmt.Fprintf(b, "- %s: **least CPU per event** %s; **lowest lag** %s, at %s events/s per CPU and %s per CPU%s ([Which path](#which-path-for-which-need)).\n",
+				where, s.cpuLeaders(c.Rows), leaders(c.Rows, func(r *Row) *Metric { return r.Metric(UnitLagP99) }, "µs p99"),
 				RateLabel(c.PerCPURate), size.Format(c.PerCPUBytes), bound)
 		}
 		if line := summaryMemory(sm, s); line != "" {
