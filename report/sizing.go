@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+
+	"github.com/slabbench/slabbench/bench/plan"
 )
 
 // Sizing is one variant at one rate: the smallest per-CPU memory that lost
@@ -117,9 +119,16 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 	}
 	rs.CostUnit = costUnitOf(capture)
+	for _, v := range variantsAt(capture, plan, planned, rate) {
+		rs.Sizings = append(rs.Sizings, s.sizeVariant(v, capture, workload, rate, rs.CostUnit))
+	}
+	rs.pick(capture)
+	return rs
+}
 
-	// Variants: those in the file, then any the plan runs and the file
-	// lacks, grouped by path in report order.
+// variantsAt are the variants of a rate's rows, then any the plan runs
+// and the file lacks, grouped by path in report order.
+func variantsAt(capture []*Row, p plan.Plan, planned bool, rate string) []Variant {
 	var variants []Variant
 	for _, r := range capture {
 		if v := variantOf(r); !slices.Contains(variants, v) {
@@ -127,84 +136,90 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 		}
 	}
 	if planned {
-		for _, v := range plannedVariants(plan, rate) {
+		for _, v := range plannedVariants(p, rate) {
 			if !slices.Contains(variants, v) {
 				variants = append(variants, v)
 			}
 		}
 	}
-	for _, p := range Paths {
-		if planned && !slices.ContainsFunc(plannedVariants(plan, rate), func(v Variant) bool { return v.Path == p }) {
+	for _, path := range Paths {
+		if planned && !slices.ContainsFunc(plannedVariants(p, rate), func(v Variant) bool { return v.Path == path }) {
 			continue // the bench-level does not run it at this rate
 		}
-		if !slices.ContainsFunc(variants, func(v Variant) bool { return v.Path == p }) {
-			variants = append(variants, Variant{Path: p})
+		if !slices.ContainsFunc(variants, func(v Variant) bool { return v.Path == path }) {
+			variants = append(variants, Variant{Path: path})
 		}
 	}
 	slices.SortStableFunc(variants, func(a, b Variant) int {
 		return cmp.Compare(pathRank(a.Path), pathRank(b.Path))
 	})
+	return variants
+}
 
-	order := lossOrder(rs.CostUnit)
-	for _, v := range variants {
-		sz := Sizing{Variant: v}
-		for _, r := range capture {
-			if variantOf(r) == v {
-				if _, ok := r.PerCPUBytes(); ok {
-					sz.Rows = append(sz.Rows, r)
-				}
+// sizeVariant is one variant's sizing at a rate: its rows by memory, the
+// least memory that lost nothing (or the row that lost least), and the
+// planned rows the file lacks, skipped or not run.
+func (s *Section) sizeVariant(v Variant, capture []*Row, workload, rate, costUnit string) Sizing {
+	plan, planned := s.plan()
+	sz := Sizing{Variant: v}
+	for _, r := range capture {
+		if variantOf(r) == v {
+			if _, ok := r.PerCPUBytes(); ok {
+				sz.Rows = append(sz.Rows, r)
 			}
 		}
-		if len(sz.Rows) == 0 {
-			sz.Missing = s.MissingReason(v.Path)
-			if key, _ := s.configReason(v.Path); planned && key == "" {
-				for _, g := range plannedGeometries(plan, rate, v.Attach) {
-					if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
-						sz.Missing = fmt.Sprintf("skipped by the benchmark at %s in %s: %s", geomLabelOf(g), runs(sk.Runs), sk.Reason)
-						break
-					}
-				}
-			}
-			rs.Sizings = append(rs.Sizings, sz)
-			continue
-		}
-		if planned {
-			for i, g := range plannedGeometries(plan, rate, v.Attach) {
-				if v.Path == "perf-record" && !plan.PerfRecordRows(rateValue(rate), i) {
-					continue
-				}
-				if slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
-					continue
-				}
-				if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
-					sz.Skipped = append(sz.Skipped, sk)
-				} else {
-					sz.NotRun = append(sz.NotRun, g)
-				}
-			}
-		}
-		slices.SortStableFunc(sz.Rows, byMemory)
-		for _, r := range sz.Rows {
-			if r.ZeroLoss() {
-				sz.ZeroLossBytes, _ = r.PerCPUBytes()
-				break
-			}
-		}
-		if sz.ZeroLossBytes > 0 {
-			sz.AtMemory = rowsAt(sz.Rows, sz.ZeroLossBytes)
-		} else {
-			least := slices.Clone(sz.Rows)
-			slices.SortStableFunc(least, order) // ties keep the smaller memory first
-			mem, _ := least[0].PerCPUBytes()
-			sz.AtMemory = rowsAt(sz.Rows, mem)
-		}
-		slices.SortStableFunc(sz.AtMemory, order)
-		sz.Pick = sz.AtMemory[0]
-		rs.Sizings = append(rs.Sizings, sz)
 	}
+	if len(sz.Rows) == 0 {
+		sz.Missing = s.MissingReason(v.Path)
+		if key, _ := s.configReason(v.Path); planned && key == "" {
+			for _, g := range plannedGeometries(plan, rate, v.Attach) {
+				if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
+					sz.Missing = fmt.Sprintf("skipped by the benchmark at %s in %s: %s", geomLabelOf(g), runs(sk.Runs), sk.Reason)
+					break
+				}
+			}
+		}
+		return sz
+	}
+	if planned {
+		for i, g := range plannedGeometries(plan, rate, v.Attach) {
+			if v.Path == "perf-record" && !plan.PerfRecordRows(rateValue(rate), i) {
+				continue
+			}
+			if slices.ContainsFunc(sz.Rows, func(r *Row) bool { return rowGeometryName(r) == g }) {
+				continue
+			}
+			if sk, ok := s.skippedRow(workload, rate, v, g, plan); ok {
+				sz.Skipped = append(sz.Skipped, sk)
+			} else {
+				sz.NotRun = append(sz.NotRun, g)
+			}
+		}
+	}
+	order := lossOrder(costUnit)
+	slices.SortStableFunc(sz.Rows, byMemory)
+	for _, r := range sz.Rows {
+		if r.ZeroLoss() {
+			sz.ZeroLossBytes, _ = r.PerCPUBytes()
+			break
+		}
+	}
+	if sz.ZeroLossBytes > 0 {
+		sz.AtMemory = rowsAt(sz.Rows, sz.ZeroLossBytes)
+	} else {
+		least := slices.Clone(sz.Rows)
+		slices.SortStableFunc(least, order) // ties keep the smaller memory first
+		mem, _ := least[0].PerCPUBytes()
+		sz.AtMemory = rowsAt(sz.Rows, mem)
+	}
+	slices.SortStableFunc(sz.AtMemory, order)
+	sz.Pick = sz.AtMemory[0]
+	return sz
+}
 
-	// What to pick: the least zero-loss memory over the variants, and the
-	// cheapest loss-free row.
+// pick sets what the data says to pick: the least zero-loss memory over
+// the variants, and the cheapest loss-free row with its runner-up.
+func (rs *RateSizing) pick(capture []*Row) {
 	least := 0
 	for _, sz := range rs.Sizings {
 		if sz.ZeroLossBytes > 0 && (least == 0 || sz.ZeroLossBytes < least) {
@@ -247,7 +262,6 @@ func (s *Section) Sizing(workload, rate string) RateSizing {
 			}
 		}
 	}
-	return rs
 }
 
 func rowsAt(rows []*Row, perCPU int) []*Row {
