@@ -215,93 +215,15 @@ func For(level string) (Plan, error) {
 		Attaches:   []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
 	switch level {
 	case "", "full":
-		// Natively: 1 MiB per CPU is the long group; open loops over
-		// what this machine sustains (a capture's closed loop reaches
-		// about 190k ops/s with two threads, 70k with one; a perf buffer
-		// woken for every record 16k). A perf buffer woken for every
-		// record writes about 12 MB/s: 512 KiB per CPU would need 2 s.
-		p.Level = "full"
-		p.Rates = []float64{0, 10000, 30000, 100000}
-		// Open loops: 20 times the largest buffer fits in the 1 s
-		// rows. pipecreate (18 events per op, frees in softirq) is the
-		// held-out workload, 45k events/s per CPU at 5000 ops/s.
-		p.Workloads = []string{"openclose", "pipecreate"}
-		p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
-		p.RateGrids = map[float64][]Geometry{
-			10000:  doubling(4<<10, 32<<10, 4),
-			30000:  doubling(8<<10, 128<<10, 4),
-			100000: doubling(32<<10, 256<<10, 4),
-			5000:   doubling(8<<10, 64<<10, 4),
-		}
-		// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
-		// large enough to hold the host's bursts whole, in runs of 6 s
-		// (scripts/bench.sh), long enough to meet one (kdamond's come
-		// every 5 s: docs/sizing.md).
-		p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
-		p.PinnedRates = []float64{10000, 30000}
-		p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
-		p.AttachGeometries = p.Geometries[:1]
-		p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
-		p.RateGeometries = []Geometry{{16 << 10, 4}}
-		p.PerfRecordGeometries = 1
-		p.LongBytes = 1 << 20
+		fullLevel(&p)
 	case "vm":
-		// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
-		// per CPU reach 20 times their size in a second, 256 KiB is the
-		// long group. Tracepoints only; perf record starts too slowly
-		// here (about 17 s) for a row per ramp-up round.
-		p.Rates = []float64{0, 3000, 10000}
-		p.RateGrids = map[float64][]Geometry{
-			3000:  doubling(4<<10, 32<<10, 4),
-			10000: doubling(8<<10, 64<<10, 4),
-		}
-		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
-		p.PlacementGeometries = p.Geometries[:1]
-		p.RateGeometries = []Geometry{{4 << 10, 4}}
-		// Raw tracepoints: the guest's 6.1 kernel counts the hits it
-		// skips a raw tracepoint program for (missed), and the truth
-		// counter sees them; a tracepoint program's skipped hits are
-		// in neither there, so its loss would be a lower bound beside
-		// relay's exact one.
-		p.Attaches = []bpftrace.Attach{bpftrace.AttachRawTP}
-		p.LongBytes = 256 << 10
-		p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record starts in about 17 s under TCG, once per ramp-up round"}
+		vmLevel(&p)
 	case "probes":
-		// Every attach mode side by side in the VM (kprobe and fentry
-		// exist only there), ring and perf buffers woken for every
-		// record: the closed loop at a buffer that keeps up and one that
-		// drops, and an open loop. scripts/bench.sh runs it under
-		// tcg-single (docs/vm.md).
-		p.Placements = p.Placements[:1]
-		p.Rates = []float64{0, 3000}
-		p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}}
-		p.AttachGeometries = p.Geometries
-		p.RateGeometries = []Geometry{{4 << 10, 4}}
-		p.AttachRates = []float64{3000}
-		p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP, bpftrace.AttachKprobe, bpftrace.AttachFentry}
-		p.Wakeups = p.Wakeups[:1]
-		p.Omitted = map[string]string{
-			"relay":       "the probes level leaves the module's rows to the vm level's file",
-			"empty-kmod":  "the probes level leaves the module's rows to the vm level's file",
-			"perf-record": "not run at the probes level (perf record starts in about 17 s under TCG)",
-			"consumers":   "the readers are the same for every attach mode; their rows are in the vm level's file",
-		}
+		probesLevel(&p)
 	case "quick":
-		// No perf record: it starts in about 17 s under TCG, once per
-		// ramp-up round.
-		p.Placements = p.Placements[:1]
-		p.Rates = []float64{0, 10000}
-		p.Geometries = []Geometry{{16 << 10, 4}}
-		p.RateGeometries = grid([]int{4 << 10}, []int{4})
-		p.Attaches = p.Attaches[:1]
+		quickLevel(&p)
 	case "smoke":
-		p.SteadyFactor = 0
-		p.Placements = []Placement{{2, false}, {1, true}}
-		p.Rates = []float64{0}
-		p.Geometries = grid([]int{16 << 10}, []int{8})
-		p.PlacementGeometries = p.Geometries
-		p.Attaches = p.Attaches[:1]
-		p.Wakeups = p.Wakeups[:1]
+		smokeLevel(&p)
 	default:
 		return p, fmt.Errorf("BENCH=%q: use full, vm, probes, quick or smoke", level)
 	}
@@ -315,6 +237,109 @@ func For(level string) (Plan, error) {
 		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, or nothing for every row", g)
 	}
 	return p, nil
+}
+
+// fullLevel sets the rows of BENCH=full: the native matrix.
+func fullLevel(p *Plan) {
+	// Natively: 1 MiB per CPU is the long group; open loops over
+	// what this machine sustains (a capture's closed loop reaches
+	// about 190k ops/s with two threads, 70k with one; a perf buffer
+	// woken for every record 16k). A perf buffer woken for every
+	// record writes about 12 MB/s: 512 KiB per CPU would need 2 s.
+	p.Level = "full"
+	p.Rates = []float64{0, 10000, 30000, 100000}
+	// Open loops: 20 times the largest buffer fits in the 1 s
+	// rows. pipecreate (18 events per op, frees in softirq) is the
+	// held-out workload, 45k events/s per CPU at 5000 ops/s.
+	p.Workloads = []string{"openclose", "pipecreate"}
+	p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
+	p.RateGrids = map[float64][]Geometry{
+		10000:  doubling(4<<10, 32<<10, 4),
+		30000:  doubling(8<<10, 128<<10, 4),
+		100000: doubling(32<<10, 256<<10, 4),
+		5000:   doubling(8<<10, 64<<10, 4),
+	}
+	// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
+	// large enough to hold the host's bursts whole, in runs of 6 s
+	// (scripts/bench.sh), long enough to meet one (kdamond's come
+	// every 5 s: docs/sizing.md).
+	p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
+	p.PinnedRates = []float64{10000, 30000}
+	p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
+	p.AttachGeometries = p.Geometries[:1]
+	p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
+	p.RateGeometries = []Geometry{{16 << 10, 4}}
+	p.PerfRecordGeometries = 1
+	p.LongBytes = 1 << 20
+}
+
+// vmLevel sets the rows of BENCH=vm: the VM matrix.
+func vmLevel(p *Plan) {
+	// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
+	// per CPU reach 20 times their size in a second, 256 KiB is the
+	// long group. One attach mode (below); perf record starts too slowly
+	// here (about 17 s) for a row per ramp-up round.
+	p.Rates = []float64{0, 3000, 10000}
+	p.RateGrids = map[float64][]Geometry{
+		3000:  doubling(4<<10, 32<<10, 4),
+		10000: doubling(8<<10, 64<<10, 4),
+	}
+	p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
+	p.PlacementGeometries = p.Geometries[:1]
+	p.RateGeometries = []Geometry{{4 << 10, 4}}
+	// Raw tracepoints: the guest's 6.1 kernel counts the hits it
+	// skips a raw tracepoint program for (missed), and the truth
+	// counter sees them; a tracepoint program's skipped hits are
+	// in neither there, so its loss would be a lower bound beside
+	// relay's exact one.
+	p.Attaches = []bpftrace.Attach{bpftrace.AttachRawTP}
+	p.LongBytes = 256 << 10
+	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record starts in about 17 s under TCG, once per ramp-up round"}
+}
+
+// probesLevel sets the rows of BENCH=probes: every attach mode side by side, in the VM.
+func probesLevel(p *Plan) {
+	// Every attach mode side by side in the VM (kprobe and fentry
+	// exist only there), ring and perf buffers woken for every
+	// record: the closed loop at a buffer that keeps up and one that
+	// drops, and an open loop. scripts/bench.sh runs it under
+	// tcg-single (docs/vm.md).
+	p.Placements = p.Placements[:1]
+	p.Rates = []float64{0, 3000}
+	p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}}
+	p.AttachGeometries = p.Geometries
+	p.RateGeometries = []Geometry{{4 << 10, 4}}
+	p.AttachRates = []float64{3000}
+	p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP, bpftrace.AttachKprobe, bpftrace.AttachFentry}
+	p.Wakeups = p.Wakeups[:1]
+	p.Omitted = map[string]string{
+		"relay":       "the probes level leaves the module's rows to the vm level's file",
+		"empty-kmod":  "the probes level leaves the module's rows to the vm level's file",
+		"perf-record": "not run at the probes level (perf record starts in about 17 s under TCG)",
+		"consumers":   "the readers are the same for every attach mode; their rows are in the vm level's file",
+	}
+}
+
+// quickLevel sets the rows of BENCH=quick: a few minutes of rows.
+func quickLevel(p *Plan) {
+	// No perf record: it starts in about 17 s under TCG, once per
+	// ramp-up round.
+	p.Placements = p.Placements[:1]
+	p.Rates = []float64{0, 10000}
+	p.Geometries = []Geometry{{16 << 10, 4}}
+	p.RateGeometries = grid([]int{4 << 10}, []int{4})
+	p.Attaches = p.Attaches[:1]
+}
+
+// smokeLevel sets the rows of BENCH=smoke: one op per row, so the benchmarks cannot rot.
+func smokeLevel(p *Plan) {
+	p.SteadyFactor = 0
+	p.Placements = []Placement{{2, false}, {1, true}}
+	p.Rates = []float64{0}
+	p.Geometries = grid([]int{16 << 10}, []int{8})
+	p.PlacementGeometries = p.Geometries
+	p.Attaches = p.Attaches[:1]
+	p.Wakeups = p.Wakeups[:1]
 }
 
 // CaptureRows counts the leaf benchmarks of BenchmarkCapture in this
