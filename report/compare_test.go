@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -76,7 +75,9 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 				t.Errorf("%s: %s lost events in some run: %+v", h[1], row.Name, lost)
 			case strings.Contains(c[0], fmt.Sprintf("a median lost-%% of at most %s", num(LittleLoss))) && lost.Median > LittleLoss:
 				t.Errorf("%s: %s lost a median %v%%, above the class's %v", h[1], row.Name, lost.Median, LittleLoss)
-			case !strings.Contains(c[0], "no event lost in any run") && !strings.Contains(c[0], "a median lost-%"):
+			case strings.Contains(c[0], "no two rows lost little") && lost.Median <= LittleLoss:
+				t.Errorf("%s: %s lost a median %v%%, in the little-loss class, ranked among those that lost more", h[1], row.Name, lost.Median)
+			case !strings.Contains(c[0], "no event lost in any run") && !strings.Contains(c[0], "a median lost-%") && !strings.Contains(c[0], "no two rows lost little"):
 				t.Errorf("%s: the claim names no loss class: %s", h[1], c[0])
 			}
 			ev, _ := row.Median("events/op")
@@ -138,7 +139,9 @@ func TestEBPFRowsSeeEveryHitRelaySees(t *testing.T) {
 			}
 			slices.Sort(want)
 			w := want[len(want)/2]
-			if math.Abs(ev-w) > LowerBoundShare*w {
+			// Fewer is hits uncounted; more is other tasks' events in a
+			// window that lasted longer per op (a slower path).
+			if ev < w*(1-LowerBoundShare) {
 				t.Errorf("%s: %s sees %.3f events/op, relay %.3f at the same workload, rate and placement: hits uncounted", s.File, r.Name, ev, w)
 			}
 			checked++

@@ -334,12 +334,11 @@ func requireContains(t *testing.T, md string, wants []string) {
 	}
 }
 
+// testdata/probes-6.1.0-56.txt is a probes-level file (BENCH=probes make
+// bench) of an older harness, kept as test input for the attach modes'
+// comparison until the level is measured again.
 func TestAttachModes(t *testing.T) {
-	files, err := filepath.Glob("../results/vm-tcg-single-*[0-9].txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no committed probes-level results in ../results (BENCH=probes make bench writes them): %v", err)
-	}
-	sections, err := ReadFiles(files[0])
+	sections, err := ReadFiles("testdata/probes-6.1.0-56.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,6 +101,9 @@ func summaryMemory(sm SizingModel, s *Section) string {
 	if len(sized)+len(cannot) == 0 {
 		return ""
 	}
+	if len(sized) == 0 {
+		sized = []string{"no path sized"}
+	}
 	out := fmt.Sprintf("**memory per CPU at %s events/s per CPU** for a %s capture with a %.0f%% chance of a drop: %s",
 		RateLabel(SummaryRate), durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, strings.Join(sized, ", "))
 	if len(cannot) > 0 {

@@ -3,6 +3,7 @@ package sizing
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Verdict is what an answer says about a rate. It is decided once, in
@@ -62,6 +63,10 @@ func Decide(m Model, found bool, obs []Observation, v Validation, workload strin
 	a := Answer{Key: k, Rate: rate, Seconds: seconds, Verdict: VerdictNoModel}
 	if !found {
 		a.Why = fmt.Sprintf("no rows of %s dropped nothing, so no model was fitted", k)
+		if !slices.ContainsFunc(obs, func(o Observation) bool { return o.Key == k }) {
+			a.Why = fmt.Sprintf("no rows of %s are evidence (every open loop was skipped: off schedule, below target or short of runs; "+
+				"the results file's --- SKIP lines say which), so no model was fitted", k)
+		}
 		return a
 	}
 	a.Key = m.Key
