@@ -75,14 +75,14 @@ without_results_of() { # name file: the file without that row's result lines
 run_group() {
 	local benchtime=$1
 	shift
-	local tmp rerun name attempt
+	local tmp rerun name attempt missing
 	tmp=$(mktemp)
 	rerun=$(mktemp)
 	"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
 	for attempt in 1 2 3; do
-		mapfile -t short < <(short_rows "$tmp" "$count")
-		((${#short[@]})) || break
-		for name in "${short[@]}"; do
+		mapfile -t missing < <(short_rows "$tmp" "$count")
+		((${#missing[@]})) || break
+		for name in "${missing[@]}"; do
 			if ((attempt == 3)); then
 				echo "bench: $name: fewer than $count runs in 3 attempts; its results are left out of the file" >&2
 				without_results_of "$name" "$tmp" > "$rerun" && mv "$rerun" "$tmp"
