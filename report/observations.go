@@ -197,6 +197,12 @@ func (r *Row) someRunsDropped() bool {
 func (sm SizingModel) Answer(env, path, wakeup, consumer string, rate, seconds float64) sizing.Answer {
 	m, found := sm.ModelFor(env, path, wakeup, consumer)
 	k := sizing.Key{Env: env, Path: path, Wakeup: wakeup, Consumer: consumer}
+	for _, o := range sm.Observations {
+		if !found && envName(o.Key) == env && o.Path == path && o.Wakeup == wakeup && o.Consumer == consumer {
+			k.Env = o.Env // the rows' environment and kernel, which Decide matches
+			break
+		}
+	}
 	return sizing.Decide(m, found, sm.Observations, sm.Validation, FitWorkload, k, rate, seconds)
 }
 

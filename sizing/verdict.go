@@ -3,7 +3,6 @@ package sizing
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Verdict is what an answer says about a rate. It is decided once, in
@@ -52,6 +51,28 @@ type Answer struct {
 	Validated [2]float64
 }
 
+// noModelWhy says why key k has no model: no rows at all, no open loop
+// (the model's rows) left as evidence, or none that dropped nothing.
+func noModelWhy(obs []Observation, k Key) string {
+	rows, open := 0, 0
+	for _, o := range obs {
+		if o.Key == k {
+			rows++
+			if o.Rate != "max" {
+				open++
+			}
+		}
+	}
+	switch {
+	case rows == 0:
+		return fmt.Sprintf("no rows of %s in the results, so no model was fitted", k)
+	case open == 0:
+		return fmt.Sprintf("no open loop of %s is evidence (every one was skipped: off schedule, below target or short of runs; "+
+			"the results file's --- SKIP lines say which), so no model was fitted", k)
+	}
+	return fmt.Sprintf("no rows of %s dropped nothing, so no model was fitted", k)
+}
+
 // Decide answers for key k at rate events/s per CPU over a capture of
 // seconds: m is k's model (found false: none), obs every row, v the
 // held-out check, workload the one the model is fitted on. A size is
@@ -62,11 +83,7 @@ type Answer struct {
 func Decide(m Model, found bool, obs []Observation, v Validation, workload string, k Key, rate, seconds float64) Answer {
 	a := Answer{Key: k, Rate: rate, Seconds: seconds, Verdict: VerdictNoModel}
 	if !found {
-		a.Why = fmt.Sprintf("no rows of %s dropped nothing, so no model was fitted", k)
-		if !slices.ContainsFunc(obs, func(o Observation) bool { return o.Key == k }) {
-			a.Why = fmt.Sprintf("no rows of %s are evidence (every open loop was skipped: off schedule, below target or short of runs; "+
-				"the results file's --- SKIP lines say which), so no model was fitted", k)
-		}
+		a.Why = noModelWhy(obs, k)
 		return a
 	}
 	a.Key = m.Key
