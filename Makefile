@@ -50,11 +50,11 @@ test-native:
 
 # In the VM: what needs it (the relay module, kprobe, fentry).
 test-vm:
-	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v ./relaytrace
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -skip FunctionProbes ./relaytrace
 	# tcg-single: under multi-threaded TCG the 6.1 guest now and then
 	# oopses while fentry and kprobe programs attach and detach (a call
 	# through a NULL pointer in softirq), as the probes bench level does.
-	SLABBENCH_VM_ACCEL=tcg-single CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose' ./capture
+	SLABBENCH_VM_ACCEL=tcg-single CGO_ENABLED=0 $(GO) test -p 1 -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose' ./capture ./relaytrace
 	SLABBENCH_BIN=$(BIN) CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'Interrupt|TopHeldFiles/path=relay' ./cmd/slabbench
 
 # The relay suite on the current Debian kernel. tcg-single: under

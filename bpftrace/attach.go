@@ -88,5 +88,17 @@ func (c *Capture) attach() error {
 		}
 		c.links = append(c.links, l)
 	}
+	// Entry programs last: a call stamped at entry then always returns
+	// through a trampoline that runs its exit program, and an exit whose
+	// call began before finds no stamp and is not counted.
+	for _, k := range c.cfg.Kinds {
+		if prog := c.entryProgs[k]; prog != nil {
+			l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+			if err != nil {
+				return fmt.Errorf("attaching the fentry program for %s: %w", k, err)
+			}
+			c.links = append(c.links, l)
+		}
+	}
 	return nil
 }

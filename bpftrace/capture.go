@@ -3,6 +3,7 @@ package bpftrace
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,8 @@ type Capture struct {
 	cfg        Config
 	coll       *ebpf.Collection
 	progs      map[event.Kind]*ebpf.Program
-	funcs      map[event.Kind]string // function probes: the allocator function of each kind
+	entryProgs map[event.Kind]*ebpf.Program // fentry mode: allocations' entry stamps
+	funcs      map[event.Kind]string        // function probes: the allocator function of each kind
 	links      []link.Link
 	truth      *truth.Counter
 	ring       *ringbuf.Reader // Config.CiliumReader
@@ -93,7 +95,9 @@ func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
 		attached := len(c.links) > 0
-		for _, l := range c.links {
+		// In the reverse order of attaching: entry programs (fentry
+		// mode) before the exit programs whose stamps they push.
+		for _, l := range slices.Backward(c.links) {
 			errs = append(errs, l.Close())
 		}
 		c.links = nil

@@ -82,6 +82,22 @@ var programNames = map[Attach]map[event.Kind]string{
 		event.KindKmemCacheAlloc: "fexit_kmem_cache_alloc", event.KindKmemCacheFree: "fentry_kmem_cache_free"},
 }
 
+// entryProgramNames maps an allocation kind to the fentry program that
+// stamps its calls at entry for the fexit program (slab.c); attached in
+// fentry mode with the truth counter on.
+var entryProgramNames = map[event.Kind]string{
+	event.KindKmalloc:        "fentry_kmalloc",
+	event.KindKmemCacheAlloc: "fentry_kmem_cache_alloc",
+}
+
+// entryProgram returns the name of kind k's entry program under cfg, or "".
+func (cfg *Config) entryProgram(k event.Kind) string {
+	if cfg.Attach != AttachFentry || !cfg.Truth {
+		return ""
+	}
+	return entryProgramNames[k]
+}
+
 // Buffer size limits: the kernel caps a ring buffer's data area, and a perf
 // buffer of more than 256 MiB per CPU is beyond any sensible capture.
 const (

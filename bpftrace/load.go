@@ -35,7 +35,7 @@ func Open(cfg Config) (_ *Capture, err error) {
 		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK for BPF maps: %w", err)
 	}
 
-	c := &Capture{cfg: cfg, progs: map[event.Kind]*ebpf.Program{}}
+	c := &Capture{cfg: cfg, progs: map[event.Kind]*ebpf.Program{}, entryProgs: map[event.Kind]*ebpf.Program{}}
 	c.deadlineGen.Store(1) // the first ReadInto arms the reader's deadline slice
 	defer func() {
 		if err != nil {
@@ -69,6 +69,9 @@ func Open(cfg Config) (_ *Capture, err error) {
 	}
 	for _, k := range cfg.Kinds {
 		c.progs[k] = c.coll.Programs[programNames[cfg.Attach][k]]
+		if name := cfg.entryProgram(k); name != "" {
+			c.entryProgs[k] = c.coll.Programs[name]
+		}
 	}
 	if c.truth != nil {
 		if err := c.fillTruthMaps(); err != nil {
@@ -175,6 +178,9 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 	wanted := map[string]event.Kind{}
 	for _, k := range cfg.Kinds {
 		wanted[programNames[cfg.Attach][k]] = k
+		if name := cfg.entryProgram(k); name != "" {
+			wanted[name] = k
+		}
 	}
 	for name, ps := range spec.Programs {
 		k, ok := wanted[name]

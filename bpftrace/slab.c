@@ -70,9 +70,11 @@ struct {
  */
 struct slab_bpf_kind_stats {
 	struct slab_kind_stats s;
+	__u64 truth_stamps;	/* stamps taken: the window opens at the first */
 	__u64 truth_idle_ns;
 	__u64 truth_descheduled;
 	__u64 truth_stamp_repeats;
+	__u64 pending_full;	/* stamped calls with no room in pending_* */
 };
 
 /* Per-CPU, per-kind accounting, indexed by enum slab_event_kind. */
@@ -139,51 +141,53 @@ static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags,
 }
 
 /*
- * emit writes one record. The same program never runs nested on one CPU
- * (the kernel skips and counts such a hit as a recursion miss), so the
- * per-CPU counters of one kind need no atomics.
+ * stamp_truth reads the truth counter for one hit and keeps the window's
+ * span: the first and last stamp on this CPU and kind. At function entry,
+ * a stamp equal to the one before is a call the counting kprobe skipped
+ * (slab_event.h); elsewhere it is only evidence.
  */
-static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
-				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
+static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 kind,
+					 __u16 *flags, int at_entry)
 {
-	__u32 key = kind;
-	struct slab_bpf_kind_stats *bst;
-	struct slab_kind_stats *st;
+	struct slab_kind_stats *st = &bst->s;
 	struct bpf_perf_event_value truth_val;
-	__u64 seq, truth = 0;
+	__u64 truth, idle;
 
-	if (empty_probe || stopped)
-		return;
-	bst = bpf_map_lookup_elem(&kind_stats, &key);
-	if (!bst)
-		return;
-	st = &bst->s;
-	seq = st->attempts;
-	st->attempts = seq + 1;
-
-	if (truth_on) {
-		if (read_truth(kind, &truth_val) == 0) {
-			__u64 idle = truth_val.enabled - truth_val.running;
-
-			truth = truth_val.counter;
-			flags |= SLAB_EVENT_F_TRUTH;
-			if (seq == 0) {
-				st->truth_first = truth;
-			} else {
-				if (truth == st->truth_last) {
-					bst->truth_stamp_repeats++;
-					if (at_entry)
-						st->truth_repeats++;
-				}
-				if (idle != bst->truth_idle_ns)
-					bst->truth_descheduled++;
-			}
-			bst->truth_idle_ns = idle;
-			st->truth_last = truth;
-		} else {
-			st->truth_errors++;
-		}
+	if (read_truth(kind, &truth_val) != 0) {
+		st->truth_errors++;
+		return 0;
 	}
+	idle = truth_val.enabled - truth_val.running;
+	truth = truth_val.counter;
+	*flags |= SLAB_EVENT_F_TRUTH;
+	if (bst->truth_stamps == 0) {
+		st->truth_first = truth;
+	} else {
+		if (truth == st->truth_last) {
+			bst->truth_stamp_repeats++;
+			if (at_entry)
+				st->truth_repeats++;
+		}
+		if (idle != bst->truth_idle_ns)
+			bst->truth_descheduled++;
+	}
+	bst->truth_stamps++;
+	bst->truth_idle_ns = idle;
+	st->truth_last = truth;
+	return truth;
+}
+
+/*
+ * write_record takes the hit's sequence number and writes its record,
+ * counting a refused write as a drop.
+ */
+static __always_inline void write_record(void *ctx, struct slab_kind_stats *st, __u16 kind,
+					 __u16 flags, __u64 truth, __u64 call_site, __u64 ptr,
+					 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
+{
+	__u64 seq = st->attempts;
+
+	st->attempts = seq + 1;
 	if (transport == SLAB_TRANSPORT_RINGBUF) {
 		struct slab_event *ev;
 		__u64 wake = 0;
@@ -209,6 +213,29 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 		if (bpf_perf_event_output(ctx, &events_perfbuf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
 			st->drops++;
 	}
+}
+
+/*
+ * emit handles one hit: its truth stamp, then its record. The same program
+ * never runs nested on one CPU (the kernel skips and counts such a hit as
+ * a recursion miss), so the per-CPU counters of one kind need no atomics.
+ */
+static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
+				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
+{
+	__u32 key = kind;
+	struct slab_bpf_kind_stats *bst;
+	__u64 truth = 0;
+
+	if (empty_probe || stopped)
+		return;
+	bst = bpf_map_lookup_elem(&kind_stats, &key);
+	if (!bst)
+		return;
+	if (truth_on)
+		truth = stamp_truth(bst, kind, &flags, at_entry);
+	write_record(ctx, &bst->s, kind, flags, truth, call_site, ptr, bytes_req, bytes_alloc,
+		     gfp_flags);
 }
 
 /*
@@ -358,12 +385,132 @@ static __always_inline __u64 func_ret(void *ctx)
 	return val;
 }
 
+/*
+ * An allocation's truth stamp is taken at its entry, where the counting
+ * kprobe counts it: stamped at exit, a call with a same-kind call nested
+ * inside (an interrupt, a slab refill) would be stamped after the inner
+ * one, and a window opened by the inner one's exit would leave the outer
+ * call's count out while counting its record. So an fentry program stamps
+ * each call and keeps the stamp per task until the fexit program writes
+ * the record. A task's calls end in the reverse order they began (an
+ * interrupt's call ends before the one it interrupted resumes), so each
+ * task keeps a stack: depth 0 upwards, popped from the top.
+ * A call whose exit program never runs (skipped for recursion, or after
+ * the capture stopped) leaves its stamp behind and counts as missed.
+ */
+#define PENDING_DEPTH 8
+
+struct pending_key {
+	__u64 task;
+	__u32 depth;
+	__u32 pad;
+};
+
+struct pending_call {
+	__u64 truth;
+	__u16 flags;
+};
+
+#define PENDING_MAP(name)						\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_HASH);			\
+		__uint(max_entries, 8192);				\
+		__type(key, struct pending_key);			\
+		__type(value, struct pending_call);			\
+	} name SEC(".maps")
+
+/* One per kind: a kmalloc inside a kmem_cache_alloc never meets its lock. */
+PENDING_MAP(pending_kmalloc);
+PENDING_MAP(pending_kmem_cache_alloc);
+
+static __always_inline void *pending_map(__u16 kind)
+{
+	if (kind == SLAB_EVENT_KMALLOC)
+		return &pending_kmalloc;
+	return &pending_kmem_cache_alloc;
+}
+
+/* enter_call stamps one allocation at its entry and pushes the stamp. */
+static __always_inline void enter_call(__u16 kind)
+{
+	struct pending_key key = { .task = bpf_get_current_task() };
+	struct pending_call call = {};
+	struct slab_bpf_kind_stats *bst;
+	__u32 k = kind;
+	void *pending = pending_map(kind);
+
+	if (empty_probe || stopped)
+		return;
+	bst = bpf_map_lookup_elem(&kind_stats, &k);
+	if (!bst)
+		return;
+	call.truth = stamp_truth(bst, kind, &call.flags, 1);
+	for (__u32 d = 0; d < PENDING_DEPTH; d++) {
+		key.depth = d;
+		if (bpf_map_lookup_elem(pending, &key))
+			continue;
+		if (bpf_map_update_elem(pending, &key, &call, BPF_NOEXIST) == 0)
+			return;
+		break;
+	}
+	bst->pending_full++;
+}
+
+/*
+ * exit_call pops the stamp of the allocation now returning and writes its
+ * record; a call with no stamp began before the window and is not counted.
+ */
+static __always_inline void exit_call(void *ctx, __u16 kind, __u64 ptr, __u64 bytes_req,
+				      __u64 bytes_alloc, __u64 gfp_flags)
+{
+	struct pending_key key = { .task = bpf_get_current_task() };
+	struct pending_call call = { .flags = SLAB_EVENT_F_FUNC };
+	struct slab_bpf_kind_stats *bst;
+	struct pending_call *top = NULL;
+	__u32 k = kind;
+	void *pending = pending_map(kind);
+
+	if (empty_probe || stopped)
+		return;
+	bst = bpf_map_lookup_elem(&kind_stats, &k);
+	if (!bst)
+		return;
+	if (truth_on) {
+		__u32 top_depth = 0;
+
+		for (__u32 d = 0; d < PENDING_DEPTH; d++) {
+			struct pending_call *c;
+
+			key.depth = d;
+			c = bpf_map_lookup_elem(pending, &key);
+			if (!c)
+				break;
+			top = c;
+			top_depth = d;
+		}
+		if (!top)
+			return;
+		call.truth = top->truth;
+		call.flags |= top->flags;
+		key.depth = top_depth;
+		bpf_map_delete_elem(pending, &key);
+	}
+	write_record(ctx, &bst->s, kind, call.flags, call.truth, 0, ptr, bytes_req, bytes_alloc,
+		     gfp_flags);
+}
+
+SEC("fentry/__kmalloc")
+int fentry_kmalloc(void *ctx)
+{
+	enter_call(SLAB_EVENT_KMALLOC);
+	return 0;
+}
+
 SEC("fexit/__kmalloc")
 int fexit_kmalloc(void *ctx)
 {
 	/* void *__kmalloc(size_t size, gfp_t flags) */
-	emit(ctx, SLAB_EVENT_KMALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx), func_arg(ctx, 0), 0,
-	     func_arg(ctx, 1), 0);
+	exit_call(ctx, SLAB_EVENT_KMALLOC, func_ret(ctx), func_arg(ctx, 0), 0, func_arg(ctx, 1));
 	return 0;
 }
 
@@ -375,14 +522,21 @@ int fentry_kfree(void *ctx)
 	return 0;
 }
 
+SEC("fentry/kmem_cache_alloc")
+int fentry_kmem_cache_alloc(void *ctx)
+{
+	enter_call(SLAB_EVENT_KMEM_CACHE_ALLOC);
+	return 0;
+}
+
 SEC("fexit/kmem_cache_alloc")
 int fexit_kmem_cache_alloc(void *ctx)
 {
 	/* void *kmem_cache_alloc(struct kmem_cache *s, gfp_t flags) */
 	struct kmem_cache *s = (struct kmem_cache *)func_arg(ctx, 0);
 
-	emit(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, SLAB_EVENT_F_FUNC, 0, func_ret(ctx),
-	     BPF_CORE_READ(s, object_size), BPF_CORE_READ(s, size), func_arg(ctx, 1), 0);
+	exit_call(ctx, SLAB_EVENT_KMEM_CACHE_ALLOC, func_ret(ctx), BPF_CORE_READ(s, object_size),
+		  BPF_CORE_READ(s, size), func_arg(ctx, 1));
 	return 0;
 }
 

@@ -13,12 +13,28 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type slabPendingCall struct {
+	_     structs.HostLayout
+	Truth uint64
+	Flags uint16
+	_     [6]byte
+}
+
+type slabPendingKey struct {
+	_     structs.HostLayout
+	Task  uint64
+	Depth uint32
+	Pad   uint32
+}
+
 type slabSlabBpfKindStats struct {
 	_                 structs.HostLayout
 	S                 slabSlabKindStats
+	TruthStamps       uint64
 	TruthIdleNs       uint64
 	TruthDescheduled  uint64
 	TruthStampRepeats uint64
+	PendingFull       uint64
 }
 
 type slabSlabKindStats struct {
@@ -38,11 +54,15 @@ const (
 	slabMapEventsPerfbuf         = "events_perfbuf"
 	slabMapEventsRingbuf         = "events_ringbuf"
 	slabMapKindStats             = "kind_stats"
+	slabMapPendingKmalloc        = "pending_kmalloc"
+	slabMapPendingKmemCacheAlloc = "pending_kmem_cache_alloc"
 	slabMapTruthKfree            = "truth_kfree"
 	slabMapTruthKmalloc          = "truth_kmalloc"
 	slabMapTruthKmemCacheAlloc   = "truth_kmem_cache_alloc"
 	slabMapTruthKmemCacheFree    = "truth_kmem_cache_free"
 	slabProgFentryKfree          = "fentry_kfree"
+	slabProgFentryKmalloc        = "fentry_kmalloc"
+	slabProgFentryKmemCacheAlloc = "fentry_kmem_cache_alloc"
 	slabProgFentryKmemCacheFree  = "fentry_kmem_cache_free"
 	slabProgFexitKmalloc         = "fexit_kmalloc"
 	slabProgFexitKmemCacheAlloc  = "fexit_kmem_cache_alloc"
@@ -109,6 +129,8 @@ type slabSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabProgramSpecs struct {
 	FentryKfree          *ebpf.ProgramSpec `ebpf:"fentry_kfree"`
+	FentryKmalloc        *ebpf.ProgramSpec `ebpf:"fentry_kmalloc"`
+	FentryKmemCacheAlloc *ebpf.ProgramSpec `ebpf:"fentry_kmem_cache_alloc"`
 	FentryKmemCacheFree  *ebpf.ProgramSpec `ebpf:"fentry_kmem_cache_free"`
 	FexitKmalloc         *ebpf.ProgramSpec `ebpf:"fexit_kmalloc"`
 	FexitKmemCacheAlloc  *ebpf.ProgramSpec `ebpf:"fexit_kmem_cache_alloc"`
@@ -130,13 +152,15 @@ type slabProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabMapSpecs struct {
-	EventsPerfbuf       *ebpf.MapSpec `ebpf:"events_perfbuf"`
-	EventsRingbuf       *ebpf.MapSpec `ebpf:"events_ringbuf"`
-	KindStats           *ebpf.MapSpec `ebpf:"kind_stats"`
-	TruthKfree          *ebpf.MapSpec `ebpf:"truth_kfree"`
-	TruthKmalloc        *ebpf.MapSpec `ebpf:"truth_kmalloc"`
-	TruthKmemCacheAlloc *ebpf.MapSpec `ebpf:"truth_kmem_cache_alloc"`
-	TruthKmemCacheFree  *ebpf.MapSpec `ebpf:"truth_kmem_cache_free"`
+	EventsPerfbuf         *ebpf.MapSpec `ebpf:"events_perfbuf"`
+	EventsRingbuf         *ebpf.MapSpec `ebpf:"events_ringbuf"`
+	KindStats             *ebpf.MapSpec `ebpf:"kind_stats"`
+	PendingKmalloc        *ebpf.MapSpec `ebpf:"pending_kmalloc"`
+	PendingKmemCacheAlloc *ebpf.MapSpec `ebpf:"pending_kmem_cache_alloc"`
+	TruthKfree            *ebpf.MapSpec `ebpf:"truth_kfree"`
+	TruthKmalloc          *ebpf.MapSpec `ebpf:"truth_kmalloc"`
+	TruthKmemCacheAlloc   *ebpf.MapSpec `ebpf:"truth_kmem_cache_alloc"`
+	TruthKmemCacheFree    *ebpf.MapSpec `ebpf:"truth_kmem_cache_free"`
 }
 
 // slabVariableSpecs contains global variables before they are loaded into the kernel.
@@ -171,13 +195,15 @@ func (o *slabObjects) Close() error {
 //
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabMaps struct {
-	EventsPerfbuf       *ebpf.Map `ebpf:"events_perfbuf"`
-	EventsRingbuf       *ebpf.Map `ebpf:"events_ringbuf"`
-	KindStats           *ebpf.Map `ebpf:"kind_stats"`
-	TruthKfree          *ebpf.Map `ebpf:"truth_kfree"`
-	TruthKmalloc        *ebpf.Map `ebpf:"truth_kmalloc"`
-	TruthKmemCacheAlloc *ebpf.Map `ebpf:"truth_kmem_cache_alloc"`
-	TruthKmemCacheFree  *ebpf.Map `ebpf:"truth_kmem_cache_free"`
+	EventsPerfbuf         *ebpf.Map `ebpf:"events_perfbuf"`
+	EventsRingbuf         *ebpf.Map `ebpf:"events_ringbuf"`
+	KindStats             *ebpf.Map `ebpf:"kind_stats"`
+	PendingKmalloc        *ebpf.Map `ebpf:"pending_kmalloc"`
+	PendingKmemCacheAlloc *ebpf.Map `ebpf:"pending_kmem_cache_alloc"`
+	TruthKfree            *ebpf.Map `ebpf:"truth_kfree"`
+	TruthKmalloc          *ebpf.Map `ebpf:"truth_kmalloc"`
+	TruthKmemCacheAlloc   *ebpf.Map `ebpf:"truth_kmem_cache_alloc"`
+	TruthKmemCacheFree    *ebpf.Map `ebpf:"truth_kmem_cache_free"`
 }
 
 func (m *slabMaps) Close() error {
@@ -185,6 +211,8 @@ func (m *slabMaps) Close() error {
 		m.EventsPerfbuf,
 		m.EventsRingbuf,
 		m.KindStats,
+		m.PendingKmalloc,
+		m.PendingKmemCacheAlloc,
 		m.TruthKfree,
 		m.TruthKmalloc,
 		m.TruthKmemCacheAlloc,
@@ -209,6 +237,8 @@ type slabVariables struct {
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabPrograms struct {
 	FentryKfree          *ebpf.Program `ebpf:"fentry_kfree"`
+	FentryKmalloc        *ebpf.Program `ebpf:"fentry_kmalloc"`
+	FentryKmemCacheAlloc *ebpf.Program `ebpf:"fentry_kmem_cache_alloc"`
 	FentryKmemCacheFree  *ebpf.Program `ebpf:"fentry_kmem_cache_free"`
 	FexitKmalloc         *ebpf.Program `ebpf:"fexit_kmalloc"`
 	FexitKmemCacheAlloc  *ebpf.Program `ebpf:"fexit_kmem_cache_alloc"`
@@ -229,6 +259,8 @@ type slabPrograms struct {
 func (p *slabPrograms) Close() error {
 	return _SlabClose(
 		p.FentryKfree,
+		p.FentryKmalloc,
+		p.FentryKmemCacheAlloc,
 		p.FentryKmemCacheFree,
 		p.FexitKmalloc,
 		p.FexitKmemCacheAlloc,

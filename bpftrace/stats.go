@@ -23,8 +23,10 @@ func (c *Capture) readKernelCounts() (kernelCounts, error) {
 		if err := m.Lookup(uint32(k), &kc.perCPU[k]); err != nil {
 			return kc, fmt.Errorf("reading the %s counters: %w", k, err)
 		}
-		if s, err := c.progs[k].Stats(); err == nil {
-			kc.probeMisses[k] = s.RecursionMisses
+		for _, p := range c.kindPrograms(k) {
+			if s, err := p.Stats(); err == nil {
+				kc.probeMisses[k] += s.RecursionMisses
+			}
 		}
 	}
 	return kc, nil
@@ -35,12 +37,14 @@ func (c *Capture) readKernelCounts() (kernelCounts, error) {
 // (Config.ProbeTime; zero without it). Call it before Close.
 func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
 	for _, k := range c.cfg.Kinds {
-		st, err := c.progs[k].Stats()
-		if err != nil {
-			return 0, 0, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+		for _, p := range c.kindPrograms(k) {
+			st, err := p.Stats()
+			if err != nil {
+				return 0, 0, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+			}
+			runs += st.RunCount
+			total += st.Runtime
 		}
-		runs += st.RunCount
-		total += st.Runtime
 	}
 	return runs, total, nil
 }
@@ -113,7 +117,10 @@ func (c *Capture) Stats() (event.Stats, error) {
 				if ks.TruthErrors > 0 {
 					return st, fmt.Errorf("cpu %d %s: the truth counter could not be read on %d hits", cpu, k, ks.TruthErrors)
 				}
-				if ks.Attempts > 0 {
+				if bks.PendingFull > 0 {
+					return st, fmt.Errorf("cpu %d %s: %d calls stamped at entry found no room to wait for their exit (more than 8 nested in one task, or 8192 in flight)", cpu, k, bks.PendingFull)
+				}
+				if bks.TruthStamps > 0 {
 					// Repeated stamps are calls the counting kprobe
 					// skipped (function entry probes; slab_event.h).
 					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats
@@ -146,11 +153,23 @@ func (c *Capture) Stats() (event.Stats, error) {
 func (c *Capture) RecursionMisses() ([event.NumKinds]uint64, error) {
 	var m [event.NumKinds]uint64
 	for _, k := range c.cfg.Kinds {
-		s, err := c.progs[k].Stats()
-		if err != nil {
-			return m, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+		for _, p := range c.kindPrograms(k) {
+			s, err := p.Stats()
+			if err != nil {
+				return m, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+			}
+			m[k] += s.RecursionMisses
 		}
-		m[k] = s.RecursionMisses
 	}
 	return m, nil
+}
+
+// kindPrograms returns kind k's programs: the one writing its records and,
+// for an allocation under fentry with the truth on, the one stamping its
+// calls at entry.
+func (c *Capture) kindPrograms(k event.Kind) []*ebpf.Program {
+	if p := c.entryProgs[k]; p != nil {
+		return []*ebpf.Program{p, c.progs[k]}
+	}
+	return []*ebpf.Program{c.progs[k]}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// nestFirst (tests) makes a kmalloc and kfree hit nest inside the first
 	// kmalloc and kfree hit of each CPU (module parameter nest_first).
 	nestFirst bool
+	// nestCalls (tests) makes every __kmalloc and kmem_cache_alloc call
+	// have a same-kind call inside it (module parameter nest_calls).
+	nestCalls bool
 }
 
 // Defaults of Config.

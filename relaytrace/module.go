@@ -119,6 +119,9 @@ func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	if cfg.nestFirst {
 		s += " nest_first=1"
 	}
+	if cfg.nestCalls {
+		s += " nest_calls=1"
+	}
 	if truthIDs != (tracepointIDs{}) {
 		s += fmt.Sprintf(" truth_ids=%d,%d,%d,%d", truthIDs[0], truthIDs[1], truthIDs[2], truthIDs[3])
 	}

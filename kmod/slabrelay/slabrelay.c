@@ -112,6 +112,11 @@ module_param(nest_first, bool, 0444);
 MODULE_PARM_DESC(nest_first,
 		 "Test: allocate and free once inside the first kmalloc and kfree hit of each CPU, between the truth counter's probe and the module's, so that a same-kind hit nests there (default 0)");
 
+static bool nest_calls;
+module_param(nest_calls, bool, 0444);
+MODULE_PARM_DESC(nest_calls,
+		 "Test: inside every kmalloc and kmem_cache_alloc hit not itself nested, allocate and free once more through __kmalloc and kmem_cache_alloc, so that each call of those functions has a same-kind call inside it, as an interrupt's would be (default 0)");
+
 #define SLABRELAY_KIND_BITS	0x1e
 /* Probe order on a tracepoint: pre, perf's counting probe, nest, emit. */
 #define SLABRELAY_PRIO_PRE	(TRACEPOINT_DEFAULT_PRIO + 1)
@@ -864,6 +869,82 @@ static int slabrelay_stats_show(struct seq_file *m, void *v)
 }
 DEFINE_SHOW_ATTRIBUTE(slabrelay_stats);
 
+/*
+ * nest_calls: a size the compiler cannot see, so that kmalloc() calls
+ * __kmalloc (the function that function probes attach to), and a cache of
+ * the module's own for kmem_cache_alloc.
+ */
+static size_t slabrelay_nest_size = 24;
+static struct kmem_cache *slabrelay_nest_cache;
+static DEFINE_PER_CPU(bool, slabrelay_nesting);
+
+static void slabrelay_nest_call_kmalloc(void *data, unsigned long call_site,
+					const void *ptr, size_t bytes_req,
+					size_t bytes_alloc, gfp_t gfp_flags,
+					int node)
+{
+	bool *nesting = this_cpu_ptr(&slabrelay_nesting);
+
+	if (*nesting)
+		return;
+	*nesting = true;
+	kfree(kmalloc(READ_ONCE(slabrelay_nest_size), GFP_ATOMIC | __GFP_NOWARN));
+	*nesting = false;
+}
+
+static void slabrelay_nest_call_cache_alloc(void *data, unsigned long call_site,
+					    const void *ptr,
+					    struct kmem_cache *s,
+					    gfp_t gfp_flags, int node)
+{
+	bool *nesting = this_cpu_ptr(&slabrelay_nesting);
+	void *obj;
+
+	if (*nesting)
+		return;
+	*nesting = true;
+	obj = kmem_cache_alloc(slabrelay_nest_cache, GFP_ATOMIC | __GFP_NOWARN);
+	if (obj)
+		kmem_cache_free(slabrelay_nest_cache, obj);
+	*nesting = false;
+}
+
+static int __init slabrelay_register_nest_calls(void)
+{
+	int err;
+
+	if (!nest_calls)
+		return 0;
+	slabrelay_nest_cache = kmem_cache_create("slabrelay_nest", 64, 0, 0, NULL);
+	if (!slabrelay_nest_cache)
+		return -ENOMEM;
+	err = register_trace_kmalloc(slabrelay_nest_call_kmalloc, NULL);
+	if (err)
+		goto destroy_cache;
+	err = register_trace_kmem_cache_alloc(slabrelay_nest_call_cache_alloc, NULL);
+	if (err)
+		goto unregister_kmalloc;
+	return 0;
+
+unregister_kmalloc:
+	unregister_trace_kmalloc(slabrelay_nest_call_kmalloc, NULL);
+	tracepoint_synchronize_unregister();
+destroy_cache:
+	kmem_cache_destroy(slabrelay_nest_cache);
+	pr_err("nest_calls: registering its probes failed: %d\n", err);
+	return err;
+}
+
+static void slabrelay_unregister_nest_calls(void)
+{
+	if (!nest_calls)
+		return;
+	unregister_trace_kmem_cache_alloc(slabrelay_nest_call_cache_alloc, NULL);
+	unregister_trace_kmalloc(slabrelay_nest_call_kmalloc, NULL);
+	tracepoint_synchronize_unregister();
+	kmem_cache_destroy(slabrelay_nest_cache);
+}
+
 static int __init slabrelay_check_params(void)
 {
 	int i;
@@ -934,12 +1015,16 @@ static int __init slabrelay_init(void)
 	if (err)
 		goto release_truth;
 
+	err = slabrelay_register_nest_calls();
+	if (err)
+		goto unregister_probes;
+
 	slabrelay_control = debugfs_create_file("control", 0200, slabrelay_dir,
 						NULL, &slabrelay_control_fops);
 	if (IS_ERR(slabrelay_control)) {
 		err = PTR_ERR(slabrelay_control);
 		pr_err("creating debugfs file control failed: %d\n", err);
-		goto unregister_probes;
+		goto unregister_nest_calls;
 	}
 	slabrelay_stats = debugfs_create_file("stats", 0400, slabrelay_dir,
 					      NULL, &slabrelay_stats_fops);
@@ -952,6 +1037,8 @@ static int __init slabrelay_init(void)
 
 remove_control:
 	debugfs_remove(slabrelay_control);
+unregister_nest_calls:
+	slabrelay_unregister_nest_calls();
 unregister_probes:
 	slabrelay_unregister_probes();
 release_truth:
@@ -968,6 +1055,7 @@ static void __exit slabrelay_exit(void)
 	/* debugfs_remove() waits for control and stats calls in flight */
 	debugfs_remove(slabrelay_stats);
 	debugfs_remove(slabrelay_control);
+	slabrelay_unregister_nest_calls();
 	slabrelay_unregister_probes();
 	slabrelay_release_truth();
 	/* open cpuN files and their mappings keep their buffers alive */
