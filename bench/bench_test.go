@@ -32,7 +32,11 @@ var matrix plan.Plan
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var err error
-	if matrix, err = plan.For(os.Getenv("BENCH")); err != nil {
+	matrix, err = plan.For(os.Getenv("BENCH"))
+	if err == nil {
+		matrix, err = matrix.Narrow(os.Getenv("BENCH_WORKLOADS"), os.Getenv("BENCH_GROUP"))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}

@@ -18,20 +18,16 @@ const (
 	Perfbuf Transport = "perfbuf" // one perf buffer per CPU
 )
 
-// Attach is how the programs hook the slab events.
-type Attach string
+// Attach is how the programs hook the slab events (event.Attach).
+type Attach = event.Attach
 
 // The four attach modes.
 const (
-	AttachTracepoint Attach = "tracepoint" // BPF_PROG_TYPE_TRACEPOINT on kmem:*
-	AttachRawTP      Attach = "rawtp"      // raw tracepoint on kmem:*
-	AttachKprobe     Attach = "kprobe"     // kprobes on the allocator functions
-	AttachFentry     Attach = "fentry"     // fentry/fexit on the allocator functions
+	AttachTracepoint = event.AttachTracepoint
+	AttachRawTP      = event.AttachRawTP
+	AttachKprobe     = event.AttachKprobe
+	AttachFentry     = event.AttachFentry
 )
-
-// IsFunctionProbe reports whether a sees function calls rather than
-// tracepoint hits: its truth counter counts calls (counting kprobes).
-func (a Attach) IsFunctionProbe() bool { return a == AttachKprobe || a == AttachFentry }
 
 // Config of one eBPF capture.
 type Config struct {

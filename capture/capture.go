@@ -30,20 +30,9 @@ const (
 	PathRelay   Path = "relay"
 )
 
-// RecordBytes is what one record takes in the path's buffer: relay
-// records lie back to back (the sub-buffer header and end padding are
-// not counted), a ring buffer record has an 8-byte header and is 8-byte
-// aligned, a perf sample an 8-byte header and a 4-byte size, 8-byte
-// aligned.
-func (p Path) RecordBytes() int {
-	switch p {
-	case PathRingbuf:
-		return (8 + event.RecordSize + 7) &^ 7
-	case PathPerfbuf:
-		return (8 + 4 + event.RecordSize + 7) &^ 7
-	}
-	return event.RecordSize
-}
+// RecordBytes is what one record takes in the path's buffer
+// (event.RecordBytesIn).
+func (p Path) RecordBytes() int { return event.RecordBytesIn(string(p)) }
 
 // Config of one capture run.
 type Config struct {

@@ -111,8 +111,40 @@ type Record struct {
 	Flags      uint16
 }
 
+// Attach is how the eBPF programs hook the slab events. It lives here,
+// not in bpftrace, so that the benchmark plan and the report can name
+// attach modes without linking the capture code.
+type Attach string
+
+// The four attach modes.
+const (
+	AttachTracepoint Attach = "tracepoint" // BPF_PROG_TYPE_TRACEPOINT on kmem:*
+	AttachRawTP      Attach = "rawtp"      // raw tracepoint on kmem:*
+	AttachKprobe     Attach = "kprobe"     // kprobes on the allocator functions
+	AttachFentry     Attach = "fentry"     // fentry/fexit on the allocator functions
+)
+
+// IsFunctionProbe reports whether a sees function calls rather than
+// tracepoint hits: its truth counter counts calls (counting kprobes).
+func (a Attach) IsFunctionProbe() bool { return a == AttachKprobe || a == AttachFentry }
+
 // RecordSize is sizeof(struct slab_event).
 const RecordSize = int(unsafe.Sizeof(Record{}))
+
+// RecordBytesIn is what one record takes in a transport's buffer
+// ("relay", "ringbuf", "perfbuf"): relay records lie back to back (the
+// sub-buffer header and end padding are not counted), a ring buffer
+// record has an 8-byte header and is 8-byte aligned, a perf sample an
+// 8-byte header and a 4-byte size, 8-byte aligned.
+func RecordBytesIn(transport string) int {
+	switch transport {
+	case "ringbuf":
+		return (8 + RecordSize + 7) &^ 7
+	case "perfbuf":
+		return (8 + 4 + RecordSize + 7) &^ 7
+	}
+	return RecordSize
+}
 
 // ErrShortRecord is returned by Decode for a buffer shorter than a record.
 var ErrShortRecord = errors.New("slab event record truncated")

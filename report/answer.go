@@ -69,7 +69,7 @@ func pathWakeup(path, wakeup string) string {
 // answerCell is the decision's memory at rate, with its mark, and the
 // CPU cost per event measured on the row it stands on.
 func (sm SizingModel) answerCell(m sizing.Model, rate float64) string {
-	a := sm.answerFor(m, rate, sizing.DefaultSeconds)
+	a := sm.AnswerFor(m, rate, sizing.DefaultSeconds)
 	return memoryCell(a) + costCell(a)
 }
 

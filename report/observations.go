@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/sizing"
 )
 
@@ -52,7 +52,7 @@ func (s *Section) Observations() []sizing.Observation {
 		o := sizing.Observation{
 			Key:      sizing.Key{Env: s.Environment + " " + s.Kernel, Path: path, Wakeup: r.Keys["wakeup"], Consumer: consumer},
 			Workload: r.Keys["workload"], Rate: r.Keys["rate"], PerCPURate: perCPU,
-			PerCPUBytes: mem, Subbufs: n, RecordBytes: capture.Path(path).RecordBytes(), CPUs: cpus, Runs: r.Runs,
+			PerCPUBytes: mem, Subbufs: n, RecordBytes: event.RecordBytesIn(path), CPUs: cpus, Runs: r.Runs,
 			NoDrops: r.zeroDropped(), SomeRunsKeptUp: r.someRunsDropped(), MaxBacklog: backlog,
 			ProbeNs: median(r, UnitProbe), ConsumerNs: median(r, UnitConsumer), OverheadNs: median(r, UnitOverhead),
 			Source: s.File + ": " + r.Name,
@@ -118,12 +118,10 @@ func median(r *Row, unit string) float64 {
 const FitWorkload = "openclose"
 
 // SizingModel is the sizing model fitted on the sections' rows and
-// checked on the held-out rest (sizing.Split).
+// checked on the held-out rest (sizing.Set), and where its rows were
+// measured.
 type SizingModel struct {
-	Observations []sizing.Observation
-	Fitted, Held []sizing.Observation
-	Models       []sizing.Model
-	Validation   sizing.Validation
+	sizing.Set
 	// Machines holds where each environment's rows were measured, by
 	// the models' Env (environment and kernel).
 	Machines map[string]Machine
@@ -131,50 +129,19 @@ type SizingModel struct {
 
 // FitModel fits and validates the sizing model over the sections.
 func FitModel(sections []*Section) SizingModel {
-	sm := SizingModel{Machines: map[string]Machine{}}
-	var missed []missedTarget
+	machines := map[string]Machine{}
+	var obs []sizing.Observation
+	var missed []sizing.MissedTarget
 	for _, s := range sections {
 		// Only the levels with open-loop grids are the model's data.
 		if p, ok := s.plan(); ok && p.RateGrids == nil {
 			continue
 		}
-		sm.Observations = append(sm.Observations, s.Observations()...)
+		obs = append(obs, s.Observations()...)
 		missed = append(missed, s.missedTargets()...)
-		sm.Machines[s.Environment+" "+s.Kernel] = s.Machine()
+		machines[s.Environment+" "+s.Kernel] = s.Machine()
 	}
-	sm.Fitted, sm.Held = sizing.Split(sm.Observations, FitWorkload)
-	sm.Models = sizing.Fit(sm.Fitted)
-	sm.markMissedTargets(missed)
-	sm.Validation = sizing.Validate(sm.Models, sm.Held)
-	return sm
-}
-
-// envName is the environment of a key without its kernel: "native".
-func envName(k sizing.Key) string {
-	e, _, _ := strings.Cut(k.Env, " ")
-	return e
-}
-
-// ModelFor returns the model of path, wakeup and consumer in the
-// environment env ("native", "vm-tcg"; any kernel).
-func (sm SizingModel) ModelFor(env, path, wakeup, consumer string) (sizing.Model, bool) {
-	for _, m := range sm.Models {
-		if envName(m.Key) == env && m.Path == path && m.Wakeup == wakeup && m.Consumer == consumer {
-			return m, true
-		}
-	}
-	return sizing.Model{}, false
-}
-
-// Environments lists the environments (without kernel) that have models.
-func (sm SizingModel) Environments() []string {
-	var envs []string
-	for _, m := range sm.Models {
-		if e := envName(m.Key); !slices.Contains(envs, e) {
-			envs = append(envs, e)
-		}
-	}
-	return envs
+	return SizingModel{Set: sizing.FitSet(obs, missed, FitWorkload), Machines: machines}
 }
 
 // zeroDropped says whether every run of the row reported dropped-% and
@@ -191,38 +158,10 @@ func (r *Row) someRunsDropped() bool {
 	return m != nil && m.Min == 0 && m.Max > 0
 }
 
-// Answer is the one decision (sizing.Decide) for path, wakeup and
-// consumer in environment env ("native", "vm-tcg"; any kernel) at rate
-// events/s per CPU over a capture of seconds.
-func (sm SizingModel) Answer(env, path, wakeup, consumer string, rate, seconds float64) sizing.Answer {
-	m, found := sm.ModelFor(env, path, wakeup, consumer)
-	k := sizing.Key{Env: env, Path: path, Wakeup: wakeup, Consumer: consumer}
-	for _, o := range sm.Observations {
-		if !found && envName(o.Key) == env && o.Path == path && o.Wakeup == wakeup && o.Consumer == consumer {
-			k.Env = o.Env // the rows' environment and kernel, which Decide matches
-			break
-		}
-	}
-	return sizing.Decide(m, found, sm.Observations, sm.Validation, FitWorkload, k, rate, seconds)
-}
-
-// answerFor is the decision for model m's key.
-func (sm SizingModel) answerFor(m sizing.Model, rate, seconds float64) sizing.Answer {
-	return sizing.Decide(m, true, sm.Observations, sm.Validation, FitWorkload, m.Key, rate, seconds)
-}
-
-// missedTarget is an open-loop row that missed its target rate in every
-// run, so it reported nothing: at that rate the consumer did not keep up.
-type missedTarget struct {
-	key        sizing.Key
-	perCPURate float64 // the target, events/s per CPU
-	source     string
-}
-
 // missedTargets lists the section's open-loop capture rows of the model's
 // attach mode whose every run was skipped below its target. Their target
 // in events/s per CPU takes events/op from the workload's rows that ran.
-func (s *Section) missedTargets() []missedTarget {
+func (s *Section) missedTargets() []sizing.MissedTarget {
 	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
 	if err != nil || cpus <= 0 {
 		return nil
@@ -235,7 +174,7 @@ func (s *Section) missedTargets() []missedTarget {
 			eventsPerOp[r.Keys["workload"]] = ev
 		}
 	}
-	var out []missedTarget
+	var out []sizing.MissedTarget
 	for name, reasons := range s.Skipped {
 		// A row taken out for runs it lost met its target in some.
 		if ran[name] || !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, "below target") }) ||
@@ -250,10 +189,10 @@ func (s *Section) missedTargets() []missedTarget {
 		}
 		consumer := cmp.Or(keys["consumer"], "shared")
 		producers, _ := strconv.Atoi(keys["producers"])
-		out = append(out, missedTarget{
-			key:        sizing.Key{Env: s.Environment + " " + s.Kernel, Path: keys["path"], Wakeup: keys["wakeup"], Consumer: consumer},
-			perCPURate: sizing.PerCPURate(keys["path"], ops*ev, producers, cpus),
-			source:     s.File + ": " + name,
+		out = append(out, sizing.MissedTarget{
+			Key:        sizing.Key{Env: s.Environment + " " + s.Kernel, Path: keys["path"], Wakeup: keys["wakeup"], Consumer: consumer},
+			PerCPURate: sizing.PerCPURate(keys["path"], ops*ev, producers, cpus),
+			Source:     s.File + ": " + name,
 		})
 	}
 	return out
@@ -268,16 +207,4 @@ func nameKeys(name string) map[string]string {
 		}
 	}
 	return keys
-}
-
-// markMissedTargets sets each model's lowest missed target.
-func (sm *SizingModel) markMissedTargets(missed []missedTarget) {
-	for i := range sm.Models {
-		m := &sm.Models[i]
-		for _, t := range missed {
-			if t.key == m.Key && (m.MissedTarget == 0 || t.perCPURate < m.MissedTarget) {
-				m.MissedTarget, m.MissedTargetRow = t.perCPURate, t.source
-			}
-		}
-	}
 }

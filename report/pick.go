@@ -71,7 +71,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		leastBytes := 0
 		for _, verdict := range []sizing.Verdict{sizing.VerdictSized, sizing.VerdictExtrapolated} {
 			for _, m := range sm.envModels(env, "shared") {
-				a := sm.answerFor(m, 100e3, sizing.DefaultSeconds)
+				a := sm.AnswerFor(m, 100e3, sizing.DefaultSeconds)
 				switch {
 				case a.Verdict != verdict:
 				case len(least) == 0 || a.Rec.PerCPUBytes < leastBytes:
@@ -90,7 +90,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 				names = append(names, variantName(m))
 			}
 			claims = append(claims, fmt.Sprintf("**least memory** at 100k events/s per CPU, consumer shared, among the paths the answer sizes (extrapolated ones only where none is sized): %s, %s per CPU (the answer table)",
-				joinAnd(names), memoryCell(sm.answerFor(least[0], 100e3, sizing.DefaultSeconds))))
+				joinAnd(names), memoryCell(sm.AnswerFor(least[0], 100e3, sizing.DefaultSeconds))))
 		}
 		if ac := s.AttachModes(wl); len(ac.Floors) > 2 {
 			claims = append(claims, fmt.Sprintf("**attaching by function** (kprobe, fentry; where a tracepoint lacks what you need): "+

@@ -82,7 +82,7 @@ func leaders(rows []*Row, metric func(*Row) *Metric, unit string) string {
 func summaryMemory(sm SizingModel, s *Section) string {
 	var sized, cannot []string
 	for _, m := range sm.envModels(s.Environment+" "+s.Kernel, "shared") {
-		a := sm.answerFor(m, SummaryRate, sizing.DefaultSeconds)
+		a := sm.AnswerFor(m, SummaryRate, sizing.DefaultSeconds)
 		switch {
 		case a.Verdict.HasSize():
 			mark := ""

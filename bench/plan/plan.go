@@ -6,12 +6,11 @@ package plan
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/event"
 )
 
 // Geometry is a buffer configuration: NumSubbufs sub-buffers of
@@ -63,7 +62,7 @@ type Plan struct {
 	// Attaches: the first at every geometry, the others at
 	// AttachGeometries of the first placement's closed loop and at
 	// AttachRates (open loops, RateGeometries).
-	Attaches         []bpftrace.Attach
+	Attaches         []event.Attach
 	AttachGeometries []Geometry
 	AttachRates      []float64
 	// Omitted names the paths the level runs no rows of (relay,
@@ -170,7 +169,7 @@ func (p Plan) RatesOf(workload string) []float64 {
 
 // AttachesAt returns the attach modes of the first placement's closed
 // loop at g and of its AttachRates; every other row attaches the first.
-func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
+func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []event.Attach {
 	if pl == 0 && (rate == 0 && slices.Contains(p.AttachGeometries, g) || slices.Contains(p.AttachRates, rate)) {
 		return p.Attaches
 	}
@@ -181,7 +180,7 @@ func (p Plan) AttachesAt(pl int, rate float64, g Geometry) []bpftrace.Attach {
 // of them in the first placement's closed loop (its empty probes, and
 // its capture rows at AttachGeometries) and at AttachRates, else the
 // first.
-func (p Plan) AttachesUsed(pl int, rate float64) []bpftrace.Attach {
+func (p Plan) AttachesUsed(pl int, rate float64) []event.Attach {
 	if pl == 0 && (rate == 0 || slices.Contains(p.AttachRates, rate)) {
 		return p.Attaches
 	}
@@ -212,7 +211,7 @@ func grid(sizes, counts []int) []Geometry {
 func For(level string) (Plan, error) {
 	p := Plan{Level: level, Workloads: []string{"openclose"}, SteadyFactor: 20,
 		Placements: []Placement{{2, false}, {1, false}, {1, true}},
-		Attaches:   []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP}, Wakeups: []string{"every", "batched"}}
+		Attaches:   []event.Attach{event.AttachTracepoint, event.AttachRawTP}, Wakeups: []string{"every", "batched"}}
 	switch level {
 	case "", "full":
 		fullLevel(&p)
@@ -227,14 +226,22 @@ func For(level string) (Plan, error) {
 	default:
 		return p, fmt.Errorf("BENCH=%q: use full, vm, probes, quick or smoke", level)
 	}
-	if w := os.Getenv("BENCH_WORKLOADS"); w != "" {
-		p.Workloads = strings.FieldsFunc(w, func(r rune) bool { return r == ',' })
+	return p, nil
+}
+
+// Narrow returns p restricted to workloads (comma-separated; "" keeps
+// the level's) and one group of rows (short, long or soak; "" keeps every
+// row): what scripts/bench.sh passes as BENCH_WORKLOADS and BENCH_GROUP.
+// The report reads the level's whole plan, whatever the shell says.
+func (p Plan) Narrow(workloads, group string) (Plan, error) {
+	if workloads != "" {
+		p.Workloads = strings.FieldsFunc(workloads, func(r rune) bool { return r == ',' })
 	}
-	switch g := os.Getenv("BENCH_GROUP"); g {
+	switch group {
 	case "", "short", "long", "soak":
-		p.Group = g
+		p.Group = group
 	default:
-		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, or nothing for every row", g)
+		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, or nothing for every row", group)
 	}
 	return p, nil
 }
@@ -292,7 +299,7 @@ func vmLevel(p *Plan) {
 	// counter sees them; a tracepoint program's skipped hits are
 	// in neither there, so its loss would be a lower bound beside
 	// relay's exact one.
-	p.Attaches = []bpftrace.Attach{bpftrace.AttachRawTP}
+	p.Attaches = []event.Attach{event.AttachRawTP}
 	p.LongBytes = 256 << 10
 	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record starts in about 17 s under TCG, once per ramp-up round"}
 }
@@ -310,7 +317,7 @@ func probesLevel(p *Plan) {
 	p.AttachGeometries = p.Geometries
 	p.RateGeometries = []Geometry{{4 << 10, 4}}
 	p.AttachRates = []float64{3000}
-	p.Attaches = []bpftrace.Attach{bpftrace.AttachTracepoint, bpftrace.AttachRawTP, bpftrace.AttachKprobe, bpftrace.AttachFentry}
+	p.Attaches = []event.Attach{event.AttachTracepoint, event.AttachRawTP, event.AttachKprobe, event.AttachFentry}
 	p.Wakeups = p.Wakeups[:1]
 	p.Omitted = map[string]string{
 		"relay":       "the probes level leaves the module's rows to the vm level's file",
