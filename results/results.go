@@ -12,15 +12,14 @@ import (
 //go:embed *.txt
 var files embed.FS
 
-// Names lists the embedded results files, without the benchstat tables
-// beside them, as paths relative to the repository ("results/…").
+// Names lists the embedded results files as paths relative to the
+// repository ("results/…"). The benchstat tables beside them end in
+// .benchstat and are not embedded.
 func Names() []string {
 	entries, _ := fs.ReadDir(files, ".")
 	var names []string
 	for _, e := range entries {
-		if n := e.Name(); !strings.HasSuffix(n, ".benchstat.txt") {
-			names = append(names, "results/"+n)
-		}
+		names = append(names, "results/"+e.Name())
 	}
 	return names
 }

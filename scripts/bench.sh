@@ -147,7 +147,7 @@ check_failed_rows() { # results-file
 }
 
 tables() { # results-file
-	local f=$1 t=${1%.txt}.benchstat.txt
+	local f=$1 t=${1%.txt}.benchstat
 	{
 		echo "# benchstat tables for $f (go tool benchstat; rows with ± show the 95% confidence interval over -count runs)"
 		echo
@@ -178,7 +178,7 @@ tables() { # results-file
 # change), without measuring.
 if [[ ${1:-} == tables ]]; then
 	for f in "$out"/*.txt; do
-		[[ $f == *.benchstat.txt ]] || tables "$f"
+		tables "$f"
 	done
 	BENCH_NATIVE=0 BENCH_VM=0
 fi
@@ -206,7 +206,7 @@ fi
 
 # The sizing report over every results file in $out (a BENCH_VM=0 run
 # keeps the last VM results), with loss plots.
-mapfile -t files < <(ls "$out"/*.txt | grep -v '\.benchstat\.txt$')
+files=("$out"/*.txt)
 bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"
 
 if ((${#failed[@]})); then

@@ -115,19 +115,18 @@ func TestCaptureJSONContract(t *testing.T) {
 	}
 }
 
-// TestReportSkipsBenchstatTables runs the README's report command shape: a
-// glob over results/ matches make bench's benchstat tables too.
-func TestReportSkipsBenchstatTables(t *testing.T) {
-	files, _ := filepath.Glob("../../results/native-*.txt")
-	if len(files) < 2 {
-		t.Fatalf("want a results file and its benchstat table in ../../results, got %v", files)
+// TestReportOnResultsGlob runs the README's report command shape: a glob
+// over results/*.txt, which matches the results files and not make
+// bench's benchstat tables beside them (*.benchstat).
+func TestReportOnResultsGlob(t *testing.T) {
+	files, _ := filepath.Glob("../../results/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no results files in ../../results")
 	}
 	out := filepath.Join(t.TempDir(), "REPORT.md")
 	cmd := exec.Command(binary, append([]string{"report", "-o", out}, files...)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
-	} else if !strings.Contains(string(msg), "skipping") {
-		t.Fatalf("no word of the skipped table:\n%s", msg)
 	}
 	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), "### Headline") {
 		t.Fatalf("report not written (%v)", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/slabbench/slabbench/report"
 )
@@ -32,16 +31,7 @@ func runReport(args []string) error {
 		fs.Usage()
 		return errors.New("no results files: pass one or more, e.g. slabbench report results/native-$(uname -r).txt")
 	}
-	// make bench writes benchstat tables beside the results, and a glob
-	// such as results/native-*.txt matches both: skip the tables.
-	var files []string
-	for _, f := range fs.Args() {
-		if strings.HasSuffix(f, ".benchstat.txt") {
-			fmt.Fprintf(os.Stderr, "slabbench report: skipping %s (a benchstat table, not results)\n", f)
-			continue
-		}
-		files = append(files, f)
-	}
+	files := fs.Args()
 	if len(files) == 0 {
 		return errors.New("only benchstat tables given: pass the results files, e.g. results/native-$(uname -r).txt")
 	}
