@@ -15,8 +15,8 @@ const BurstThreshold = 256
 const MinBurstRate = 1e-3
 
 // Burst is how often other tasks flood one CPU's buffer with slab events
-// of their own, whatever the capture's rate (on the benchmark host,
-// kdamond's DAMON scheme every 5 s: docs/sizing.md), and how
+// of their own, whatever the capture's rate (on the benchmark host, a
+// kernel daemon's periodic scan: docs/sizing.md), and how
 // much of a flood the buffer has to hold:
 //
 //	bursts leaving more than e events unread arrive at

@@ -114,8 +114,9 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // bootableVmlinux returns an uncompressed, PVH-bootable copy of the bzImage
 // (cached next to the initramfs), or "" where the kernel cannot be booted
-// that way. Under TCG the bzImage decompressing itself costs about 5 s of
-// every boot; qemu starts an ELF vmlinux with a PVH entry note directly.
+// that way. Under TCG the bzImage decompressing itself is a large part of
+// every boot (docs/vm.md); qemu starts an ELF vmlinux with a PVH entry
+// note directly.
 func bootableVmlinux(vmlinuz, release string) (string, error) {
 	st, err := os.Stat(vmlinuz)
 	if err != nil {

@@ -248,16 +248,14 @@ func (p Plan) Narrow(workloads, group string) (Plan, error) {
 
 // fullLevel sets the rows of BENCH=full: the native matrix.
 func fullLevel(p *Plan) {
-	// Natively: 1 MiB per CPU is the long group; open loops over
-	// what this machine sustains (a capture's closed loop reaches
-	// about 190k ops/s with two threads, 70k with one; a perf buffer
-	// woken for every record 16k). A perf buffer woken for every
-	// record writes about 12 MB/s: 512 KiB per CPU would need 2 s.
+	// Natively: 1 MiB per CPU is the long group; open loops up to
+	// what a capture's closed loop sustains on the machine kind
+	// (results/README.md), where a perf buffer woken for every
+	// record is the slowest writer.
 	p.Level = "full"
 	p.Rates = []float64{0, 10000, 30000, 100000}
 	// Open loops: 20 times the largest buffer fits in the 1 s
-	// rows. pipecreate (18 events per op, frees in softirq) is the
-	// held-out workload, 45k events/s per CPU at 5000 ops/s.
+	// rows. pipecreate (frees in softirq) is the held-out workload.
 	p.Workloads = []string{"openclose", "pipecreate"}
 	p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
 	p.RateGrids = map[float64][]Geometry{
@@ -268,8 +266,7 @@ func fullLevel(p *Plan) {
 	}
 	// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
 	// large enough to hold the host's bursts whole, in runs of 6 s
-	// (scripts/bench.sh), long enough to meet one (kdamond's come
-	// every 5 s: docs/sizing.md).
+	// (scripts/bench.sh), long enough to meet one (docs/sizing.md).
 	p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
 	p.PinnedRates = []float64{10000, 30000}
 	p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
@@ -282,10 +279,10 @@ func fullLevel(p *Plan) {
 
 // vmLevel sets the rows of BENCH=vm: the VM matrix.
 func vmLevel(p *Plan) {
-	// Under TCG a capture writes 8-17 MB/s: buffers up to 128 KiB
-	// per CPU reach 20 times their size in a second, 256 KiB is the
-	// long group. One attach mode (below); perf record starts too slowly
-	// here (about 17 s) for a row per ramp-up round.
+	// Under TCG a capture writes far less than natively: buffers up
+	// to 128 KiB per CPU reach 20 times their size in a second, 256
+	// KiB is the long group. One attach mode (below); perf record
+	// starts too slowly under TCG for a row per ramp-up round.
 	p.Rates = []float64{0, 3000, 10000}
 	p.RateGrids = map[float64][]Geometry{
 		3000:  doubling(4<<10, 32<<10, 4),
@@ -301,7 +298,7 @@ func vmLevel(p *Plan) {
 	// relay's exact one.
 	p.Attaches = []event.Attach{event.AttachRawTP}
 	p.LongBytes = 256 << 10
-	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record starts in about 17 s under TCG, once per ramp-up round"}
+	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record's start-up (synthesizing every task) is too slow under TCG to repeat once per ramp-up round"}
 }
 
 // probesLevel sets the rows of BENCH=probes: every attach mode side by side, in the VM.
@@ -322,15 +319,14 @@ func probesLevel(p *Plan) {
 	p.Omitted = map[string]string{
 		"relay":       "the probes level leaves the module's rows to the vm level's file",
 		"empty-kmod":  "the probes level leaves the module's rows to the vm level's file",
-		"perf-record": "not run at the probes level (perf record starts in about 17 s under TCG)",
+		"perf-record": "not run at the probes level: perf record's start-up is too slow under TCG",
 		"consumers":   "the readers are the same for every attach mode; their rows are in the vm level's file",
 	}
 }
 
 // quickLevel sets the rows of BENCH=quick: a few minutes of rows.
 func quickLevel(p *Plan) {
-	// No perf record: it starts in about 17 s under TCG, once per
-	// ramp-up round.
+	// No perf record: its start-up would dominate a quick run.
 	p.Placements = p.Placements[:1]
 	p.Rates = []float64{0, 10000}
 	p.Geometries = []Geometry{{16 << 10, 4}}
