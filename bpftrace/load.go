@@ -79,40 +79,8 @@ func Open(cfg Config) (_ *Capture, err error) {
 		}
 	}
 
-	switch cfg.Transport {
-	case Ringbuf:
-		m := c.coll.Maps["events_ringbuf"]
-		if cfg.CiliumReader {
-			if c.ring, err = ringbuf.NewReader(m); err != nil {
-				return nil, fmt.Errorf("ring buffer reader: %w", err)
-			}
-			c.bufBytes = c.ring.BufferSize()
-		} else {
-			if c.own, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
-				return nil, err
-			}
-			c.bufBytes = int(m.MaxEntries())
-		}
-	case Perfbuf:
-		m := c.coll.Maps["events_perfbuf"]
-		cpus, err := ebpf.PossibleCPU()
-		if err != nil {
-			return nil, err
-		}
-		if cfg.CiliumReader {
-			c.perfReader, err = perf.NewReaderWithOptions(m, cfg.PerCPUBufferSize, perf.ReaderOptions{Watermark: cfg.WakeupBytes})
-			if err != nil {
-				return nil, fmt.Errorf("perf buffer reader: %w", err)
-			}
-			c.bufBytes = c.perfReader.BufferSize() * cpus
-		} else {
-			pr, err := newPerfReader(m, cfg.PerCPUBufferSize, cfg.WakeupBytes)
-			if err != nil {
-				return nil, err
-			}
-			c.own = pr
-			c.bufBytes = pr.bufferSize() * cpus
-		}
+	if err := c.openReader(); err != nil {
+		return nil, err
 	}
 
 	if cfg.ProbeTime {
@@ -126,6 +94,48 @@ func Open(cfg Config) (_ *Capture, err error) {
 		}
 	}
 	return c, nil
+}
+
+// openReader opens the reader of the transport's buffer: slabbench's own
+// reader of the mapping, or cilium/ebpf's (Config.CiliumReader).
+func (c *Capture) openReader() error {
+	var err error
+	switch c.cfg.Transport {
+	case Ringbuf:
+		m := c.coll.Maps["events_ringbuf"]
+		if c.cfg.CiliumReader {
+			if c.ring, err = ringbuf.NewReader(m); err != nil {
+				return fmt.Errorf("ring buffer reader: %w", err)
+			}
+			c.bufBytes = c.ring.BufferSize()
+		} else {
+			if c.own, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
+				return err
+			}
+			c.bufBytes = int(m.MaxEntries())
+		}
+	case Perfbuf:
+		m := c.coll.Maps["events_perfbuf"]
+		cpus, err := ebpf.PossibleCPU()
+		if err != nil {
+			return err
+		}
+		if c.cfg.CiliumReader {
+			c.perfReader, err = perf.NewReaderWithOptions(m, c.cfg.PerCPUBufferSize, perf.ReaderOptions{Watermark: c.cfg.WakeupBytes})
+			if err != nil {
+				return fmt.Errorf("perf buffer reader: %w", err)
+			}
+			c.bufBytes = c.perfReader.BufferSize() * cpus
+		} else {
+			pr, err := newPerfReader(m, c.cfg.PerCPUBufferSize, c.cfg.WakeupBytes)
+			if err != nil {
+				return err
+			}
+			c.own = pr
+			c.bufBytes = pr.bufferSize() * cpus
+		}
+	}
+	return nil
 }
 
 // Inject runs the raw tracepoint kmalloc program n times with
