@@ -24,6 +24,7 @@ import (
 	"github.com/slabbench/slabbench/internal/size"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/relaytrace"
+	"github.com/slabbench/slabbench/vm"
 	"github.com/slabbench/slabbench/workloads"
 )
 
@@ -44,15 +45,6 @@ func TestMain(m *testing.M) {
 		printConfig()
 	}
 	os.Exit(m.Run())
-}
-
-// Environment says where the benchmarks run: native, or vm-tcg / vm-kvm
-// inside slabbench's VM (which sets SLABBENCH_ENVIRONMENT).
-func Environment() string {
-	if e := os.Getenv("SLABBENCH_ENVIRONMENT"); e != "" {
-		return e
-	}
-	return "native"
 }
 
 // commit is the source the benchmarks were built from, as scripts/bench.sh
@@ -77,7 +69,7 @@ func kernelRelease() string {
 func printConfig() {
 	lines := []string{
 		"kernel: " + kernelRelease(),
-		"environment: " + Environment(),
+		"environment: " + vm.Environment(),
 		"commit: " + commit(),
 		fmt.Sprintf("cpus: %d", runtime.NumCPU()),
 		"bench-level: " + matrix.Level,

@@ -91,15 +91,13 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 			rates = append(rates, o.PerCPURate)
 			largest = max(largest, o.PerCPUBytes)
 		}
-		slices.Sort(rates)
-		if r := rates[len(rates)/2]; m.Unsustained == 0 || r < m.Unsustained {
+		if r := median(rates); m.Unsustained == 0 || r < m.Unsustained {
 			m.Unsustained, m.UnsustainedBytes = r, largest
 		}
 	}
 	m.ConsumerNs = math.NaN()
 	if len(costs) > 0 {
-		slices.Sort(costs)
-		m.ConsumerNs = costs[len(costs)/2]
+		m.ConsumerNs = median(costs)
 	}
 	m.RunsFitted = len(runs)
 	for _, r := range runs {

@@ -283,8 +283,7 @@ func Validate(models []Model, held []Observation) Validation {
 			}
 		}
 		slices.SortFunc(rows, func(a, b Observation) int { return cmp.Compare(a.PerCPUBytes, b.PerCPUBytes) })
-		slices.Sort(rates)
-		b.PerCPURate = rates[len(rates)/2]
+		b.PerCPURate = median(rates)
 		at := rows[len(rows)-1]
 		for _, o := range rows {
 			if o.NoDrops {

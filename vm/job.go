@@ -64,19 +64,41 @@ func prepareJob(cfg Config, argv []string) (*job, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
-	// Real paths: a share mounted on a symlink in the guest would follow
-	// it outside the host root.
+	if err := j.writeShares(tmp, append([]string{outDir}, cfg.Writable...)); err != nil {
+		return nil, err
+	}
+	absOut, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, err
+	}
+	env := append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root",
+	}, cfg.Env...)
+	env = append(env, "SLABBENCH_VM=1", "SLABBENCH_OUT="+absOut)
+	if err := j.writeScript(dir, env, prog, argv[1:]); err != nil {
+		return nil, err
+	}
+	ok = true
+	return j, nil
+}
+
+// writeShares writes the job's list of host directories the guest mounts
+// writable: the host temp dir and dirs, by their real paths (a share
+// mounted on a symlink in the guest would follow it outside the host
+// root), a dir inside another share not again.
+func (j *job) writeShares(tmp string, dirs []string) error {
 	writable := []string{tmp}
-	for _, d := range append([]string{outDir}, cfg.Writable...) {
+	for _, d := range dirs {
 		real, err := filepath.EvalSymlinks(d)
 		if err != nil {
-			return nil, fmt.Errorf("writable dir: %w", err)
+			return fmt.Errorf("writable dir: %w", err)
 		}
 		if real, err = filepath.Abs(real); err != nil {
-			return nil, err
+			return err
 		}
 		if real == "/" {
-			return nil, errors.New("the host root cannot be shared writable")
+			return errors.New("the host root cannot be shared writable")
 		}
 		writable = append(writable, real)
 	}
@@ -89,19 +111,12 @@ func prepareJob(cfg Config, argv []string) (*job, error) {
 		fmt.Fprintf(&shares, "rw%d %s\n", len(j.shares), d)
 		j.shares = append(j.shares, d)
 	}
-	if err := os.WriteFile(filepath.Join(jobDir, "shares"), []byte(shares.String()), 0o644); err != nil {
-		return nil, err
-	}
-	absOut, err := filepath.Abs(outDir)
-	if err != nil {
-		return nil, err
-	}
+	return os.WriteFile(filepath.Join(j.dir, "shares"), []byte(shares.String()), 0o644)
+}
 
-	env := append([]string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME=/root",
-	}, cfg.Env...)
-	env = append(env, "SLABBENCH_VM=1", "SLABBENCH_OUT="+absOut)
+// writeScript writes the shell script the guest runs: prog with args in
+// dir, with exactly env.
+func (j *job) writeScript(dir string, env []string, prog string, args []string) error {
 	var script strings.Builder
 	script.WriteString("# written by slabbench's vm package; run by /bin/sh in the guest\n")
 	fmt.Fprintf(&script, "cd %s || exit 125\nexec /usr/bin/env -i", shellQuote(dir))
@@ -109,15 +124,11 @@ func prepareJob(cfg Config, argv []string) (*job, error) {
 		script.WriteString(" " + shellQuote(kv))
 	}
 	script.WriteString(" " + shellQuote(prog))
-	for _, arg := range argv[1:] {
+	for _, arg := range args {
 		script.WriteString(" " + shellQuote(arg))
 	}
 	script.WriteString("\n")
-	if err := os.WriteFile(filepath.Join(jobDir, "job.sh"), []byte(script.String()), 0o644); err != nil {
-		return nil, err
-	}
-	ok = true
-	return j, nil
+	return os.WriteFile(filepath.Join(j.dir, "job.sh"), []byte(script.String()), 0o644)
 }
 
 // dedupeEnv keeps the last value of each variable, in first-seen order.

@@ -329,3 +329,13 @@ func orDiscard(w io.Writer) io.Writer {
 	}
 	return w
 }
+
+// Environment says where this process runs: "vm-tcg", "vm-tcg-single" or
+// "vm-kvm" inside slabbench's VM (Execute sets SLABBENCH_ENVIRONMENT for
+// the guest's command), else "native".
+func Environment() string {
+	if e := os.Getenv("SLABBENCH_ENVIRONMENT"); e != "" {
+		return e
+	}
+	return "native"
+}

@@ -175,6 +175,60 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return run(ctx, cfg, nil)
 }
 
+// threadCPUs returns the CPUs the threads are pinned to in turn: cfg.CPUs,
+// each one this process may use, or all of those.
+func (cfg Config) threadCPUs() ([]int, error) {
+	cpus, err := UsableCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CPUs == nil {
+		return cpus, nil
+	}
+	for _, c := range cfg.CPUs {
+		if !slices.Contains(cpus, c) {
+			return nil, fmt.Errorf("workload CPU %d: want one of the CPUs this process may use, %v", c, cpus)
+		}
+	}
+	return cfg.CPUs, nil
+}
+
+// newThreads lays out the workload's threads: CPU, quota of ops and, in
+// an open loop, each one's interval and phase in the schedule.
+func (cfg Config) newThreads(wl workload, cpus []int) []thread {
+	n := cfg.threads()
+	threads := make([]thread, n)
+	for i := range threads {
+		t := &threads[i]
+		t.index = i
+		t.cpu = cpus[i%len(cpus)]
+		t.setup = wl.setup
+		t.hold = cfg.Hold
+		t.quota = quota(cfg.Ops, n, i)
+		if cfg.Rate > 0 {
+			t.interval = float64(n) / cfg.Rate * float64(time.Second)
+			t.phase = float64(i) / float64(n)
+		}
+	}
+	return threads
+}
+
+// sumThreads adds the threads' ops and lateness up; the workload took as
+// long as its slowest thread.
+func sumThreads(threads []thread, startAt time.Time) (Result, error) {
+	var res Result
+	var errs []error
+	for i := range threads {
+		res.Elapsed = max(res.Elapsed, threads[i].end.Sub(startAt))
+		res.Ops += threads[i].ops
+		res.Late += threads[i].late
+		if threads[i].err != nil {
+			errs = append(errs, threads[i].err)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
 // run is Run with a hook called once every thread has finished set-up and
 // waits to start, right before the timed loop begins: MeasureEventsPerOp
 // reads its counters there, so that set-up is not counted.
@@ -186,17 +240,9 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		return Result{}, err
 	}
 	wl, _ := lookup(cfg.Name)
-	cpus, err := UsableCPUs()
+	cpus, err := cfg.threadCPUs()
 	if err != nil {
 		return Result{}, err
-	}
-	if cfg.CPUs != nil {
-		for _, c := range cfg.CPUs {
-			if !slices.Contains(cpus, c) {
-				return Result{}, fmt.Errorf("workload CPU %d: want one of the CPUs this process may use, %v", c, cpus)
-			}
-		}
-		cpus = cfg.CPUs
 	}
 	n := cfg.threads()
 	release := reserveProcs(n)
@@ -217,21 +263,12 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		abort    atomic.Bool // set-up failed somewhere: skip the timed loop
 		startAt  time.Time   // written before start is closed, read after
 		deadline time.Time   // likewise; zero when there is none
-		threads  = make([]thread, n)
+		threads  = cfg.newThreads(wl, cpus)
 	)
 	setUp.Add(n)
 	exited.Add(n)
 	for i := range threads {
 		t := &threads[i]
-		t.index = i
-		t.cpu = cpus[i%len(cpus)]
-		t.setup = wl.setup
-		t.hold = cfg.Hold
-		t.quota = quota(cfg.Ops, n, i)
-		if cfg.Rate > 0 {
-			t.interval = float64(n) / cfg.Rate * float64(time.Second)
-			t.phase = float64(i) / float64(n)
-		}
 		go func() {
 			defer exited.Done()
 			t.runPinned(func(w worker) {
@@ -268,20 +305,12 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 	exited.Wait()
 	unwatched := unwatch()
 
-	var res Result
 	if errs != nil {
-		return res, errors.Join(errs...)
+		return Result{}, errors.Join(errs...)
 	}
-	for i := range threads {
-		res.Elapsed = max(res.Elapsed, threads[i].end.Sub(startAt))
-		res.Ops += threads[i].ops
-		res.Late += threads[i].late
-		if threads[i].err != nil {
-			errs = append(errs, threads[i].err)
-		}
-	}
-	if errs != nil {
-		return res, errors.Join(errs...)
+	res, err := sumThreads(threads, startAt)
+	if err != nil {
+		return res, err
 	}
 	if !unwatched && cancelled.Load() {
 		return res, ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"github.com/slabbench/slabbench/internal/size"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/sizing"
+	"github.com/slabbench/slabbench/vm"
 )
 
 // lossHint says what to change when a capture lost events: for drops, the
@@ -58,7 +59,7 @@ func dropHint(r capture.Result) string {
 	lead := fmt.Sprintf("dropped %.3g%% at %s events/s per CPU (the buffer was full)", lostPct(r.Captured, r.Dropped), report.RateLabel(rate))
 	generic := lead + ": a bigger buffer (--subbuf-size, --subbufs) or a batched reader (--wakeup-bytes)"
 	k := captureKey(r)
-	env := runningEnvironment()
+	env := vm.Environment()
 	sm, err := loadModel(nil)
 	if err != nil || rate <= 0 {
 		return generic

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slabbench/slabbench/report"
+	"github.com/slabbench/slabbench/vm"
 )
 
 // thisMachine is where slabbench runs, named as a results file names its
@@ -16,7 +17,7 @@ import (
 // testing package's `cpu:` line reads the same), the CPU count, the
 // kernel and the environment.
 func thisMachine() report.Machine {
-	m := report.Machine{Environment: runningEnvironment(), CPU: "unknown", CPUs: runtime.NumCPU(), Kernel: "unknown"}
+	m := report.Machine{Environment: vm.Environment(), CPU: "unknown", CPUs: runtime.NumCPU(), Kernel: "unknown"}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])

@@ -17,6 +17,7 @@ import (
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/results"
 	"github.com/slabbench/slabbench/sizing"
+	"github.com/slabbench/slabbench/vm"
 )
 
 func init() {
@@ -33,15 +34,6 @@ func (f *sizeFiles) Set(s string) error {
 	}
 	*f = append(*f, s)
 	return nil
-}
-
-// runningEnvironment is the environment whose results apply here: the
-// VM's (slabbench vm sets SLABBENCH_ENVIRONMENT) or native.
-func runningEnvironment() string {
-	if e := os.Getenv("SLABBENCH_ENVIRONMENT"); e != "" {
-		return e
-	}
-	return "native"
 }
 
 // loadModel fits the sizing model on the results files given, or on the
@@ -156,7 +148,7 @@ func runSize(args []string) error {
 		return fmt.Errorf("--duration %v: want the capture's length, 1s to 720h (e.g. --duration 10m)", *duration)
 	}
 	if *env == "" {
-		*env = runningEnvironment()
+		*env = vm.Environment()
 	}
 	sm, err := loadModel(files)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/relaytrace"
+	"github.com/slabbench/slabbench/vm"
 	"github.com/slabbench/slabbench/workloads"
 )
 
@@ -160,7 +161,7 @@ func soakCellRun(ctx context.Context, c soakCell, n int, window time.Duration, t
 // printSoak writes the table and fails when any window mismatched.
 func printSoak(cells []soakCell, tallies []soakTally) error {
 	kernel := thisMachine().Kernel
-	fmt.Printf("truth soak on %s, kernel %s\n\n", runningEnvironment(), kernel)
+	fmt.Printf("truth soak on %s, kernel %s\n\n", vm.Environment(), kernel)
 	fmt.Printf("| path | attach | workload | load | windows | mismatches | captured | lost | hidden | loss a lower bound |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	var windows, mismatches int
 	var firsts []string

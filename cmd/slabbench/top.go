@@ -36,6 +36,28 @@ type topOptions struct {
 }
 
 func runTop(args []string) error {
+	t, err := parseTop(args)
+	if err != nil {
+		return err
+	}
+	syms, err := kleak.LoadSymbols(kleak.KallsymsPath)
+	if err != nil {
+		return err
+	}
+	return t.run(syms)
+}
+
+// topRun is one top invocation, as its flags say.
+type topRun struct {
+	opts       topOptions
+	cfg        capture.Config
+	duration   time.Duration
+	maxTracked int
+	json       bool
+}
+
+// parseTop parses and checks top's flags.
+func parseTop(args []string) (topRun, error) {
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
 	cf := addCaptureFlags(fs, "none")
 	interval := fs.Duration("interval", time.Second, "refresh every interval")
@@ -47,30 +69,31 @@ func runTop(args []string) error {
 	maxTracked := fs.Int("max-tracked", kleak.DefaultMaxTracked, "outstanding allocations followed at most; past it new ones are counted as untracked")
 	asJSON := fs.Bool("json", false, "print one JSON object per interval")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return topRun{}, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: top takes flags only (slabbench top -h)", fs.Arg(0))
+		return topRun{}, fmt.Errorf("unexpected argument %q: top takes flags only (slabbench top -h)", fs.Arg(0))
 	}
-	opts := topOptions{path: *cf.path, attach: *cf.attach, interval: *interval, top: *topN, minAge: *minAge}
+	t := topRun{opts: topOptions{path: *cf.path, attach: *cf.attach, interval: *interval, top: *topN, minAge: *minAge},
+		duration: *duration, maxTracked: *maxTracked, json: *asJSON}
 	switch {
 	case *interval < 10*time.Millisecond || *interval > time.Hour:
-		return fmt.Errorf("--interval %v: want 10ms..1h", *interval)
+		return t, fmt.Errorf("--interval %v: want 10ms..1h", *interval)
 	case *duration < 0:
-		return fmt.Errorf("--duration %v: want > 0, or 0 to run until q or Ctrl-C", *duration)
+		return t, fmt.Errorf("--duration %v: want > 0, or 0 to run until q or Ctrl-C", *duration)
 	case *topN < 0:
-		return fmt.Errorf("--top %d: want >= 0 (0: all)", *topN)
+		return t, fmt.Errorf("--top %d: want >= 0 (0: all)", *topN)
 	case *minAge < 0:
-		return fmt.Errorf("--min-age %v: want >= 0", *minAge)
+		return t, fmt.Errorf("--min-age %v: want >= 0", *minAge)
 	case *maxTracked < 1 || *maxTracked > 1<<28:
-		return fmt.Errorf("--max-tracked %d: want 1..%d", *maxTracked, 1<<28)
+		return t, fmt.Errorf("--max-tracked %d: want 1..%d", *maxTracked, 1<<28)
 	}
 	var err error
-	if opts.sort, err = parseSortKey(*sortFlag); err != nil {
-		return err
+	if t.opts.sort, err = parseSortKey(*sortFlag); err != nil {
+		return t, err
 	}
-	if opts.pid, err = parsePid(*pidFlag); err != nil {
-		return err
+	if t.opts.pid, err = parsePid(*pidFlag); err != nil {
+		return t, err
 	}
 	// A workload without --ops runs as long as top; with --duration 0
 	// that is until q or Ctrl-C.
@@ -81,30 +104,40 @@ func runTop(args []string) error {
 	if *cf.workload == "none" {
 		wlDuration = max(*duration, time.Hour) // a capture without ops needs a length; top ends it
 	}
-	cfg, err := cf.config(event.AllKinds, true, wlDuration)
-	if err != nil {
-		return err
+	if t.cfg, err = cf.config(event.AllKinds, true, wlDuration); err != nil {
+		return t, err
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	syms, err := kleak.LoadSymbols(kleak.KallsymsPath)
-	if err != nil {
-		return err
-	}
+	return t, t.cfg.Validate()
+}
 
+// viewer picks the output: JSON, the interactive view on a terminal, or
+// plain frames.
+func (t topRun) viewer(syms *kleak.Symbols) viewer {
+	switch {
+	case t.json:
+		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms}
+	case term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd())):
+		return newInteractiveViewer(t.opts, syms)
+	}
+	return &plainViewer{w: os.Stdout, opts: t.opts, syms: syms}
+}
+
+// run captures, shows a frame per interval until the duration ends, q or
+// Ctrl-C, then the final frame with the exact accounting.
+func (t topRun) run(syms *kleak.Symbols) error {
+	cfg, opts := t.cfg, t.opts
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	if *duration > 0 {
+	if t.duration > 0 {
 		var stop context.CancelFunc
-		ctx, stop = context.WithTimeout(ctx, *duration)
+		ctx, stop = context.WithTimeout(ctx, t.duration)
 		defer stop()
 	}
 	// The first use of the local time zone (the frames' clock) reads
 	// /etc/localtime: do it now, not in the window, where that file would
 	// count as this process's allocation (--pid self).
 	time.Now().Zone()
-	tr := kleak.New(kleak.Config{MaxTracked: *maxTracked, TGID: opts.pid})
+	tr := kleak.New(kleak.Config{MaxTracked: t.maxTracked, TGID: opts.pid})
 	cfg.OnRecord = tr.Observe
 	sess, err := capture.Start(cfg)
 	if err != nil {
@@ -113,15 +146,7 @@ func runTop(args []string) error {
 	defer sess.Close()
 	started := time.Now()
 
-	var out viewer
-	switch {
-	case *asJSON:
-		out = &jsonViewer{w: os.Stdout, opts: opts, syms: syms}
-	case term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd())):
-		out = newInteractiveViewer(opts, syms)
-	default:
-		out = &plainViewer{w: os.Stdout, opts: opts, syms: syms}
-	}
+	out := t.viewer(syms)
 	prev := started
 	var missesAtBegin [event.NumKinds]uint64 // the kernel counts over the programs' life
 	take := func(final bool) frame {
@@ -142,10 +167,6 @@ func runTop(args []string) error {
 	// followed.
 	wctx, stopWorkload := context.WithCancel(ctx)
 	defer stopWorkload()
-	type workloadEnd struct {
-		res workloads.Result
-		err error
-	}
 	workloadDone := make(chan workloadEnd, 1)
 	begin := func() {
 		missesAtBegin, _, _ = sess.RecursionMisses()
@@ -171,13 +192,7 @@ func runTop(args []string) error {
 	if err != nil {
 		return errors.Join(viewErr, err)
 	}
-	var dropped, missed [event.NumKinds]uint64
-	for _, k := range event.AllKinds {
-		kr := res.Kinds[k.String()]
-		dropped[k], missed[k] = kr.Dropped, kr.Missed
-	}
-	tr.Finalize(dropped, missed)
-	tr.SetProbeMisses(sinceBegin(res.Stats.ProbeMisses, missesAtBegin))
+	finalizeTracker(tr, res, missesAtBegin)
 	last := take(true)
 	last.res = &res
 	if err := out.final(last); err != nil {
@@ -193,6 +208,24 @@ func runTop(args []string) error {
 		return fmt.Errorf("accounting check failed: %s", res.VerifyError)
 	}
 	return nil
+}
+
+// workloadEnd is how top's workload ended.
+type workloadEnd struct {
+	res workloads.Result
+	err error
+}
+
+// finalizeTracker gives the tracker the capture's exact loss per kind and
+// the kernel's skipped probe runs since the window began.
+func finalizeTracker(tr *kleak.Tracker, res capture.Result, missesAtBegin [event.NumKinds]uint64) {
+	var dropped, missed [event.NumKinds]uint64
+	for _, k := range event.AllKinds {
+		kr := res.Kinds[k.String()]
+		dropped[k], missed[k] = kr.Dropped, kr.Missed
+	}
+	tr.Finalize(dropped, missed)
+	tr.SetProbeMisses(sinceBegin(res.Stats.ProbeMisses, missesAtBegin))
 }
 
 // publishSettle is how long top lets the consumer read what Publish made
