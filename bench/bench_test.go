@@ -21,7 +21,7 @@ import (
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/relaytrace"
 	"github.com/slabbench/slabbench/vm"
@@ -251,7 +251,7 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 		}
 	}
 	for gi, g := range matrix.GeometriesAt(pl, rate) {
-		geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
+		geo := fmt.Sprintf("subbuf=%s/n=%d", bytesize.Format(g.SubbufSize), g.NumSubbufs)
 		config := func(r row, path capture.Path) capture.Config {
 			cfg := capture.Config{Path: path, Kinds: event.AllKinds, Truth: true, Workload: r.wcfg,
 				SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs, ProbeTime: true}
@@ -338,7 +338,7 @@ func requireSteady(b *testing.B, written uint64, bufferBytes int) {
 	x := float64(written) / float64(bufferBytes)
 	if f := matrix.SteadyFactor; f > 0 && x < f && lastRound(b) {
 		b.Skipf("not steady: wrote %.1f times its %s buffer in %v, want %g: a longer -benchtime (BENCH_GROUP=long) or a smaller buffer",
-			x, size.Format(bufferBytes), b.Elapsed().Round(time.Millisecond), f)
+			x, bytesize.Format(bufferBytes), b.Elapsed().Round(time.Millisecond), f)
 	}
 	b.ReportMetric(x, "written-x-buffer")
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/slabbench/slabbench/bench/plan"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/relaytrace"
 	"github.com/slabbench/slabbench/workloads"
@@ -25,7 +25,7 @@ import (
 func BenchmarkTruthCost(b *testing.B) {
 	testenv.RequireRoot(b)
 	g := plan.Geometry{SubbufSize: 16 << 10, NumSubbufs: 4}
-	geo := fmt.Sprintf("subbuf=%s/n=%d", size.Format(g.SubbufSize), g.NumSubbufs)
+	geo := fmt.Sprintf("subbuf=%s/n=%d", bytesize.Format(g.SubbufSize), g.NumSubbufs)
 	for _, wl := range matrix.Workloads {
 		b.Run("workload="+wl, func(b *testing.B) {
 			wcfg := workloads.Config{Name: wl, Threads: matrix.Placements[0].Producers}

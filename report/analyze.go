@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/slabbench/slabbench/bench/plan"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 // Paths are the capture paths the report sizes, in report order (the
@@ -212,7 +212,7 @@ func geomLabelOf(g string) string {
 }
 
 func geometryName(subbuf, n int) string {
-	return fmt.Sprintf("subbuf=%s/n=%d", size.Format(subbuf), n)
+	return fmt.Sprintf("subbuf=%s/n=%d", bytesize.Format(subbuf), n)
 }
 
 func rowGeometryName(r *Row) string {

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/sizing"
 )
 
@@ -82,9 +82,9 @@ func memoryCell(a sizing.Answer) string {
 	case sizing.VerdictNoModel:
 		return "no model"
 	case sizing.VerdictExtrapolated:
-		return size.Format(a.Rec.PerCPUBytes) + " †"
+		return bytesize.Format(a.Rec.PerCPUBytes) + " †"
 	}
-	return size.Format(a.Rec.PerCPUBytes)
+	return bytesize.Format(a.Rec.PerCPUBytes)
 }
 
 // costCell is " · N ns": probe plus consumer CPU per event on the row the
@@ -190,7 +190,7 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 	for _, m := range sm.Models {
 		unsus := "—"
 		if m.Unsustained > 0 {
-			unsus = fmt.Sprintf("%s (up to %s)", num(m.Unsustained), size.Format(m.UnsustainedBytes))
+			unsus = fmt.Sprintf("%s (up to %s)", num(m.Unsustained), bytesize.Format(m.UnsustainedBytes))
 		}
 		hold := func(d float64) string {
 			s := fmt.Sprintf("%.3g", 1e3*m.Hold(d, sizing.Risk))
@@ -300,9 +300,9 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 		if bd.NoDrops > 0 {
 			lossy := "none tested below"
 			if bd.Lossy > 0 {
-				lossy = size.Format(bd.Lossy)
+				lossy = bytesize.Format(bd.Lossy)
 			}
-			measured = lossy + " → " + size.Format(bd.NoDrops)
+			measured = lossy + " → " + bytesize.Format(bd.NoDrops)
 			ratio = fmt.Sprintf("%.2f", bd.Ratio())
 			bounded++
 			if bd.Within2x() {
@@ -310,7 +310,7 @@ func writeValidation(b *bytes.Buffer, sm SizingModel) {
 			}
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", bd.Env, variantName(sizing.Model{Key: bd.Key}), bd.Consumer,
-			bd.Workload, bd.Rate, num(bd.PerCPURate), measured, size.Approx(bd.Need), ratio)
+			bd.Workload, bd.Rate, num(bd.PerCPURate), measured, bytesize.Approx(bd.Need), ratio)
 	}
 	fmt.Fprintln(b)
 	if bounded > 0 {

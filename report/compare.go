@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/sizing"
 )
 
@@ -168,7 +168,7 @@ func (c Comparable) String() string {
 		lossless += " as counted, a lower bound: this kernel does not count the hits it skips a tracepoint program for"
 	}
 	return fmt.Sprintf("open loops of %s at rate=%s ops/s (%s events/s per CPU, within %.0f%%), producers=%s, consumer=%s, %s per CPU, %s",
-		c.Workload, c.Rate, RateLabel(c.PerCPURate), 100*SameRate, c.Producers, c.Consumer, size.Format(c.PerCPUBytes), lossless)
+		c.Workload, c.Rate, RateLabel(c.PerCPURate), 100*SameRate, c.Producers, c.Consumer, bytesize.Format(c.PerCPUBytes), lossless)
 }
 
 // LowerBoundShare is how far below the relay rows' events/op (of the

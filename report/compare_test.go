@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 // TestWhichPathComparesLikeWithLike parses the "Which path" rankings of
@@ -44,7 +44,7 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 				s = sec
 			}
 		}
-		mem, err := size.Parse(c[5])
+		mem, err := bytesize.Parse(c[5])
 		if s == nil || err != nil {
 			t.Fatalf("claim %q: no section %q or bad memory %v", c[0], h[1], err)
 		}

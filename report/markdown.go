@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 // Options adjusts WriteMarkdown.
@@ -168,7 +168,7 @@ func writeHeadline(b *bytes.Buffer, s *Section, h Headline) {
 			if backlog {
 				extra = " " + cell(r.Metric(UnitBacklog), r.Runs) + " |"
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |%s %d |\n", size.Format(mem), geomLabel(r), variantOf(r).Path,
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |%s %d |\n", bytesize.Format(mem), geomLabel(r), variantOf(r).Path,
 				bytesCell(r.Metric(UnitBuffer), r.Runs), cell(r.Metric(UnitOverhead), r.Runs), cell(r.Metric(UnitLost), r.Runs),
 				cell(r.Metric(UnitConsumer), r.Runs), extra, r.Runs)
 		}
@@ -275,7 +275,7 @@ func bytesCell(m *Metric, runs int) string {
 		return "—"
 	}
 	if m.Min == m.Max && m.Min == math.Trunc(m.Min) && m.Min > 0 {
-		s := size.Format(int(m.Min))
+		s := bytesize.Format(int(m.Min))
 		if m.N() != runs {
 			s += fmt.Sprintf(" (n=%d)", m.N())
 		}

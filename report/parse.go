@@ -14,7 +14,7 @@ import (
 	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 // Confidence is the level of the confidence interval of the median.
@@ -109,7 +109,7 @@ func (r *Row) Geometry() (subbuf, n int, ok bool) {
 	if !ok1 || !ok2 {
 		return 0, 0, false
 	}
-	sb, err := size.Parse(s)
+	sb, err := bytesize.Parse(s)
 	if err != nil {
 		return 0, 0, false
 	}

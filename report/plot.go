@@ -13,7 +13,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 // ErrNoPlotData is returned by PlotPNG for a section without closed-loop
@@ -132,7 +132,7 @@ func log2Ticks(lo, hi int) plot.ConstantTicks {
 	for i, v := range pows {
 		t := plot.Tick{Value: float64(v)}
 		if i%step == 0 {
-			t.Label = size.Format(v)
+			t.Label = bytesize.Format(v)
 		}
 		ticks = append(ticks, t)
 	}

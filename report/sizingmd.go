@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 func writeSizing(b *bytes.Buffer, s *Section, workload string) {
@@ -58,13 +58,13 @@ func writeSizing(b *bytes.Buffer, s *Section, workload string) {
 			var tested []string
 			for _, r := range sz.Rows {
 				mem, _ := r.PerCPUBytes()
-				if t := size.Format(mem); !slices.Contains(tested, t) {
+				if t := bytesize.Format(mem); !slices.Contains(tested, t) {
 					tested = append(tested, t)
 				}
 			}
 			smallest := "none of the tested sizes"
 			if sz.ZeroLossBytes > 0 {
-				smallest = "**" + size.Format(sz.ZeroLossBytes) + "**"
+				smallest = "**" + bytesize.Format(sz.ZeroLossBytes) + "**"
 			}
 			// The pick is bold only where its loss separates from the
 			// next count's; otherwise the counts are not told apart.
@@ -82,7 +82,7 @@ func writeSizing(b *bytes.Buffer, s *Section, workload string) {
 			}
 			if sz.ZeroLossBytes == 0 {
 				mem, _ := sz.Pick.PerCPUBytes()
-				atCol = "least loss at " + size.Format(mem) + ": " + atCol
+				atCol = "least loss at " + bytesize.Format(mem) + ": " + atCol
 			}
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %d |\n", sz.Variant, strings.Join(tested, ", "), smallest, atCol,
 				cell(sz.Pick.Metric(UnitOverhead), sz.Pick.Runs), cell(sz.Pick.Metric(UnitConsumer), sz.Pick.Runs), sz.Pick.Runs)
@@ -122,7 +122,7 @@ func recommendation(s *Section, rs RateSizing) string {
 		var vs []string
 		for _, sz := range rs.Sizings {
 			if sz.ZeroLossBytes > 0 && sz.Pick != nil && sz.Pick.ZeroLoss() {
-				vs = append(vs, fmt.Sprintf("%s %s (%s%s, 0 lost in %d of %d runs)", sz.Variant, size.Format(sz.ZeroLossBytes),
+				vs = append(vs, fmt.Sprintf("%s %s (%s%s, 0 lost in %d of %d runs)", sz.Variant, bytesize.Format(sz.ZeroLossBytes),
 					geomLabel(sz.Pick), rateOf(sz.Pick), sz.Pick.Metric(UnitLost).N(), sz.Pick.Runs))
 			}
 		}
@@ -134,7 +134,7 @@ func recommendation(s *Section, rs RateSizing) string {
 			vs = append(vs, fmt.Sprintf("%s (%s%s: 0 lost in %d of %d runs, a lossy run's chance below %.0f%% at 95%% confidence)",
 				sz.Variant, geomLabel(sz.Pick), rateOf(sz.Pick), sz.Pick.Metric(UnitLost).N(), sz.Pick.Runs, 100*lossFreeBound(sz.Pick.Runs)))
 		}
-		parts = append(parts, fmt.Sprintf("least memory that lost nothing, %s per CPU: %s", size.Format(rs.LeastMemory[0].ZeroLossBytes), joinAnd(vs)))
+		parts = append(parts, fmt.Sprintf("least memory that lost nothing, %s per CPU: %s", bytesize.Format(rs.LeastMemory[0].ZeroLossBytes), joinAnd(vs)))
 	default:
 		var best *Row
 		order := lossOrder(rs.CostUnit)
@@ -148,7 +148,7 @@ func recommendation(s *Section, rs RateSizing) string {
 		} else {
 			mem, _ := best.PerCPUBytes()
 			parts = append(parts, fmt.Sprintf("no tested size lost nothing in every run; least loss: %s at %s (%s per CPU), %s lost-%%",
-				variantOf(best), geomLabel(best), size.Format(mem), cell(best.Metric(UnitLost), best.Runs)))
+				variantOf(best), geomLabel(best), bytesize.Format(mem), cell(best.Metric(UnitLost), best.Runs)))
 		}
 	}
 	if c := rs.Cheapest; c != nil && c.ZeroLoss() {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/sizing"
 )
 
@@ -42,7 +42,7 @@ func writeSummary(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 			}
 			fmt.Fprintf(b, "- %s: **least CPU per event** %s; **lowest lag** %s, at %s events/s per CPU and %s per CPU%s ([Which path](#which-path-for-which-need)).\n",
 				where, s.cpuLeaders(c.Rows), leaders(c.Rows, func(r *Row) *Metric { return r.Metric(UnitLagP99) }, "µs p99"),
-				RateLabel(c.PerCPURate), size.Format(c.PerCPUBytes), bound)
+				RateLabel(c.PerCPURate), bytesize.Format(c.PerCPUBytes), bound)
 		}
 		if line := summaryMemory(sm, s); line != "" {
 			fmt.Fprintf(b, "- %s: %s ([the answer](#the-answer-buffer-memory-per-cpu-for-an-event-rate)).\n", where, line)
@@ -93,7 +93,7 @@ func summaryMemory(sm SizingModel, s *Section) string {
 			if c := costCell(a); c != "" {
 				cost = fmt.Sprintf(" (%s CPU/event)", strings.TrimPrefix(c, " · "))
 			}
-			sized = append(sized, fmt.Sprintf("%s %s%s%s", variantName(m), size.Format(a.Rec.PerCPUBytes), mark, cost))
+			sized = append(sized, fmt.Sprintf("%s %s%s%s", variantName(m), bytesize.Format(a.Rec.PerCPUBytes), mark, cost))
 		case a.Verdict == sizing.VerdictCannotKeepUp:
 			cannot = append(cannot, variantName(m))
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 )
 
 func init() {
@@ -104,7 +104,7 @@ func printSummary(r capture.Result) {
 	}
 	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
 		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
-	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", size.Format(r.BufferBytes), size.Format(r.SubbufSize), r.NumSubbufs)
+	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", bytesize.Format(r.BufferBytes), bytesize.Format(r.SubbufSize), r.NumSubbufs)
 	if r.ConsumerCPU >= 0 {
 		fmt.Printf("consumer pinned to CPU %d, workload on the other CPUs\n", r.ConsumerCPU)
 	}
@@ -149,7 +149,7 @@ func printSummary(r capture.Result) {
 		fmt.Printf("max sub-buffer backlog %d of %d\n", r.MaxBacklog, r.NumSubbufs)
 	}
 	if r.MaxBacklogBytes > 0 {
-		fmt.Printf("max backlog %s written and not yet read (buffer %s)\n", size.Format(int(r.MaxBacklogBytes)), size.Format(r.BufferBytes))
+		fmt.Printf("max backlog %s written and not yet read (buffer %s)\n", bytesize.Format(int(r.MaxBacklogBytes)), bytesize.Format(r.BufferBytes))
 	}
 	fmt.Printf("reference: %s\n", r.Reference)
 	if r.Verified {

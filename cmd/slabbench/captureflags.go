@@ -9,7 +9,7 @@ import (
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/workloads"
 )
 
@@ -21,12 +21,12 @@ type captureFlags struct {
 	threads                *int
 	rate                   *float64
 	hold, stall            *time.Duration
-	subbuf, wakeup, ring   size.Flag
+	subbuf, wakeup, ring   bytesize.Flag
 	subbufs, consumerCPU   *int
 }
 
 func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
-	f := &captureFlags{subbuf: size.Flag{Bytes: 16 << 10}}
+	f := &captureFlags{subbuf: bytesize.Flag{Bytes: 16 << 10}}
 	f.path = fs.String("path", "ringbuf", "transport: ringbuf, perfbuf or relay")
 	f.attach = fs.String("attach", "tracepoint", "eBPF attach mode: tracepoint, rawtp, kprobe or fentry")
 	f.workload = fs.String("workload", defaultWorkload, "workload: "+strings.Join(workloads.Names(), ", ")+", or none")

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/slabbench/slabbench/capture"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/sizing"
 	"github.com/slabbench/slabbench/vm"
@@ -81,15 +81,15 @@ func dropHint(r capture.Result) string {
 	case rec.PerCPUBytes <= have:
 		return lead + fmt.Sprintf(": the sizing model (%s) gives %s per CPU a %s chance of a drop in a capture this long (%.0f s), and this capture had %s: "+
 			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
-			rec.Env, size.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, size.Format(have))
+			rec.Env, bytesize.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, bytesize.Format(have))
 	}
-	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", size.Format(rec.SubbufBytes), sizing.Subbufs)
+	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", bytesize.Format(rec.SubbufBytes), sizing.Subbufs)
 	if rec.WakeupBytes > 0 {
-		flags += " --wakeup-bytes " + size.Format(rec.WakeupBytes)
+		flags += " --wakeup-bytes " + bytesize.Format(rec.WakeupBytes)
 	}
 	mark := ""
 	if a.Verdict == sizing.VerdictExtrapolated {
 		mark = ", extrapolated: " + a.Why
 	}
-	return lead + fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, size.Format(rec.PerCPUBytes), mark, rate, k.Path, secs)
+	return lead + fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, bytesize.Format(rec.PerCPUBytes), mark, rate, k.Path, secs)
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/slabbench/slabbench/bpftrace"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/results"
 	"github.com/slabbench/slabbench/sizing"
@@ -207,9 +207,9 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	if path == "ringbuf" {
 		sp.RingbufBytes = ringbufTotal(r.PerCPUBytes, sm, m.Key)
 	}
-	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, size.Format(r.SubbufBytes), sizing.Subbufs)
+	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(r.SubbufBytes), sizing.Subbufs)
 	if r.WakeupBytes > 0 {
-		sp.Flags += " --wakeup-bytes " + size.Format(r.WakeupBytes)
+		sp.Flags += " --wakeup-bytes " + bytesize.Format(r.WakeupBytes)
 	}
 	return sp
 }
@@ -275,22 +275,22 @@ func printSize(a sizeAnswer, consumer string) {
 
 // printSized writes a sized path's flags and the model's reasoning.
 func printSized(p sizePath) {
-	fmt.Printf("  %s   (%s per CPU", p.Flags, size.Format(p.PerCPUBytes))
+	fmt.Printf("  %s   (%s per CPU", p.Flags, bytesize.Format(p.PerCPUBytes))
 	if p.RingbufBytes > 0 {
-		fmt.Printf("; the ring buffer %s in all", size.Format(p.RingbufBytes))
+		fmt.Printf("; the ring buffer %s in all", bytesize.Format(p.RingbufBytes))
 	}
 	fmt.Printf(")\n")
 	fmt.Printf("  model: %s\n", p.Model)
 	burst := ""
 	if p.BurstBytes > 0 {
-		burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", size.Approx(p.BurstBytes))
+		burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", bytesize.Approx(p.BurstBytes))
 	}
 	busy := ""
 	if p.ConsumerLoad > 0.05 {
 		busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
 	}
 	fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
-		p.HoldMs, busy, burst, size.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
+		p.HoldMs, busy, burst, bytesize.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
 }
 
 // whoseAnswer is size's first line: the machine the answer was measured

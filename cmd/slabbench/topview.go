@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/slabbench/slabbench/capture"
-	"github.com/slabbench/slabbench/internal/size"
+	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/kleak"
 )
 
@@ -106,13 +106,13 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 			oldest = fmt.Sprintf("%.1fs", s.Oldest.Seconds())
 		}
 		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s %8s\n", cut(syms.Resolve(s.Address), 40), s.Family,
-			perSecond(s.Allocs, secs), perSecond(s.Frees, secs), size.Approx(perSecond(s.Bytes, secs)),
-			s.Outstanding, size.Approx(float64(s.OutstandingBytes)), oldest)
+			perSecond(s.Allocs, secs), perSecond(s.Frees, secs), bytesize.Approx(perSecond(s.Bytes, secs)),
+			s.Outstanding, bytesize.Approx(float64(s.OutstandingBytes)), oldest)
 	}
 	for _, fam := range f.snap.Families {
 		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s\n", "all "+fam.Family.String()+age, fam.Family,
-			perSecond(fam.Allocs, secs), perSecond(fam.Frees, secs), size.Approx(perSecond(fam.Bytes, secs)),
-			fam.Outstanding, size.Approx(float64(fam.OutstandingBytes)))
+			perSecond(fam.Allocs, secs), perSecond(fam.Frees, secs), bytesize.Approx(perSecond(fam.Bytes, secs)),
+			fam.Outstanding, bytesize.Approx(float64(fam.OutstandingBytes)))
 	}
 	b.WriteString(footer(f))
 	if width <= 0 {

@@ -1,4 +1,4 @@
-package size
+package bytesize
 
 import "testing"
 

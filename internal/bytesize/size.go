@@ -1,6 +1,6 @@
-// Package size parses and prints byte sizes the way slabbench's flags and
+// Package bytesize parses and prints byte sizes the way slabbench's flags and
 // benchmark names write them: 4096, 16KiB, 1MiB.
-package size
+package bytesize
 
 import (
 	"fmt"
