@@ -141,6 +141,19 @@ static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags,
 }
 
 /*
+ * running_stats returns this CPU's accounting of kind, or NULL when the
+ * programs are to do nothing: empty, or the capture has stopped.
+ */
+static __always_inline struct slab_bpf_kind_stats *running_stats(__u16 kind)
+{
+	__u32 key = kind;
+
+	if (empty_probe || stopped)
+		return NULL;
+	return bpf_map_lookup_elem(&kind_stats, &key);
+}
+
+/*
  * stamp_truth reads the truth counter for one hit and keeps the window's
  * span: the first and last stamp on this CPU and kind. At function entry,
  * a stamp equal to the one before is a call the counting kprobe skipped
@@ -223,13 +236,9 @@ static __always_inline void write_record(void *ctx, struct slab_kind_stats *st, 
 static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
 				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
 {
-	__u32 key = kind;
-	struct slab_bpf_kind_stats *bst;
+	struct slab_bpf_kind_stats *bst = running_stats(kind);
 	__u64 truth = 0;
 
-	if (empty_probe || stopped)
-		return;
-	bst = bpf_map_lookup_elem(&kind_stats, &key);
 	if (!bst)
 		return;
 	if (truth_on)
@@ -435,13 +444,9 @@ static __always_inline void enter_call(__u16 kind)
 {
 	struct pending_key key = { .task = bpf_get_current_task() };
 	struct pending_call call = {};
-	struct slab_bpf_kind_stats *bst;
-	__u32 k = kind;
+	struct slab_bpf_kind_stats *bst = running_stats(kind);
 	void *pending = pending_map(kind);
 
-	if (empty_probe || stopped)
-		return;
-	bst = bpf_map_lookup_elem(&kind_stats, &k);
 	if (!bst)
 		return;
 	call.truth = stamp_truth(bst, kind, &call.flags, 1);
@@ -465,14 +470,10 @@ static __always_inline void exit_call(void *ctx, __u16 kind, __u64 ptr, __u64 by
 {
 	struct pending_key key = { .task = bpf_get_current_task() };
 	struct pending_call call = { .flags = SLAB_EVENT_F_FUNC };
-	struct slab_bpf_kind_stats *bst;
+	struct slab_bpf_kind_stats *bst = running_stats(kind);
 	struct pending_call *top = NULL;
-	__u32 k = kind;
 	void *pending = pending_map(kind);
 
-	if (empty_probe || stopped)
-		return;
-	bst = bpf_map_lookup_elem(&kind_stats, &k);
 	if (!bst)
 		return;
 	if (truth_on) {
