@@ -278,29 +278,59 @@ func pagesFor(bytes, pageSize int) int {
 	return p
 }
 
+// events returns the kinds to record (all when none are given), perf's
+// names for them and the per-CPU buffer size.
+func (cfg Config) events() (kinds []event.Kind, names []string, perCPU int, err error) {
+	kinds = cfg.Kinds
+	if len(kinds) == 0 {
+		kinds = event.AllKinds
+	}
+	for _, k := range kinds {
+		if !k.Valid() {
+			return nil, nil, 0, fmt.Errorf("perfrecord: invalid kind %d", k)
+		}
+		names = append(names, "kmem:"+k.String())
+	}
+	perCPU = cfg.PerCPUBufferBytes
+	if perCPU == 0 {
+		perCPU = DefaultPerCPUBufferBytes
+	}
+	if perCPU < 0 {
+		return nil, nil, 0, fmt.Errorf("perfrecord: negative per-CPU buffer size %d", perCPU)
+	}
+	return kinds, names, perCPU, nil
+}
+
+// startLocked starts perf from a goroutine that keeps its thread locked
+// until perf has exited: perf dies with the thread that forked it
+// (Pdeathsig), so it dies only with this process, never while it records.
+// It returns once perf has started; s.done closes when it has exited.
+func (s *Session) startLocked(cmd *exec.Cmd) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // the thread ends with the goroutine; perf has exited by then
+		if err := cmd.Start(); err != nil {
+			started <- err
+			close(s.done)
+			return
+		}
+		started <- nil
+		s.waitErr = cmd.Wait()
+		s.state = cmd.ProcessState
+		close(s.done)
+	}()
+	return <-started
+}
+
 // Start starts perf record and returns once its events are enabled.
 func Start(cfg Config) (*Session, error) {
 	path, err := perfPath(cfg.PerfPath)
 	if err != nil {
 		return nil, err
 	}
-	kinds := cfg.Kinds
-	if len(kinds) == 0 {
-		kinds = event.AllKinds
-	}
-	var names []string
-	for _, k := range kinds {
-		if !k.Valid() {
-			return nil, fmt.Errorf("perfrecord: invalid kind %d", k)
-		}
-		names = append(names, "kmem:"+k.String())
-	}
-	perCPU := cfg.PerCPUBufferBytes
-	if perCPU == 0 {
-		perCPU = DefaultPerCPUBufferBytes
-	}
-	if perCPU < 0 {
-		return nil, fmt.Errorf("perfrecord: negative per-CPU buffer size %d", perCPU)
+	kinds, names, perCPU, err := cfg.events()
+	if err != nil {
+		return nil, err
 	}
 	cpus, err := truth.OnlineCPUs()
 	if err != nil {
@@ -344,20 +374,7 @@ func Start(cfg Config) (*Session, error) {
 	// its thread (locked) until perf has exited, so perf dies only with
 	// this process, never while it records.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread ends with the goroutine; perf has exited by then
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(s.done)
-			return
-		}
-		started <- nil
-		s.waitErr = cmd.Wait()
-		s.state = cmd.ProcessState
-		close(s.done)
-	}()
-	err = <-started
+	err = s.startLocked(cmd)
 	ctlR.Close()
 	ackW.Close()
 	if err != nil {
@@ -497,13 +514,19 @@ func (s *Session) Stop() (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("perfrecord: %s: %w", s.output, err)
 	}
+	return res, s.attribute(&res, counts)
+}
+
+// attribute puts perf.data's counts into res per kind: samples, and lost
+// samples where perf gave them per event, else the ring buffers' total.
+func (s *Session) attribute(res *Result, counts dataCounts) error {
 	res.Captured = map[event.Kind]uint64{}
 	res.LostByKind = map[event.Kind]uint64{}
 	var kindsLost uint64
 	for _, k := range s.kinds {
 		id, err := truth.TracepointID(k)
 		if err != nil {
-			return res, err
+			return err
 		}
 		key := eventKey{perfTypeTracepoint, id}
 		res.Captured[k] = counts.samples[key]
@@ -514,7 +537,7 @@ func (s *Session) Stop() (Result, error) {
 	}
 	for key, n := range counts.samples {
 		if n > 0 {
-			return res, fmt.Errorf("perfrecord: %s holds %d samples of an event (type %d, config %#x) that is none of the kinds recorded", s.output, n, key.typ, key.config)
+			return fmt.Errorf("perfrecord: %s holds %d samples of an event (type %d, config %#x) that is none of the kinds recorded", s.output, n, key.typ, key.config)
 		}
 	}
 	// What else lost samples is perf's sideband event (type software,
@@ -533,7 +556,7 @@ func (s *Session) Stop() (Result, error) {
 		res.Lost = counts.lostRecords
 		res.LostByKind = nil
 	}
-	return res, nil
+	return nil
 }
 
 // Close kills perf if it still runs, waits for it and removes the

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// TestLinksNoCaptureCode keeps the offline half offline: reading results
+// TestLinksNoCaptureCode keeps the offline half (report, sizing) offline: reading results
 // files must not link the capture stack (a user regenerating the report
 // needs no BPF, module or workload code).
 func TestLinksNoCaptureCode(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	out, err := exec.Command("go", "list", "-deps", ".", "../sizing").Output()
 	if err != nil {
 		t.Skip("go list unavailable: ", err)
 	}

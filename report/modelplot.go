@@ -74,70 +74,12 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	if len(rates) == 0 || len(models) == 0 {
 		return fmt.Errorf("%s: %w", s.File, ErrNoModelPlot)
 	}
-	panels := make([]*plot.Plot, len(rates))
-	for i, rate := range rates {
-		p := plot.New()
-		p.X.Scale = plot.LogScale{}
-		p.Y.Min, p.Y.Max = 0, 100
-		p.X.Label.Text = "per-CPU memory (log2)"
-		if i == 0 {
-			p.Y.Label.Text = "runs that dropped, %"
-		}
-		p.Add(plotter.NewGrid())
-		lo, hi := math.MaxInt, 0
-		var perCPU, seconds []float64
-		for j, m := range models {
-			var xys plotter.XYs
-			for _, o := range sm.Observations {
-				if o.Key == m.Key && o.Workload == FitWorkload && o.Rate == rate {
-					xys = append(xys, plotter.XY{X: float64(o.PerCPUBytes), Y: 100 * o.DroppedShare()})
-					lo, hi = min(lo, o.PerCPUBytes), max(hi, o.PerCPUBytes)
-					perCPU = append(perCPU, o.PerCPURate)
-					seconds = append(seconds, o.Seconds())
-				}
-			}
-			if len(xys) == 0 {
-				continue
-			}
-			slices.SortFunc(xys, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
-			l, sc, err := plotter.NewLinePoints(xys)
-			if err != nil {
-				return err
-			}
-			l.Color, l.Width = plotutil.Color(j), vg.Points(1.5)
-			sc.Color, sc.Shape, sc.Radius = plotutil.Color(j), plotutil.Shape(j), vg.Points(3)
-			p.Add(l, sc)
-			if i == 0 {
-				p.Legend.Add(variantName(m), l, sc)
-			}
-		}
-		if hi == 0 {
-			continue
-		}
-		slices.Sort(perCPU)
-		slices.Sort(seconds)
-		r, d := perCPU[len(perCPU)/2], seconds[len(seconds)/2]
-		for j, m := range models {
-			need := m.MinBytes(r, sizing.Subbufs, d, sizing.RowRisk)
-			if math.IsInf(need, 0) || need <= 0 {
-				continue
-			}
-			x := min(max(need, float64(lo)/1.2), float64(hi)*1.2)
-			l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: 100}})
-			if err != nil {
-				return err
-			}
-			l.Color, l.Width, l.Dashes = plotutil.Color(j), vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
-			p.Add(l)
-		}
-		p.Title.Text = fmt.Sprintf("%s ops/s: %s events/s per CPU", rate, num(r))
-		p.X.Tick.Marker = log2Ticks(lo, hi)
-		p.X.Min, p.X.Max = float64(lo)/1.3, float64(hi)*1.3
-		p.Legend.Top = true
-		panels[i] = p
-	}
 	var row []*plot.Plot
-	for _, p := range panels {
+	for i, rate := range rates {
+		p, err := modelPanel(sm, models, rate, i == 0)
+		if err != nil {
+			return err
+		}
 		if p != nil {
 			row = append(row, p)
 		}
@@ -145,11 +87,81 @@ func ModelPlotPNG(w io.Writer, s *Section, sm SizingModel) error {
 	if len(row) == 0 {
 		return fmt.Errorf("%s: %w", s.File, ErrNoModelPlot)
 	}
+	title := fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s\nsolid: measured; dashed: the model's minimum for a row's runs (even odds of a drop in them)", FitWorkload, env)
+	return drawPanels(w, row, title)
+}
+
+// modelPanel plots one rate's open loops of the fit workload, per model:
+// the share of runs that dropped against memory, and the model's minimum
+// for such a run dashed; nil if no model has rows there. The first panel
+// carries the axis label and the legend.
+func modelPanel(sm SizingModel, models []sizing.Model, rate string, first bool) (*plot.Plot, error) {
+	p := plot.New()
+	p.X.Scale = plot.LogScale{}
+	p.Y.Min, p.Y.Max = 0, 100
+	p.X.Label.Text = "per-CPU memory (log2)"
+	if first {
+		p.Y.Label.Text = "runs that dropped, %"
+	}
+	p.Add(plotter.NewGrid())
+	lo, hi := math.MaxInt, 0
+	var perCPU, seconds []float64
+	for j, m := range models {
+		var xys plotter.XYs
+		for _, o := range sm.Observations {
+			if o.Key == m.Key && o.Workload == FitWorkload && o.Rate == rate {
+				xys = append(xys, plotter.XY{X: float64(o.PerCPUBytes), Y: 100 * o.DroppedShare()})
+				lo, hi = min(lo, o.PerCPUBytes), max(hi, o.PerCPUBytes)
+				perCPU = append(perCPU, o.PerCPURate)
+				seconds = append(seconds, o.Seconds())
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		slices.SortFunc(xys, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+		l, sc, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Width = plotutil.Color(j), vg.Points(1.5)
+		sc.Color, sc.Shape, sc.Radius = plotutil.Color(j), plotutil.Shape(j), vg.Points(3)
+		p.Add(l, sc)
+		if first {
+			p.Legend.Add(variantName(m), l, sc)
+		}
+	}
+	if hi == 0 {
+		return nil, nil
+	}
+	r, d := sizing.Median(perCPU), sizing.Median(seconds)
+	for j, m := range models {
+		need := m.MinBytes(r, sizing.Subbufs, d, sizing.RowRisk)
+		if math.IsInf(need, 0) || need <= 0 {
+			continue
+		}
+		x := min(max(need, float64(lo)/1.2), float64(hi)*1.2)
+		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: 100}})
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Width, l.Dashes = plotutil.Color(j), vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(l)
+	}
+	p.Title.Text = fmt.Sprintf("%s ops/s: %s events/s per CPU", rate, num(r))
+	p.X.Tick.Marker = log2Ticks(lo, hi)
+	p.X.Min, p.X.Max = float64(lo)/1.3, float64(hi)*1.3
+	p.Legend.Top = true
+	return p, nil
+}
+
+// drawPanels writes the panels side by side under one title as a PNG.
+func drawPanels(w io.Writer, row []*plot.Plot, title string) error {
 	width := vg.Length(len(row)) * 4.2 * vg.Inch
 	img := vgimg.New(width, 4.8*vg.Inch)
 	dc := draw.New(img)
 	top := plot.New()
-	top.Title.Text = fmt.Sprintf("Runs that dropped against memory, open loops of %s, %s\nsolid: measured; dashed: the model's minimum for a row's runs (even odds of a drop in them)", FitWorkload, env)
+	top.Title.Text = title
 	top.HideAxes()
 	top.Draw(dc)
 	t := draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 13, PadBottom: vg.Millimeter * 2,

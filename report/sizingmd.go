@@ -55,37 +55,7 @@ func writeSizing(b *bytes.Buffer, s *Section, workload string) {
 					notRunWho = append(notRunWho, []string{sz.Variant.String()})
 				}
 			}
-			var tested []string
-			for _, r := range sz.Rows {
-				mem, _ := r.PerCPUBytes()
-				if t := bytesize.Format(mem); !slices.Contains(tested, t) {
-					tested = append(tested, t)
-				}
-			}
-			smallest := "none of the tested sizes"
-			if sz.ZeroLossBytes > 0 {
-				smallest = "**" + bytesize.Format(sz.ZeroLossBytes) + "**"
-			}
-			// The pick is bold only where its loss separates from the
-			// next count's; otherwise the counts are not told apart.
-			var at []string
-			for _, r := range sz.AtMemory {
-				c := geomLabel(r) + ": " + cell(r.Metric(UnitLost), r.Runs)
-				if r == sz.Pick && lossSeparates(sz.AtMemory) {
-					c = "**" + c + "**"
-				}
-				at = append(at, c)
-			}
-			atCol := strings.Join(at, "; ")
-			if !lossSeparates(sz.AtMemory) {
-				atCol += " (no difference measured between the counts)"
-			}
-			if sz.ZeroLossBytes == 0 {
-				mem, _ := sz.Pick.PerCPUBytes()
-				atCol = "least loss at " + bytesize.Format(mem) + ": " + atCol
-			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %d |\n", sz.Variant, strings.Join(tested, ", "), smallest, atCol,
-				cell(sz.Pick.Metric(UnitOverhead), sz.Pick.Runs), cell(sz.Pick.Metric(UnitConsumer), sz.Pick.Runs), sz.Pick.Runs)
+			fmt.Fprintln(b, sizingRow(sz))
 		}
 		fmt.Fprintln(b)
 		for i, what := range notRunWhat {
@@ -100,6 +70,43 @@ func writeSizing(b *bytes.Buffer, s *Section, workload string) {
 			fmt.Fprintln(b)
 		}
 	}
+}
+
+// sizingRow is one variant's row of a rate's sizing table: the sizes
+// tested, the smallest that lost nothing, every sub-buffer count at that
+// memory and the pick's costs.
+func sizingRow(sz Sizing) string {
+	var tested []string
+	for _, r := range sz.Rows {
+		mem, _ := r.PerCPUBytes()
+		if t := bytesize.Format(mem); !slices.Contains(tested, t) {
+			tested = append(tested, t)
+		}
+	}
+	smallest := "none of the tested sizes"
+	if sz.ZeroLossBytes > 0 {
+		smallest = "**" + bytesize.Format(sz.ZeroLossBytes) + "**"
+	}
+	// The pick is bold only where its loss separates from the next
+	// count's; otherwise the counts are not told apart.
+	var at []string
+	for _, r := range sz.AtMemory {
+		c := geomLabel(r) + ": " + cell(r.Metric(UnitLost), r.Runs)
+		if r == sz.Pick && lossSeparates(sz.AtMemory) {
+			c = "**" + c + "**"
+		}
+		at = append(at, c)
+	}
+	atCol := strings.Join(at, "; ")
+	if !lossSeparates(sz.AtMemory) {
+		atCol += " (no difference measured between the counts)"
+	}
+	if sz.ZeroLossBytes == 0 {
+		mem, _ := sz.Pick.PerCPUBytes()
+		atCol = "least loss at " + bytesize.Format(mem) + ": " + atCol
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %d |", sz.Variant, strings.Join(tested, ", "), smallest, atCol,
+		cell(sz.Pick.Metric(UnitOverhead), sz.Pick.Runs), cell(sz.Pick.Metric(UnitConsumer), sz.Pick.Runs), sz.Pick.Runs)
 }
 
 // recommendation is the plain-language line of a rate, derived from rs.

@@ -91,13 +91,13 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 			rates = append(rates, o.PerCPURate)
 			largest = max(largest, o.PerCPUBytes)
 		}
-		if r := median(rates); m.Unsustained == 0 || r < m.Unsustained {
+		if r := Median(rates); m.Unsustained == 0 || r < m.Unsustained {
 			m.Unsustained, m.UnsustainedBytes = r, largest
 		}
 	}
 	m.ConsumerNs = math.NaN()
 	if len(costs) > 0 {
-		m.ConsumerNs = median(costs)
+		m.ConsumerNs = Median(costs)
 	}
 	m.RunsFitted = len(runs)
 	for _, r := range runs {

@@ -2,9 +2,9 @@ package sizing
 
 import "golang.org/x/perf/benchmath"
 
-// median is the center benchmath gives a sample, as the report's medians
+// Median is the center benchmath gives a sample, as the report's medians
 // are: the mean of the two middle values of an even count.
-func median(xs []float64) float64 {
+func Median(xs []float64) float64 {
 	s := benchmath.NewSample(xs, &benchmath.DefaultThresholds)
 	return benchmath.AssumeNothing.Summary(s, 0.95).Center
 }

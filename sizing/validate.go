@@ -283,7 +283,7 @@ func Validate(models []Model, held []Observation) Validation {
 			}
 		}
 		slices.SortFunc(rows, func(a, b Observation) int { return cmp.Compare(a.PerCPUBytes, b.PerCPUBytes) })
-		b.PerCPURate = median(rates)
+		b.PerCPURate = Median(rates)
 		at := rows[len(rows)-1]
 		for _, o := range rows {
 			if o.NoDrops {

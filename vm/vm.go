@@ -166,26 +166,32 @@ func Execute(ctx context.Context, cfg Config, argv []string) (Result, error) {
 	g.wg.Wait()
 	logf("qemu ran %v", res.Duration.Round(time.Millisecond))
 
+	return res, g.outcome(ctx, runCtx, waitErr, cfg.Timeout, qemuStderr)
+}
+
+// outcome classifies how qemu ended: the command's exit status came back
+// (nil), or why not: cancelled, timed out, a guest panic, qemu failing, or
+// the guest powering off early.
+func (g *guestWatch) outcome(ctx, runCtx context.Context, waitErr error, timeout time.Duration, qemuStderr *tail.Buffer) error {
 	switch {
 	case g.exited:
-		return res, nil
+		return nil
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("%w; qemu killed", ctx.Err())
+		return fmt.Errorf("%w; qemu killed", ctx.Err())
 	case runCtx.Err() != nil:
 		stage := "the guest had not started the command yet"
 		if g.started {
 			stage = "the guest command was still running"
 		}
-		return res, fmt.Errorf("timed out after %v (%s); qemu killed, raise the timeout if the run needs longer%s", cfg.Timeout, stage, g.tail(qemuStderr))
+		return fmt.Errorf("timed out after %v (%s); qemu killed, raise the timeout if the run needs longer%s", timeout, stage, g.tail(qemuStderr))
 	case g.panicLine != "":
-		return res, fmt.Errorf("guest kernel panic: %s%s", g.panicLine, g.tail(qemuStderr))
+		return fmt.Errorf("guest kernel panic: %s%s", g.panicLine, g.tail(qemuStderr))
 	case waitErr != nil:
-		return res, fmt.Errorf("qemu failed: %v%s", waitErr, g.tail(qemuStderr))
+		return fmt.Errorf("qemu failed: %v%s", waitErr, g.tail(qemuStderr))
 	case !g.started:
-		return res, fmt.Errorf("the guest powered off before starting the command (boot failed)%s", g.tail(qemuStderr))
-	default:
-		return res, fmt.Errorf("the guest powered off without reporting the command's exit status%s", g.tail(qemuStderr))
+		return fmt.Errorf("the guest powered off before starting the command (boot failed)%s", g.tail(qemuStderr))
 	}
+	return fmt.Errorf("the guest powered off without reporting the command's exit status%s", g.tail(qemuStderr))
 }
 
 // channels are the guest's output channels, one pipe each: the serial

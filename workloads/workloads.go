@@ -217,16 +217,23 @@ func (cfg Config) newThreads(wl workload, cpus []int) []thread {
 // long as its slowest thread.
 func sumThreads(threads []thread, startAt time.Time) (Result, error) {
 	var res Result
-	var errs []error
 	for i := range threads {
 		res.Elapsed = max(res.Elapsed, threads[i].end.Sub(startAt))
 		res.Ops += threads[i].ops
 		res.Late += threads[i].late
+	}
+	return res, errors.Join(threadErrors(threads)...)
+}
+
+// threadErrors returns the threads' errors so far.
+func threadErrors(threads []thread) []error {
+	var errs []error
+	for i := range threads {
 		if threads[i].err != nil {
 			errs = append(errs, threads[i].err)
 		}
 	}
-	return res, errors.Join(errs...)
+	return errs
 }
 
 // run is Run with a hook called once every thread has finished set-up and
@@ -286,12 +293,7 @@ func run(ctx context.Context, cfg Config, atStart func()) (Result, error) {
 		}()
 	}
 	setUp.Wait()
-	var errs []error
-	for i := range threads {
-		if threads[i].err != nil {
-			errs = append(errs, threads[i].err)
-		}
-	}
+	errs := threadErrors(threads)
 	if errs != nil {
 		abort.Store(true)
 	} else if atStart != nil {

@@ -198,11 +198,18 @@ func (t topRun) run(syms *kleak.Symbols) error {
 	if err := out.final(last); err != nil {
 		return errors.Join(viewErr, err)
 	}
+	return topError(viewErr, wl, res, cfg.Workload.Name)
+}
+
+// topError is how top ended, once the final frame is out: the view's
+// error, the workload's (other than being stopped), or a failed
+// accounting check.
+func topError(viewErr error, wl workloadEnd, res capture.Result, workload string) error {
 	if viewErr != nil {
 		return viewErr
 	}
 	if wl.err != nil && !errors.Is(wl.err, context.Canceled) && !errors.Is(wl.err, context.DeadlineExceeded) {
-		return fmt.Errorf("workload %s: %w", cfg.Workload.Name, wl.err)
+		return fmt.Errorf("workload %s: %w", workload, wl.err)
 	}
 	if !res.Verified {
 		return fmt.Errorf("accounting check failed: %s", res.VerifyError)

@@ -24,6 +24,23 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
+// checkVMConfig checks the flags that have a range.
+func checkVMConfig(cfg vm.Config) error {
+	switch {
+	case cfg.SMP < 1 || cfg.SMP > 64:
+		return fmt.Errorf("--smp %d: want 1..64 virtual CPUs", cfg.SMP)
+	case cfg.MemoryMiB < 256 || cfg.MemoryMiB > 65536:
+		return fmt.Errorf("--memory %d: want 256..65536 MiB", cfg.MemoryMiB)
+	case cfg.Timeout <= 0:
+		return fmt.Errorf("--timeout %v: want > 0", cfg.Timeout)
+	}
+	switch cfg.Accel {
+	case "", "kvm", "tcg", "tcg-single":
+		return nil
+	}
+	return fmt.Errorf("--accel %q: want kvm, tcg or tcg-single (or leave it out for automatic)", cfg.Accel)
+}
+
 // runVM boots Debian's kernel in qemu and runs this slabbench binary there
 // with the arguments after the flags, or, with --exec, any program: the
 // latter is a `go test -exec` wrapper, since go runs the wrapper in the
@@ -54,38 +71,24 @@ func runVM(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case cfg.SMP < 1 || cfg.SMP > 64:
-		return fmt.Errorf("--smp %d: want 1..64 virtual CPUs", cfg.SMP)
-	case cfg.MemoryMiB < 256 || cfg.MemoryMiB > 65536:
-		return fmt.Errorf("--memory %d: want 256..65536 MiB", cfg.MemoryMiB)
-	case cfg.Timeout <= 0:
-		return fmt.Errorf("--timeout %v: want > 0", cfg.Timeout)
-	}
-	switch cfg.Accel {
-	case "", "kvm", "tcg", "tcg-single":
-	default:
-		return fmt.Errorf("--accel %q: want kvm, tcg or tcg-single (or leave it out for automatic)", cfg.Accel)
+	if err := checkVMConfig(cfg); err != nil {
+		return err
 	}
 	cfg.Writable = writable
-
-	var argv []string
-	if *execMode {
-		if fs.NArg() == 0 {
-			fs.Usage()
+	if fs.NArg() == 0 {
+		fs.Usage()
+		if *execMode {
 			return errors.New("--exec needs a program to run")
 		}
-		argv = fs.Args()
-	} else {
-		if fs.NArg() == 0 {
-			fs.Usage()
-			return errors.New("no slabbench command given to run in the VM")
-		}
+		return errors.New("no slabbench command given to run in the VM")
+	}
+	argv := fs.Args()
+	if !*execMode {
 		self, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("finding this slabbench binary: %w", err)
 		}
-		argv = append([]string{self}, fs.Args()...)
+		argv = append([]string{self}, argv...)
 	}
 
 	// The guest runs chrooted into the host's filesystem, so even a
