@@ -66,7 +66,10 @@ struct {
  *   not counting for a while: scheduled out or stopped);
  * truth_stamp_repeats: stamps equal to the hit before's on this CPU and
  *   kind (one of the two hits was not counted, or one nested in the
- *   other between its stamp and its count).
+ *   other between its stamp and its count);
+ * truth_leading_repeats, truth_trailing_repeats: the repeats at the
+ *   window's start and end, where a hit nested between another's count
+ *   and stamp moves the span's edge (stats.go adds them per attach mode).
  */
 struct slab_bpf_kind_stats {
 	struct slab_kind_stats s;
@@ -74,6 +77,9 @@ struct slab_bpf_kind_stats {
 	__u64 truth_idle_ns;
 	__u64 truth_descheduled;
 	__u64 truth_stamp_repeats;
+	__u64 truth_leading_repeats;	/* repeats before the stamps first rose */
+	__u64 truth_trailing_repeats;	/* repeats since they last rose */
+	__u64 truth_rose;		/* a stamp has risen past the first */
 	__u64 pending_full;	/* stamped calls with no room in pending_* */
 };
 
@@ -178,8 +184,14 @@ static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 
 	} else {
 		if (truth == st->truth_last) {
 			bst->truth_stamp_repeats++;
+			bst->truth_trailing_repeats++;
+			if (!bst->truth_rose)
+				bst->truth_leading_repeats++;
 			if (at_entry)
 				st->truth_repeats++;
+		} else {
+			bst->truth_trailing_repeats = 0;
+			bst->truth_rose = 1;
 		}
 		if (idle != bst->truth_idle_ns)
 			bst->truth_descheduled++;

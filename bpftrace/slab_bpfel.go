@@ -28,13 +28,16 @@ type slabPendingKey struct {
 }
 
 type slabSlabBpfKindStats struct {
-	_                 structs.HostLayout
-	S                 slabSlabKindStats
-	TruthStamps       uint64
-	TruthIdleNs       uint64
-	TruthDescheduled  uint64
-	TruthStampRepeats uint64
-	PendingFull       uint64
+	_                    structs.HostLayout
+	S                    slabSlabKindStats
+	TruthStamps          uint64
+	TruthIdleNs          uint64
+	TruthDescheduled     uint64
+	TruthStampRepeats    uint64
+	TruthLeadingRepeats  uint64
+	TruthTrailingRepeats uint64
+	TruthRose            uint64
+	PendingFull          uint64
 }
 
 type slabSlabKindStats struct {

@@ -123,7 +123,8 @@ func (c *Capture) Stats() (event.Stats, error) {
 				if bks.TruthStamps > 0 {
 					// Repeated stamps are calls the counting kprobe
 					// skipped (function entry probes; slab_event.h).
-					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats
+					counts.EdgeNested = c.edgeNested(bks)
+					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats + counts.EdgeNested
 					counts.Uncounted = ks.TruthRepeats
 					counts.TruthDescheduled = bks.TruthDescheduled
 					counts.StampRepeats = bks.TruthStampRepeats
@@ -172,4 +173,23 @@ func (c *Capture) kindPrograms(k event.Kind) []*ebpf.Program {
 		return []*ebpf.Program{p, c.progs[k]}
 	}
 	return []*ebpf.Program{c.progs[k]}
+}
+
+// edgeNested returns the hits the counter counted just outside the span
+// of stamps on one CPU and kind. A raw tracepoint program stamps after
+// perf's probe has counted the hit, so a same-kind hit nested between the
+// two (an interrupt) on the window's first hit is stamped first, and the
+// outer hit, stamped with the same count, was counted before the span:
+// the repeats before the stamps first rose. A tracepoint program stamps
+// before perf counts, so the same on the window's last hit counts the
+// outer hit after the span: the repeats since the stamps last rose.
+// Function probes count every repeat as a call the kprobe skipped.
+func (c *Capture) edgeNested(bks slabSlabBpfKindStats) uint64 {
+	switch c.cfg.Attach {
+	case AttachRawTP:
+		return bks.TruthLeadingRepeats
+	case AttachTracepoint:
+		return bks.TruthTrailingRepeats
+	}
+	return 0
 }

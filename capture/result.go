@@ -22,6 +22,9 @@ type KindResult struct {
 	// Uncounted: the part of Truth that function entry probes saw and the
 	// counting kprobe skipped (repeated stamps).
 	Uncounted uint64 `json:"uncounted,omitempty"`
+	// EdgeNested: the part of Truth counted just outside the stamps'
+	// span at the window's edge (event.Counts.EdgeNested).
+	EdgeNested uint64 `json:"edge_nested,omitempty"`
 }
 
 // LowerBoundWhy explains loss_lower_bound, for the CLI.
@@ -108,7 +111,7 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	for _, k := range cfg.Kinds {
 		kc := st.Kind(k)
 		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
-			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, Hidden: kc.Hidden, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted}
+			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, Hidden: kc.Hidden, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted, EdgeNested: kc.EdgeNested}
 		res.Captured += kc.Captured
 		res.Lost += kc.Lost
 		res.Dropped += kc.Lost - kc.Missed

@@ -32,6 +32,11 @@ type Counts struct {
 	// not see: hits the kernel skipped a tracepoint program for, from its
 	// own count (Stats.Hidden). Only kind totals carry it.
 	Hidden uint64 `json:"hidden,omitempty"`
+	// EdgeNested is the part of Truth counted just outside the span of
+	// stamps: at a window's edge, a hit nested between another's count
+	// and its stamp moves the span past the outer hit's count (raw
+	// tracepoints at the start, tracepoint programs at the end).
+	EdgeNested uint64 `json:"edge_nested,omitempty"`
 	// TruthDescheduled and StampRepeats are evidence, kept by the eBPF
 	// programs, of hits the truth counter may not have counted: stamps
 	// after which the counting event had been idle (enabled time grown
@@ -52,6 +57,7 @@ func (c *Counts) Add(o Counts) {
 	c.Disorder += o.Disorder
 	c.Uncounted += o.Uncounted
 	c.Hidden += o.Hidden
+	c.EdgeNested += o.EdgeNested
 	c.TruthDescheduled += o.TruthDescheduled
 	c.StampRepeats += o.StampRepeats
 }
