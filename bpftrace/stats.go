@@ -23,10 +23,8 @@ func (c *Capture) readKernelCounts() (kernelCounts, error) {
 		if err := m.Lookup(uint32(k), &kc.perCPU[k]); err != nil {
 			return kc, fmt.Errorf("reading the %s counters: %w", k, err)
 		}
-		for _, p := range c.kindPrograms(k) {
-			if s, err := p.Stats(); err == nil {
-				kc.probeMisses[k] += s.RecursionMisses
-			}
+		if s, err := c.kindStats(k); err == nil {
+			kc.probeMisses[k] = s.RecursionMisses
 		}
 	}
 	return kc, nil
@@ -37,14 +35,12 @@ func (c *Capture) readKernelCounts() (kernelCounts, error) {
 // (Config.ProbeTime; zero without it). Call it before Close.
 func (c *Capture) ProbeTime() (runs uint64, total time.Duration, err error) {
 	for _, k := range c.cfg.Kinds {
-		for _, p := range c.kindPrograms(k) {
-			st, err := p.Stats()
-			if err != nil {
-				return 0, 0, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
-			}
-			runs += st.RunCount
-			total += st.Runtime
+		st, err := c.kindStats(k)
+		if err != nil {
+			return 0, 0, err
 		}
+		runs += st.RunCount
+		total += st.Runtime
 	}
 	return runs, total, nil
 }
@@ -154,25 +150,34 @@ func (c *Capture) Stats() (event.Stats, error) {
 func (c *Capture) RecursionMisses() ([event.NumKinds]uint64, error) {
 	var m [event.NumKinds]uint64
 	for _, k := range c.cfg.Kinds {
-		for _, p := range c.kindPrograms(k) {
-			s, err := p.Stats()
-			if err != nil {
-				return m, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
-			}
-			m[k] += s.RecursionMisses
+		s, err := c.kindStats(k)
+		if err != nil {
+			return m, err
 		}
+		m[k] = s.RecursionMisses
 	}
 	return m, nil
 }
 
-// kindPrograms returns kind k's programs: the one writing its records and,
-// for an allocation under fentry with the truth on, the one stamping its
-// calls at entry.
-func (c *Capture) kindPrograms(k event.Kind) []*ebpf.Program {
+// kindStats sums the kernel's run-time statistics of kind k's programs:
+// the one writing its records and, for an allocation under fentry with
+// the truth on, the one stamping its calls at entry.
+func (c *Capture) kindStats(k event.Kind) (ebpf.ProgramStats, error) {
+	progs := []*ebpf.Program{c.progs[k]}
 	if p := c.entryProgs[k]; p != nil {
-		return []*ebpf.Program{p, c.progs[k]}
+		progs = append(progs, p)
 	}
-	return []*ebpf.Program{c.progs[k]}
+	var sum ebpf.ProgramStats
+	for _, p := range progs {
+		s, err := p.Stats()
+		if err != nil {
+			return sum, fmt.Errorf("run-time statistics of the %s program: %w", k, err)
+		}
+		sum.RunCount += s.RunCount
+		sum.Runtime += s.Runtime
+		sum.RecursionMisses += s.RecursionMisses
+	}
+	return sum, nil
 }
 
 // edgeNested returns the hits the counter counted just outside the span
