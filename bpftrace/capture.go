@@ -67,8 +67,11 @@ var _ event.Capture = (*Capture)(nil)
 
 // ownReader is slabbench's reader of a ring or perf buffer's mapping.
 type ownReader interface {
-	// readInto decodes the next record into rec.
-	readInto(rec *event.Record) error
+	// read decodes the next record into rec, with the mapping leased
+	// (mapped.lease) so that Close does not unmap it meanwhile;
+	// unlease lets the lease go, as the reader must when read fails.
+	read(rec *event.Record) error
+	unlease()
 	setDeadline(t time.Time)
 	flush() error
 	close() error

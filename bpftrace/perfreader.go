@@ -134,16 +134,9 @@ func (r *perfReader) bufferSize() int {
 	return len(r.cpus[0].data)
 }
 
-// readInto decodes the next sample into rec, under the lock that keeps
-// Close from unmapping the buffers meanwhile.
-func (r *perfReader) readInto(rec *event.Record) error {
-	err := r.read(rec)
-	if err != nil {
-		r.unlease()
-	}
-	return err
-}
-
+// read decodes the next sample into rec, taking the lease that keeps
+// Close from unmapping the buffers meanwhile; the caller lets it go when
+// read fails (ownReader).
 func (r *perfReader) read(rec *event.Record) error {
 	for {
 		r.lease()

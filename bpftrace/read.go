@@ -24,7 +24,8 @@ const ringbufHeaderSize = 8
 // It does not allocate once the first record has been read.
 func (c *Capture) ReadInto(rec *event.Record) error {
 	if c.own != nil {
-		if err := c.own.readInto(rec); err != nil {
+		if err := c.own.read(rec); err != nil {
+			c.own.unlease()
 			return err
 		}
 		c.seq.Observe(rec)

@@ -77,16 +77,9 @@ func (r *ringReader) unmap() error {
 	return err
 }
 
-// readInto decodes the next record into rec, with the mapping leased
-// (mapped.lease).
-func (r *ringReader) readInto(rec *event.Record) error {
-	err := r.read(rec)
-	if err != nil {
-		r.unlease()
-	}
-	return err
-}
-
+// read decodes the next record into rec, taking the lease that keeps
+// Close from unmapping the ring meanwhile; the caller lets it go when
+// read fails (ownReader).
 func (r *ringReader) read(rec *event.Record) error {
 	spins := 0
 	for {
