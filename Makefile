@@ -21,7 +21,7 @@ build: deps bin kmod
 
 # Static, so the same binary runs inside the VM.
 bin:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/slabbench
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.buildCommit=$$(git describe --always --dirty 2>/dev/null || echo unknown)" -o $(BIN) ./cmd/slabbench
 
 kmod:
 	$(MAKE) -C $(KMOD)

@@ -3,6 +3,7 @@ package bpftrace
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slabbench/slabbench/internal/wait"
@@ -10,7 +11,7 @@ import (
 
 // mapped is what the ring and perf buffer readers of a mapping share: the
 // lock that keeps Close from unmapping under a read, the waiter, and the
-// largest backlog a read saw.
+// largest backlog a read saw, overall and since the last TakeBacklog.
 //
 // The reading goroutine leases the lock: it keeps it between reads and
 // lets go once per published batch, before it waits and when a read
@@ -25,6 +26,9 @@ type mapped struct {
 	leased     bool // reading goroutine only: it holds mu
 	waiter     *wait.Waiter
 	maxBacklog uint64
+	// windowBacklog is the largest backlog since takeBacklog last
+	// reset it, which another goroutine does while the reader reads.
+	windowBacklog atomic.Uint64
 
 	release  func() error // unmaps the buffers
 	freeOnce sync.Once
@@ -94,6 +98,20 @@ func (m *mapped) setDeadline(t time.Time) { m.waiter.SetDeadline(t) }
 func (m *mapped) flush() error            { return m.waiter.Flush() }
 func (m *mapped) backlog() uint64         { return m.maxBacklog }
 func (m *mapped) wakeups() uint64         { return m.waiter.Wakeups }
+
+// noteBacklog records the backlog a read saw. The window's maximum is a
+// load per record and a store only when it grows; a store racing with
+// takeBacklog's reset puts one read's backlog in the next window.
+func (m *mapped) noteBacklog(b uint64) {
+	m.maxBacklog = max(m.maxBacklog, b)
+	if b > m.windowBacklog.Load() {
+		m.windowBacklog.Store(b)
+	}
+}
+
+// takeBacklog returns the largest backlog since its last call and
+// starts a new window; any goroutine may call it.
+func (m *mapped) takeBacklog() uint64 { return m.windowBacklog.Swap(0) }
 
 // close unblocks a waiting read and frees the buffers, now if no read
 // holds them, else when the reader lets go. Idempotent.

@@ -181,7 +181,7 @@ func (r *perfReader) sample(pc *perfCPU, rec *event.Record) (bool, error) {
 			}
 			return false, nil
 		}
-		r.maxBacklog = max(r.maxBacklog, head-pc.tail)
+		r.noteBacklog(head - pc.tail)
 		raw := r.record(pc, size)
 		typ := binary.LittleEndian.Uint32(raw)
 		n := uint64(binary.LittleEndian.Uint16(raw[6:]))

@@ -97,7 +97,7 @@ func (r *ringReader) read(rec *event.Record) error {
 				if next > r.prod {
 					return fmt.Errorf("ring buffer reader: record of %d bytes at %d runs past the producer position %d", n, r.cons, r.prod)
 				}
-				r.maxBacklog = max(r.maxBacklog, r.prod-r.cons)
+				r.noteBacklog(r.prod - r.cons)
 				start := (r.cons + ringbufHeaderSize) & r.mask
 				var err error
 				discarded := hdr&ringbufDiscardBit != 0

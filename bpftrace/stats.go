@@ -57,6 +57,17 @@ func (c *Capture) MaxBacklogBytes() uint64 {
 	return c.maxBacklog
 }
 
+// TakeBacklogBytes returns the most bytes one buffer held unread when the
+// reader took a record (as MaxBacklogBytes) since its last call, and
+// starts a new window: sampled while the capture runs, it gives the
+// backlog over time. ok is false for cilium/ebpf's readers.
+func (c *Capture) TakeBacklogBytes() (b uint64, ok bool) {
+	if c.own == nil {
+		return 0, false
+	}
+	return c.own.takeBacklog(), true
+}
+
 // Wakeups returns how often slabbench's own reader woke up from a poll
 // with a buffer readable; 0 for cilium/ebpf's readers, which do not say.
 // Read it once the consumer has stopped.

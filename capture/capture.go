@@ -303,6 +303,19 @@ func (s *Session) RecursionMisses() (m [event.NumKinds]uint64, ok bool, err erro
 	return m, true, err
 }
 
+// TakeBacklogBytes returns the most bytes one buffer held unread when the
+// consumer took a record since the last call (the ring buffer: all of
+// it; the perf buffer: one CPU's), and starts a new window. ok is false
+// where the reader does not see its backlog as it reads (relay, whose
+// module keeps the largest only, and cilium/ebpf's readers).
+func (s *Session) TakeBacklogBytes() (b uint64, ok bool) {
+	t, ok := s.c.(interface{ TakeBacklogBytes() (uint64, bool) })
+	if !ok {
+		return 0, false
+	}
+	return t.TakeBacklogBytes()
+}
+
 // Workload is the workload to drive for this session: the configured one,
 // pinned away from the consumer's CPU when the consumer is pinned.
 func (s *Session) Workload() workloads.Config { return s.cfg.Workload }

@@ -104,8 +104,8 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 			t.Errorf("%s: the ranked rows reached %v events/s per CPU: more than %.0f%% apart", h[1], rates, 100*SameRate)
 		}
 	}
-	if checked < 4 {
-		t.Errorf("checked %d ranked rows; want the native and VM rankings\n%s", checked, pick)
+	if checked == 0 {
+		t.Errorf("checked no ranked rows; want the rankings' rows\n%s", pick)
 	}
 }
 

@@ -369,7 +369,9 @@ func TestOrdering(t *testing.T) {
 }
 
 // TestReportLeadsWithAnswer reads every committed results file: the
-// report's first section is the answer table, then the validation.
+// report's first section is the answer table, then the validation, where
+// the rows give a sizing model (any results: nothing here names a figure
+// of the committed ones).
 func TestReportLeadsWithAnswer(t *testing.T) {
 	files, _ := filepath.Glob("../results/*[0-9].txt")
 	sections, err := ReadFiles(files...)
@@ -381,21 +383,24 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 	if first < 0 || !strings.HasPrefix(md[first+1:], "## The answer: buffer memory per CPU for an event rate") {
 		t.Fatalf("the first section is not the answer:\n%.600s", md[max(first, 0):])
 	}
+	requireContains(t, md, []string{"## Which path for which need", "## Cost per event, split"})
+	sm := FitModel(sections)
+	if len(sm.Models) == 0 {
+		t.Log("no sizing model in these results (no open loops that kept up): the answer's table and its validation are not checked")
+		return
+	}
 	requireContains(t, md, []string{
 		"**native " + sections[0].Kernel + ", consumer shared**",
 		"| 10k |", "| 1M |",
-		"## Which path for which need",
 		"### Held-out rows: dropped or not, as the model said?",
 		"### Predicted against measured minimum memory",
 		"| model's chance of a drop | held-out rows | mean chance | dropped |",
 		"| environment | held-out rows right (expected) | open loops right (ceiling) |",
 		"| environment | path, wakeup | consumer | s (B) | c (ns/event) | a (/s) | τ (ms) | H, 1 min (ms) |",
-		"## Cost per event, split",
 	})
 	if strings.Index(md, "### Held-out rows") > strings.Index(md, "## How the numbers were obtained") {
 		t.Errorf("the validation comes after the method: it belongs with the answer")
 	}
-	sm := FitModel(sections)
 	if c, n := sm.Validation.Accuracy(false); n == 0 || !strings.Contains(md, fmt.Sprintf("**%d of %d right", c, n)) {
 		t.Errorf("accuracy %d of %d not in the report", c, n)
 	}

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 level=${BENCH:-full}
 case $level in
 full) count=6 short=1s long=3s soak=6s vm_level=vm consumer_ops=200000 ;;
-quick) count=6 short=500ms long=500ms vm_level=quick consumer_ops=100000 ;;
+quick) count=6 short=500ms long=500ms vm_level=vm-quick consumer_ops=100000 ;;
 smoke) count=1 short=1x long=1x vm_level=smoke consumer_ops=1 ;;
 # Multi-threaded TCG oopsed the 6.1 guest twice with these rows
 # (docs/vm.md); the capture rows only (no truth-cost or consumer rows).

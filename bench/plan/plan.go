@@ -207,7 +207,8 @@ func grid(sizes, counts []int) []Geometry {
 	return g
 }
 
-// For returns the matrix of a level: full, vm, probes, quick or smoke.
+// For returns the matrix of a level: full, vm, probes, quick, vm-quick
+// (quick's rows, attached as the vm level's) or smoke.
 func For(level string) (Plan, error) {
 	p := Plan{Level: level, Workloads: []string{"openclose"}, SteadyFactor: 20,
 		Placements: []Placement{{2, false}, {1, false}, {1, true}},
@@ -221,10 +222,14 @@ func For(level string) (Plan, error) {
 		probesLevel(&p)
 	case "quick":
 		quickLevel(&p)
+	case "vm-quick":
+		quickLevel(&p)
+		p.Level = "vm-quick"
+		p.Attaches = vmAttaches
 	case "smoke":
 		smokeLevel(&p)
 	default:
-		return p, fmt.Errorf("BENCH=%q: use full, vm, probes, quick or smoke", level)
+		return p, fmt.Errorf("BENCH=%q: use full, vm, probes, quick, vm-quick or smoke", level)
 	}
 	return p, nil
 }
@@ -277,6 +282,13 @@ func fullLevel(p *Plan) {
 	p.LongBytes = 1 << 20
 }
 
+// vmAttaches are the VM levels' attach modes: raw tracepoints. The
+// guest's 6.1 kernel counts the hits it skips a raw tracepoint program
+// for (missed), and the truth counter sees them; a tracepoint program's
+// skipped hits are in neither there, so its loss would be a lower bound
+// beside relay's exact one.
+var vmAttaches = []event.Attach{event.AttachRawTP}
+
 // vmLevel sets the rows of BENCH=vm: the VM matrix.
 func vmLevel(p *Plan) {
 	// Under TCG a capture writes far less than natively: buffers up
@@ -291,12 +303,7 @@ func vmLevel(p *Plan) {
 	p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 	p.PlacementGeometries = p.Geometries[:1]
 	p.RateGeometries = []Geometry{{4 << 10, 4}}
-	// Raw tracepoints: the guest's 6.1 kernel counts the hits it
-	// skips a raw tracepoint program for (missed), and the truth
-	// counter sees them; a tracepoint program's skipped hits are
-	// in neither there, so its loss would be a lower bound beside
-	// relay's exact one.
-	p.Attaches = []event.Attach{event.AttachRawTP}
+	p.Attaches = vmAttaches
 	p.LongBytes = 256 << 10
 	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record's start-up (synthesizing every task) is too slow under TCG to repeat once per ramp-up round"}
 }

@@ -97,9 +97,16 @@ type sizePath struct {
 
 	Model string `json:"model,omitempty"`
 	Flags string `json:"flags,omitempty"`
+	// Calibration is what a calibrated answer stands on (Source
+	// "calibration").
+	Calibration *calibrationEvidence `json:"calibration,omitempty"`
 }
 
 type sizeAnswer struct {
+	// Source is where the answer comes from: "calibration" (what
+	// slabbench calibrate observed, Machine.File) or "benchmark-results"
+	// (the sizing model fitted on results files).
+	Source string `json:"source"`
 	// Machine is where the model's rows were measured, ThisMachine where
 	// size runs; SameMachine says whether they have the same CPU model,
 	// CPU count and kernel.
@@ -123,11 +130,12 @@ func runSize(args []string) error {
 	env := fs.String("env", "", "the environment whose results to use: native, vm-tcg, ... (default: the running one)")
 	duration := fs.Duration("duration", time.Duration(sizing.DefaultSeconds)*time.Second, "how long the capture runs: longer captures meet longer absences of the consumer (1s to 720h)")
 	var files sizeFiles
-	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: the committed results built into slabbench)")
+	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: this machine's calibration, else the committed results built into slabbench)")
+	calibration := fs.String("calibration", "", "a file slabbench calibrate wrote, to answer from, or none (default: "+defaultCalibration+" when it was made on this machine)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: slabbench size --rate EVENTS_PER_SEC_PER_CPU [--path relay|ringbuf|perfbuf|all] [--wakeup every|batched]\n"+
-			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--results FILE]... [--json]\n\nflags:\n")
+			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--calibration FILE | --results FILE...] [--json]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -147,6 +155,22 @@ func runSize(args []string) error {
 	case *duration < time.Second || *duration > 720*time.Hour:
 		return fmt.Errorf("--duration %v: want the capture's length, 1s to 720h (e.g. --duration 10m)", *duration)
 	}
+	paths := []string{"relay", "ringbuf", "perfbuf"}
+	if *path != "all" {
+		paths = []string{*path}
+	}
+	if *calibration != "" && *calibration != "none" && (len(files) > 0 || *env != "") {
+		return fmt.Errorf("--calibration answers for the machine calibrated: give it without --results and --env")
+	}
+	if len(files) == 0 && *env == "" {
+		c, ok, err := loadCalibration(*calibration)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return printAnswer(sizeFromCalibration(c, paths, *wakeup, *consumer, *rate, duration.Seconds()), *consumer, *asJSON)
+		}
+	}
 	if *env == "" {
 		*env = vm.Environment()
 	}
@@ -154,27 +178,28 @@ func runSize(args []string) error {
 	if err != nil {
 		return err
 	}
-	paths := []string{"relay", "ringbuf", "perfbuf"}
-	if *path != "all" {
-		paths = []string{*path}
-	}
 	envs := sm.Environments()
 	if !slices.Contains(envs, *env) {
 		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, strings.Join(envs, ", "))
 	}
-	answer := sizeAnswer{Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk,
+	answer := sizeAnswer{Source: "benchmark-results", Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk,
 		Machine: sm.MachineOf(*env), ThisMachine: thisMachine()}
 	answer.SameMachine = answer.Machine.SameHardware(answer.ThisMachine) && answer.Machine.Kernel == answer.ThisMachine.Kernel &&
 		answer.Machine.Environment == answer.ThisMachine.Environment
 	for _, p := range paths {
 		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate, answer.Seconds))
 	}
-	if *asJSON {
+	return printAnswer(answer, *consumer, *asJSON)
+}
+
+// printAnswer writes the answer as one JSON object or readably.
+func printAnswer(answer sizeAnswer, consumer string, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(answer)
 	}
-	printSize(answer, *consumer)
+	printSize(answer, consumer)
 	return nil
 }
 
@@ -255,6 +280,10 @@ func printSize(a sizeAnswer, consumer string) {
 		if p.Why != "" {
 			fmt.Printf("  %s\n", p.Why)
 		}
+		if p.Calibration != nil {
+			printCalibrated(p)
+			continue
+		}
 		if p.PerCPUBytes > 0 {
 			printSized(p)
 		}
@@ -273,13 +302,18 @@ func printSize(a sizeAnswer, consumer string) {
 	}
 }
 
-// printSized writes a sized path's flags and the model's reasoning.
-func printSized(p sizePath) {
+// printFlags writes a sized path's flags and memory.
+func printFlags(p sizePath) {
 	fmt.Printf("  %s   (%s per CPU", p.Flags, bytesize.Format(p.PerCPUBytes))
 	if p.RingbufBytes > 0 {
 		fmt.Printf("; the ring buffer %s in all", bytesize.Format(p.RingbufBytes))
 	}
 	fmt.Printf(")\n")
+}
+
+// printSized writes a sized path's flags and the model's reasoning.
+func printSized(p sizePath) {
+	printFlags(p)
 	fmt.Printf("  model: %s\n", p.Model)
 	burst := ""
 	if p.BurstBytes > 0 {
@@ -302,10 +336,10 @@ func whoseAnswer(from, here report.Machine) string {
 		return fmt.Sprintf("answer measured in %s: %s; not this machine (%s), so compare paths with it, not absolute sizes", from.Environment, where, here.Environment)
 	case !from.SameHardware(here):
 		return fmt.Sprintf("ANOTHER MACHINE'S ANSWER: measured on %s; this machine is %s, %d CPUs, kernel %s. "+
-			"For this one, run `make bench` here and pass its file: slabbench size --results results/%s-%s.txt",
-			where, here.CPU, here.CPUs, here.Kernel, here.Environment, here.Kernel)
+			"For this one: slabbench calibrate (a few minutes), then slabbench size again",
+			where, here.CPU, here.CPUs, here.Kernel)
 	case from.Kernel != here.Kernel:
-		return fmt.Sprintf("answer measured on this CPU model and count under another kernel: %s; this machine runs %s", where, here.Kernel)
+		return fmt.Sprintf("answer measured on this CPU model and count under another kernel: %s; this machine runs %s (slabbench calibrate measures it)", where, here.Kernel)
 	}
 	return "answer measured on this machine: " + where
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/slabbench/slabbench/internal/testenv"
+)
+
+func TestCalibrateBadFlags(t *testing.T) {
+	oneLineError(t, exec.Command(binary, "calibrate", "--rates", "10000"), "--rates", "two or more")
+	oneLineError(t, exec.Command(binary, "calibrate", "--rates", "10000,abc"), "--rates", "100 to 10000000")
+	oneLineError(t, exec.Command(binary, "calibrate", "--paths", "relay"), "--paths relay", "ringbuf, perfbuf")
+	oneLineError(t, exec.Command(binary, "calibrate", "--duration", "1s"), "--duration", "5s to 1h")
+	oneLineError(t, exec.Command(binary, "calibrate", "--wakeup-bytes", "1KiB"), "--wakeup-bytes", "4KiB to 1MiB")
+	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--calibration", "/nonexistent/cal.txt"), "--calibration", "no such file")
+}
+
+// TestCalibrateThenSize runs a short calibration of the ring buffer and
+// sizes from it: the answer must name the calibration and this machine
+// as its source, give at least the backlog it saw, and say it has no
+// answer for the path it did not calibrate.
+func TestCalibrateThenSize(t *testing.T) {
+	testenv.RequireRoot(t)
+	file := filepath.Join(t.TempDir(), "calibration.txt")
+	out, err := exec.Command(binary, "calibrate", "--paths", "ringbuf", "--rates", "5000,20000", "--duration", "5s", "--out", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("calibrate: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	js, err := exec.Command(binary, "size", "--rate", "10000", "--calibration", file, "--json").Output()
+	if err != nil {
+		t.Fatalf("size: %v", err)
+	}
+	var a sizeAnswer
+	if err := json.Unmarshal(js, &a); err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	if a.Source != "calibration" || a.Machine.File != file || !a.SameMachine {
+		t.Errorf("source %q, machine %+v, same %v: want the calibration file, made on this machine", a.Source, a.Machine, a.SameMachine)
+	}
+	byPath := map[string]sizePath{}
+	for _, p := range a.Paths {
+		byPath[p.Path] = p
+	}
+	rb := byPath["ringbuf"]
+	if rb.Verdict != "sized" && rb.Verdict != "extrapolated" || rb.Calibration == nil {
+		t.Fatalf("ringbuf: %+v, want a size from the calibration", rb)
+	}
+	if e := rb.Calibration; e.ObservedSeconds < 4 || e.Rate < 5000*0.8 || float64(rb.PerCPUBytes) < e.LargestBytes || len(e.Rates) != 2 {
+		t.Errorf("ringbuf: %d bytes per CPU, evidence %+v: want at least the largest backlog seen, in about 5 s at the two rates", rb.PerCPUBytes, *e)
+	}
+	if pb := byPath["perfbuf"]; pb.Verdict != "no-model" || pb.PerCPUBytes != 0 {
+		t.Errorf("perfbuf, not calibrated: %+v, want no-model without a size", pb)
+	}
+}
