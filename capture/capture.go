@@ -337,22 +337,27 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer s.Close()
-	start := time.Now()
-	var wr workloads.Result
-	var werr error
-	if s.res.Workload == "none" {
-		select {
-		case <-time.After(cfg.Workload.Duration):
-		case <-ctx.Done():
-			werr = ctx.Err()
-		}
-		wr.Elapsed = time.Since(start)
-	} else {
-		wr, werr = workloads.Run(ctx, s.Workload()) // set-up excluded
-	}
+	wr, werr := Drive(ctx, s.Workload())
 	res, err := s.Finish(wr)
 	if werr != nil {
 		return res, fmt.Errorf("workload %s: %w", res.Workload, werr)
 	}
 	return res, err
+}
+
+// Drive runs the workload of a capture (its set-up excluded from the
+// result's time), or, for workload none, waits cfg.Duration while the
+// system makes the events.
+func Drive(ctx context.Context, cfg workloads.Config) (workloads.Result, error) {
+	if cfg.Name != "" && cfg.Name != "none" {
+		return workloads.Run(ctx, cfg)
+	}
+	start := time.Now()
+	var err error
+	select {
+	case <-time.After(cfg.Duration):
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return workloads.Result{Elapsed: time.Since(start)}, err
 }

@@ -172,74 +172,20 @@ func (r calibrateRun) series(ctx context.Context, path capture.Path, rate, event
 	cfg := capture.Config{Path: path, Attach: bpftrace.AttachTracepoint, Kinds: event.AllKinds, Truth: true,
 		SubbufSize: calibrationBuffer / 4, NumSubbufs: 4, WakeupBytes: r.wakeupBytes,
 		Workload: workloads.Config{Name: "openclose", Threads: cpus, Duration: r.duration, Rate: rate * float64(cpus) / eventsPerOp}}
-	s, err := capture.Start(cfg)
+	s, res, err := sampleBacklog(ctx, cfg, r.wakeup, r.interval, func() { bar.Add64(r.interval.Milliseconds()) })
 	if err != nil {
-		return sizing.BacklogSeries{}, err
+		return s, fmt.Errorf("calibrate: %w", err)
 	}
-	defer s.Close()
-	if _, ok := s.TakeBacklogBytes(); !ok {
-		return sizing.BacklogSeries{}, fmt.Errorf("--paths %s: this reader does not show its backlog while it reads", path)
-	}
-	out := sizing.BacklogSeries{Path: string(path), Wakeup: r.wakeup, WakeupBytes: r.wakeupBytes, Interval: r.interval.Seconds()}
-	share := 1.0
-	if path == capture.PathRingbuf {
-		share = float64(cpus) // one buffer for every CPU: each CPU's share
-	}
-	done := make(chan struct{})
-	sampled := make(chan []float64)
-	go func() {
-		var samples []float64
-		tick := time.NewTicker(r.interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				b, _ := s.TakeBacklogBytes()
-				samples = append(samples, float64(b)/share)
-				bar.Add64(r.interval.Milliseconds())
-			case <-done:
-				sampled <- samples
-				return
-			}
-		}
-	}()
-	wr, werr := workloads.Run(ctx, s.Workload())
-	close(done)
-	out.Backlog = <-sampled
-	res, err := s.Finish(wr)
-	if werr != nil {
-		return out, fmt.Errorf("calibrate: workload: %w", werr)
-	}
-	if err != nil {
-		return out, err
-	}
-	return out, checkSeries(&out, res, rate)
-}
-
-// checkSeries fills the series' rates from the capture's truth and
-// refuses a capture whose backlog was not seen whole.
-func checkSeries(s *sizing.BacklogSeries, res capture.Result, rate float64) error {
 	switch {
 	case !res.Verified:
-		return fmt.Errorf("calibrate: %s at %.0f events/s per CPU: the accounting did not balance: %s", s.Path, rate, res.VerifyError)
+		return s, fmt.Errorf("calibrate: %s at %.0f events/s per CPU: the accounting did not balance: %s", s.Path, rate, res.VerifyError)
 	case res.Dropped > 0:
-		return fmt.Errorf("calibrate: %s dropped %d events at %.0f events/s per CPU with %s per CPU: the reader cannot keep up there; lower --rates",
+		return s, fmt.Errorf("calibrate: %s dropped %d events at %.0f events/s per CPU with %s per CPU: the reader cannot keep up there; lower --rates",
 			s.Path, res.Dropped, rate, bytesize.Format(calibrationBuffer))
 	case res.LatePercent > 20:
-		return fmt.Errorf("calibrate: the workload ran %.0f%% of its ops late at %.0f events/s per CPU: this machine cannot offer that rate; lower --rates", res.LatePercent, rate)
+		return s, fmt.Errorf("calibrate: the workload ran %.0f%% of its ops late at %.0f events/s per CPU: this machine cannot offer that rate; lower --rates", res.LatePercent, rate)
 	}
-	secs := float64(res.DurationNs) / 1e9
-	var busiest uint64
-	for _, c := range res.Stats.PerCPU {
-		var n uint64
-		for _, k := range c.Kinds {
-			n += k.Truth
-		}
-		busiest = max(busiest, n)
-	}
-	s.Rate = float64(res.Truth) / secs / float64(res.CPUs)
-	s.BusiestRate = float64(busiest) / secs
-	return nil
+	return s, nil
 }
 
 // write writes the series as a benchfmt file: the machine's identity and

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/workloads"
 )
 
 func TestCalibrateBadFlags(t *testing.T) {
@@ -16,6 +20,9 @@ func TestCalibrateBadFlags(t *testing.T) {
 	oneLineError(t, exec.Command(binary, "calibrate", "--duration", "1s"), "--duration", "5s to 1h")
 	oneLineError(t, exec.Command(binary, "calibrate", "--wakeup-bytes", "1KiB"), "--wakeup-bytes", "4KiB to 1MiB")
 	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "--calibration", "/nonexistent/cal.txt"), "--calibration", "no such file")
+	oneLineError(t, exec.Command(binary, "size", "--observe", "2s", "--rate", "1000"), "--observe", "without --rate")
+	oneLineError(t, exec.Command(binary, "size", "--observe", "2h"), "--observe", "1s to 1h")
+	oneLineError(t, exec.Command(binary, "size", "--observe", "2s", "--path", "relay"), "--path relay", "ringbuf and perfbuf")
 }
 
 // TestCalibrateThenSize runs a short calibration of the ring buffer and
@@ -55,4 +62,53 @@ func TestCalibrateThenSize(t *testing.T) {
 	if pb := byPath["perfbuf"]; pb.Verdict != "no-model" || pb.PerCPUBytes != 0 {
 		t.Errorf("perfbuf, not calibrated: %+v, want no-model without a size", pb)
 	}
+}
+
+// TestSizeObserveThenCapture sizes a ring buffer for the traffic this
+// machine makes (a steady openclose load run by the test, plus whatever
+// else runs) with size --observe, then captures the same traffic for
+// longer at that size: nothing may drop.
+func TestSizeObserveThenCapture(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := make(chan error, 1)
+	go func() {
+		_, err := workloads.Run(ctx, workloads.Config{Name: "openclose", Threads: 2, Duration: time.Minute, Rate: 4000})
+		load <- err
+	}()
+	js, err := exec.Command(binary, "size", "--observe", "4s", "--duration", "30s", "--path", "ringbuf", "--json").Output()
+	if err != nil {
+		t.Fatalf("size --observe: %v", err)
+	}
+	var a sizeAnswer
+	if err := json.Unmarshal(js, &a); err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	if len(a.Paths) != 1 || a.Source != "observed" {
+		t.Fatalf("answer %s, want one observed path", js)
+	}
+	p := a.Paths[0]
+	// 4000 ops/s of openclose over 2 CPUs is several thousand events/s per CPU.
+	if p.Calibration == nil || p.Calibration.Rate < 4000 || p.Calibration.ObservedSeconds < 3 || p.PerCPUBytes == 0 {
+		t.Fatalf("ringbuf: %s; want a size for the observed rate", js)
+	}
+	t.Logf("observed %.0f events/s per CPU (busiest CPU %.0f), largest backlog %.0f B: %s", p.Calibration.Rate, p.Calibration.BusiestRate, p.Calibration.LargestBytes, p.Flags)
+	args := append([]string{"capture", "--workload", "none", "--duration", "8s", "--json"}, strings.Fields(p.Flags)...)
+	out, err := exec.Command(binary, args...).Output()
+	if err != nil {
+		t.Fatalf("capture %v: %v\n%s", args, err, out)
+	}
+	var res struct {
+		Captured, Dropped uint64
+		Verified          bool
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !res.Verified || res.Dropped != 0 || res.Captured < 8*4000 {
+		t.Errorf("capture of the same traffic at %s: %s; want every event, none dropped", p.Flags, out)
+	}
+	cancel()
+	<-load
 }

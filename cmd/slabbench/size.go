@@ -132,10 +132,12 @@ func runSize(args []string) error {
 	var files sizeFiles
 	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: this machine's calibration, else the committed results built into slabbench)")
 	calibration := fs.String("calibration", "", "a file slabbench calibrate wrote, to answer from, or none (default: "+defaultCalibration+" when it was made on this machine)")
+	observe := fs.Duration("observe", 0, "size for this machine's own traffic instead of --rate: capture what it does for this long per path (1s to 1h)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: slabbench size --rate EVENTS_PER_SEC_PER_CPU [--path relay|ringbuf|perfbuf|all] [--wakeup every|batched]\n"+
-			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--calibration FILE | --results FILE...] [--json]\n\nflags:\n")
+			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--calibration FILE | --results FILE...] [--json]\n"+
+			"       slabbench size --observe D [--path ...] [--wakeup ...] [--duration D] [--json]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -144,8 +146,12 @@ func runSize(args []string) error {
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q: size takes flags only (slabbench size -h)", fs.Arg(0))
-	case !(*rate > 0) || math.IsInf(*rate, 0):
-		return fmt.Errorf("--rate %v: want events/s per CPU, a number > 0 (e.g. --rate 100000)", *rate)
+	case *observe != 0 && (*rate != 0 || *env != "" || len(files) > 0 || *calibration != ""):
+		return fmt.Errorf("--observe sizes for the traffic it sees on this machine: give it without --rate, --env, --results and --calibration")
+	case *observe != 0 && (*observe < time.Second || *observe > time.Hour):
+		return fmt.Errorf("--observe %v: want 1s to 1h", *observe)
+	case *observe == 0 && (!(*rate > 0) || math.IsInf(*rate, 0)):
+		return fmt.Errorf("--rate %v: want events/s per CPU, a number > 0 (e.g. --rate 100000), or --observe D to size for this machine's traffic", *rate)
 	case !slices.Contains([]string{"relay", "ringbuf", "perfbuf", "all"}, *path):
 		return fmt.Errorf("--path %q: want relay, ringbuf, perfbuf or all", *path)
 	case *wakeup != "every" && *wakeup != "batched":
@@ -159,6 +165,9 @@ func runSize(args []string) error {
 	if *path != "all" {
 		paths = []string{*path}
 	}
+	if *observe != 0 {
+		return sizeObserved(paths, *wakeup, *consumer, *observe, duration.Seconds(), *asJSON)
+	}
 	if *calibration != "" && *calibration != "none" && (len(files) > 0 || *env != "") {
 		return fmt.Errorf("--calibration answers for the machine calibrated: give it without --results and --env")
 	}
@@ -171,16 +180,22 @@ func runSize(args []string) error {
 			return printAnswer(sizeFromCalibration(c, paths, *wakeup, *consumer, *rate, duration.Seconds()), *consumer, *asJSON)
 		}
 	}
-	if *env == "" {
+	explicitEnv := *env != ""
+	if !explicitEnv {
 		*env = vm.Environment()
 	}
 	sm, err := loadModel(files)
 	if err != nil {
 		return err
 	}
-	envs := sm.Environments()
-	if !slices.Contains(envs, *env) {
-		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, strings.Join(envs, ", "))
+	// For the running environment, no model is a verdict per path (the
+	// results may hold no open loops); a named one must exist.
+	if envs := sm.Environments(); explicitEnv && !slices.Contains(envs, *env) {
+		have := strings.Join(envs, ", ")
+		if have == "" {
+			have = "none (a model is fitted on open loops that dropped nothing: BENCH=full make bench runs them)"
+		}
+		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, have)
 	}
 	answer := sizeAnswer{Source: "benchmark-results", Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk,
 		Machine: sm.MachineOf(*env), ThisMachine: thisMachine()}
@@ -330,6 +345,9 @@ func printSized(p sizePath) {
 // whoseAnswer is size's first line: the machine the answer was measured
 // on and, where this one differs, that it is another machine's answer.
 func whoseAnswer(from, here report.Machine) string {
+	if from.File == "" {
+		return fmt.Sprintf("no results of %s with open-loop grids (BENCH=full make bench runs them), which the sizing model is fitted on, among the results files; slabbench calibrate measures this machine", here.Environment)
+	}
 	where := fmt.Sprintf("%s, %d CPUs, kernel %s, %s, commit %s (%s)", from.CPU, from.CPUs, from.Kernel, from.Environment, from.Commit, from.File)
 	switch {
 	case from.Environment != here.Environment:

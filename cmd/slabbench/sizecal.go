@@ -124,14 +124,23 @@ func sizeCalibrated(c sizing.Calibration, path, wakeup, consumer string, rate, s
 	return sp
 }
 
-// printCalibrated writes a calibrated path's flags and what they stand on.
+// printCalibrated writes a calibrated or observed path's flags, where it
+// has a size, and what they stand on.
 func printCalibrated(p sizePath) {
-	printFlags(p)
 	e := p.Calibration
-	fmt.Printf("  observed: a largest backlog of %s per CPU in %.0f s at %s events/s per CPU (busiest CPU %s); calibrated at %s\n",
-		bytesize.Approx(e.LargestBytes), e.ObservedSeconds, report.RateLabel(e.Rate), report.RateLabel(e.BusiestRate), rateList(e.Rates))
-	fmt.Printf("  needs %s per CPU for a %.0f%% chance of a drop; margin %.2fx (rounded up to a power of two)\n",
-		bytesize.Approx(p.NeedBytes), 100*sizing.Risk, p.Margin)
+	if p.PerCPUBytes > 0 {
+		printFlags(p)
+	}
+	calibrated := ""
+	if len(e.Rates) > 1 {
+		calibrated = "; calibrated at " + rateList(e.Rates)
+	}
+	fmt.Printf("  observed: a largest backlog of %s per CPU in %.0f s at %s events/s per CPU (busiest CPU %s)%s\n",
+		bytesize.Approx(e.LargestBytes), e.ObservedSeconds, report.RateLabel(e.Rate), report.RateLabel(e.BusiestRate), calibrated)
+	if p.PerCPUBytes > 0 {
+		fmt.Printf("  needs %s per CPU for a %.0f%% chance of a drop; margin %.2fx (rounded up to a power of two)\n",
+			bytesize.Approx(p.NeedBytes), 100*sizing.Risk, p.Margin)
+	}
 }
 
 func rateList(rates []float64) string {

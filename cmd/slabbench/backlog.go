@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/sizing"
+)
+
+// sampleBacklog runs one capture of cfg and samples its reader's backlog
+// every interval while the workload runs (for cfg.Workload.Duration when
+// the workload is none): calibrate's and size --observe's measurement.
+// The series' rates are the capture's, from the truth counter. tick, if
+// set, is called after each sample.
+func sampleBacklog(ctx context.Context, cfg capture.Config, wakeup string, interval time.Duration, tick func()) (sizing.BacklogSeries, capture.Result, error) {
+	out := sizing.BacklogSeries{Path: string(cfg.Path), Wakeup: wakeup, WakeupBytes: cfg.WakeupBytes, Interval: interval.Seconds()}
+	s, err := capture.Start(cfg)
+	if err != nil {
+		return out, capture.Result{}, err
+	}
+	defer s.Close()
+	if _, ok := s.TakeBacklogBytes(); !ok {
+		return out, capture.Result{}, fmt.Errorf("path %s: its reader does not show its backlog while it reads", cfg.Path)
+	}
+	share := 1.0
+	if cfg.Path == capture.PathRingbuf {
+		share = float64(runtime.NumCPU()) // one buffer for every CPU: each CPU's share
+	}
+	done := make(chan struct{})
+	sampled := make(chan []float64)
+	go func() {
+		var samples []float64
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				b, _ := s.TakeBacklogBytes()
+				samples = append(samples, float64(b)/share)
+				if tick != nil {
+					tick()
+				}
+			case <-done:
+				sampled <- samples
+				return
+			}
+		}
+	}()
+	wr, werr := capture.Drive(ctx, s.Workload())
+	close(done)
+	out.Backlog = <-sampled
+	res, err := s.Finish(wr)
+	if werr != nil {
+		return out, res, fmt.Errorf("workload: %w", werr)
+	}
+	if err != nil {
+		return out, res, err
+	}
+	secs := float64(res.DurationNs) / 1e9
+	var busiest uint64
+	for _, c := range res.Stats.PerCPU {
+		var n uint64
+		for _, k := range c.Kinds {
+			n += k.Truth
+		}
+		busiest = max(busiest, n)
+	}
+	out.Rate = float64(res.Truth) / secs / float64(res.CPUs)
+	out.BusiestRate = float64(busiest) / secs
+	return out, res, nil
+}
