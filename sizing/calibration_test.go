@@ -106,3 +106,26 @@ func TestAnswerInterpolatesAndSays(t *testing.T) {
 		t.Error("an answer for perfbuf batched, which was not calibrated")
 	}
 }
+
+func TestScoresAgainstBaselines(t *testing.T) {
+	k := Key{Env: "native 6.18", Path: "ringbuf", Wakeup: "batched", Consumer: "shared"}
+	row := func(rate string, perCPURate float64, bytes int, noDrops bool) Observation {
+		return Observation{Key: k, Workload: "openclose", Rate: rate, PerCPURate: perCPURate, PerCPUBytes: bytes, NoDrops: noDrops}
+	}
+	fitted := []Observation{row("1000", 1000, 8<<10, false), row("1000", 1000, 16<<10, true), row("1000", 1000, 32<<10, true)}
+	// The nearest clean size at 1000 is 16 KiB: at twice the rate, 32 KiB.
+	v := Validation{Checks: []Check{
+		{Observation: row("2000", 2000, 40<<10, true), HasModel: true, DropChance: 0.1},
+		{Observation: row("2000", 2000, 16<<10, false), HasModel: true, DropChance: 0.8},
+		{Observation: row("max", 5000, 16<<10, false), HasModel: true, DropChance: 0.5}, // a closed loop: not scored
+		{Observation: row("2000", 2000, 64<<10, true)},                                  // no model: not scored
+	}}
+	s := v.Scores(fitted)
+	want := Scores{Rows: 2, Model: (0.1*0.1 + 0.2*0.2) / 2, BaseRate: (1.0/9 + 4.0/9) / 2, NearestClean: 0}
+	if s.Rows != want.Rows || math.Abs(s.Model-want.Model) > 1e-12 || math.Abs(s.BaseRate-want.BaseRate) > 1e-12 || s.NearestClean != 0 {
+		t.Errorf("Scores = %+v, want %+v", s, want)
+	}
+	if s.Beats() {
+		t.Error("Beats() with the nearest-clean rule perfect")
+	}
+}

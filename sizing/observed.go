@@ -4,13 +4,17 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"math/bits"
 	"slices"
 )
 
 // tailMin is the fewest samples a fitted tail stands on; it stands on the
-// largest tenth of a series' samples where that is more.
-const tailMin = 5
+// largest tailShare of a series' samples where that is more: few enough
+// to be the rare backlogs (other tasks' bursts, long absences), not the
+// reader's every wakeup (results/README.md, "Calibration").
+const (
+	tailMin   = 5
+	tailShare = 1.0 / 50
+)
 
 // rateSlack is how far outside the calibrated rates an asked rate still
 // counts as observed: a capture at a target rate runs within a few
@@ -37,7 +41,7 @@ func (s BacklogSeries) Need(seconds, risk float64) (need float64, extrapolated b
 	if k := q * float64(n); k >= 1 {
 		return desc[int(math.Ceil(k))-1], false
 	}
-	top := max(tailMin, n/10)
+	top := max(tailMin, int(float64(n)*tailShare))
 	if top >= n {
 		top = n - 1
 	}
@@ -105,11 +109,7 @@ func (c Calibration) Answer(path, wakeup string, rate, seconds float64) (Observe
 	case tail:
 		a.Extrapolated = fmt.Sprintf("a %.0f%% chance over %.0f s is beyond what %.0f s of samples show: a fitted tail", 100*Risk, seconds, a.Nearest.Seconds())
 	}
-	a.PerCPUBytes = MinPerCPU
-	if a.Need > MinPerCPU {
-		a.PerCPUBytes = 1 << bits.Len64(uint64(math.Ceil(a.Need))-1)
-	}
-	a.SubbufBytes = a.PerCPUBytes / Subbufs
+	a.PerCPUBytes, a.SubbufBytes = RoundUp(a.Need)
 	if wakeup == "batched" {
 		a.WakeupBytes = min(a.Nearest.WakeupBytes, a.SubbufBytes)
 	}

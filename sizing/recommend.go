@@ -53,15 +53,21 @@ func (r Recommendation) RiskAt() float64 {
 // form's, not what the runs met.
 func (r Recommendation) Extrapolated() bool { return r.Seconds > r.Exposure(r.Rate, r.Seconds) }
 
+// RoundUp is the per-CPU memory for a need of bytes: a power of two, at
+// least MinPerCPU, in Subbufs sub-buffers of subbuf bytes.
+func RoundUp(need float64) (perCPU, subbuf int) {
+	perCPU = MinPerCPU
+	if need > MinPerCPU {
+		perCPU = 1 << bits.Len64(uint64(math.Ceil(need))-1)
+	}
+	return perCPU, perCPU / Subbufs
+}
+
 // Recommend sizes the buffer for rate events/s per CPU over a capture of
 // seconds, for a chance of a drop under Risk.
 func (m Model) Recommend(rate, seconds float64) Recommendation {
 	r := Recommendation{Model: m, Rate: rate, Seconds: seconds, Hold: m.Hold(seconds, Risk), Burst: m.BurstBytes(seconds, Risk), Need: m.MinBytes(rate, Subbufs, seconds, Risk)}
-	r.PerCPUBytes = MinPerCPU
-	if r.Need > MinPerCPU {
-		r.PerCPUBytes = 1 << bits.Len64(uint64(math.Ceil(r.Need))-1)
-	}
-	r.SubbufBytes = r.PerCPUBytes / Subbufs
+	r.PerCPUBytes, r.SubbufBytes = RoundUp(r.Need)
 	if m.Wakeup == "batched" {
 		r.WakeupBytes = r.SubbufBytes
 	}

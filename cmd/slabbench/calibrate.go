@@ -54,7 +54,7 @@ func runCalibrate(args []string) error {
 	fs := flag.NewFlagSet("calibrate", flag.ContinueOnError)
 	paths := fs.String("paths", "ringbuf,perfbuf", "transports to calibrate, comma-separated: ringbuf, perfbuf")
 	rates := fs.String("rates", "10000,100000", "events/s per CPU to measure at, comma-separated: two or more, each 100 to 10000000")
-	duration := fs.Duration("duration", 30*time.Second, "how long each path is measured at each rate (5s to 1h)")
+	duration := fs.Duration("duration", time.Minute, "how long each path is measured at each rate (5s to 1h): a capture up to this long is sized from what was seen")
 	interval := fs.Duration("interval", 100*time.Millisecond, "how long one backlog sample covers (10ms to 10s)")
 	wakeup := fs.String("wakeup", "batched", "reader wakeup: batched (once --wakeup-bytes are pending) or every (record)")
 	wakeupBytes := bytesize.Flag{Bytes: 16 << 10}

@@ -97,6 +97,9 @@ type sizePath struct {
 
 	Model string `json:"model,omitempty"`
 	Flags string `json:"flags,omitempty"`
+	// Scores are the Brier scores of the model and two baselines on the
+	// environment's held-out open loops (sizing.Scores).
+	Scores *sizing.Scores `json:"held_out_scores,omitempty"`
 	// Calibration is what a calibrated answer stands on (Source
 	// "calibration").
 	Calibration *calibrationEvidence `json:"calibration,omitempty"`
@@ -238,20 +241,47 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	sp.CostFrom, sp.OverheadFrom = a.Cost.From, a.Cost.OverheadFrom
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.Model = m.String()
+	if sc := sm.Validation.ForEnv(m.Env).Scores(sm.Fitted); sc.Rows > 0 {
+		sp.Scores = &sc
+	}
 	if !a.Verdict.HasSize() {
 		return sp
 	}
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
 	sp.NeedBytes, sp.Margin, sp.BurstBytes = r.Need, r.Margin(), r.Burst
 	sp.HoldMs, sp.RiskAt, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), m.Exposure(rate, seconds)
+	useBaseline(&sp, sm, m, rate)
 	if path == "ringbuf" {
-		sp.RingbufBytes = ringbufTotal(r.PerCPUBytes, sm, m.Key)
+		sp.RingbufBytes = ringbufTotal(sp.PerCPUBytes, sm, m.Key)
 	}
-	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(r.SubbufBytes), sizing.Subbufs)
-	if r.WakeupBytes > 0 {
-		sp.Flags += " --wakeup-bytes " + bytesize.Format(r.WakeupBytes)
+	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(sp.SubbufSize), sizing.Subbufs)
+	if sp.WakeupBytes > 0 {
+		sp.Flags += " --wakeup-bytes " + bytesize.Format(sp.WakeupBytes)
 	}
 	return sp
+}
+
+// useBaseline replaces the model's size with the nearest-clean-size
+// rule's where that rule forecast the held-out open loops of the
+// environment better than the model did (a lower Brier score), and says
+// so: a model that does not beat a rule of thumb is not the answer.
+func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float64) {
+	sc := sp.Scores
+	if sc == nil || sc.NearestClean >= sc.Model {
+		return
+	}
+	need, ok := sizing.NearestCleanSize(sm.Fitted, m.Key, rate)
+	if !ok {
+		return
+	}
+	sp.NeedBytes = need
+	sp.PerCPUBytes, sp.SubbufSize = sizing.RoundUp(need)
+	sp.Margin = float64(sp.PerCPUBytes) / need
+	if sp.WakeupBytes > 0 {
+		sp.WakeupBytes = sp.SubbufSize
+	}
+	sp.Why = fmt.Sprintf("the size is the nearest-clean-size rule's (the smallest loss-free memory at the nearest fitted rate, scaled by the rates' ratio), "+
+		"which forecast this environment's held-out open loops better than the model (Brier %.3f against %.3f)", sc.NearestClean, sc.Model)
 }
 
 // ringbufTotal is the ring buffer for per-CPU memory: times the CPUs of
@@ -264,107 +294,4 @@ func ringbufTotal(perCPU int, sm report.SizingModel, k sizing.Key) int {
 		}
 	}
 	return bpftrace.RoundRingbufSize(perCPU * cpus)
-}
-
-// percent writes a chance as a percentage to two digits, or as under
-// 0.0001% where two digits would say nothing.
-func percent(p float64) string {
-	if p < 1e-6 {
-		return "under 0.0001%"
-	}
-	return fmt.Sprintf("%.2g%%", 100*p)
-}
-
-func numOrNil(v float64) *float64 {
-	if math.IsNaN(v) {
-		return nil
-	}
-	return &v
-}
-
-func printSize(a sizeAnswer, consumer string) {
-	fmt.Println(whoseAnswer(a.Machine, a.ThisMachine))
-	fmt.Printf("buffer sizes for %s events/s per CPU, consumer %s, a capture of %v with a %.0f%% chance of a drop\n",
-		report.RateLabel(a.Rate), consumer, time.Duration(a.Seconds*float64(time.Second)), 100*a.Risk)
-	for _, p := range a.Paths {
-		name := p.Path
-		if p.Wakeup != "" {
-			name += ", wakeup " + p.Wakeup
-		}
-		fmt.Printf("\n%s (%s): %s\n", name, p.Environment, p.Verdict)
-		if p.Why != "" {
-			fmt.Printf("  %s\n", p.Why)
-		}
-		if p.Calibration != nil {
-			printCalibrated(p)
-			continue
-		}
-		if p.PerCPUBytes > 0 {
-			printSized(p)
-		}
-		if p.Model == "" {
-			continue
-		}
-		fmt.Printf("  cost per event, measured: probe %s ns, consumer %s ns (open loop nearest this rate and size), overhead %s ns (closed loop)\n",
-			nsCell(p.ProbeNs), nsCell(p.ConsumerNs), nsCell(p.OverheadNs))
-		for _, from := range []string{p.CostFrom, p.OverheadFrom} {
-			if from != "" {
-				fmt.Printf("         from %s\n", from)
-			}
-		}
-		fmt.Printf("  validated at %s-%s events/s per CPU (held-out open loops that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
-			report.RateLabel(p.ValidatedRates[0]), report.RateLabel(p.ValidatedRates[1]), p.HeldOut[0], p.HeldOut[1])
-	}
-}
-
-// printFlags writes a sized path's flags and memory.
-func printFlags(p sizePath) {
-	fmt.Printf("  %s   (%s per CPU", p.Flags, bytesize.Format(p.PerCPUBytes))
-	if p.RingbufBytes > 0 {
-		fmt.Printf("; the ring buffer %s in all", bytesize.Format(p.RingbufBytes))
-	}
-	fmt.Printf(")\n")
-}
-
-// printSized writes a sized path's flags and the model's reasoning.
-func printSized(p sizePath) {
-	printFlags(p)
-	fmt.Printf("  model: %s\n", p.Model)
-	burst := ""
-	if p.BurstBytes > 0 {
-		burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", bytesize.Approx(p.BurstBytes))
-	}
-	busy := ""
-	if p.ConsumerLoad > 0.05 {
-		busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
-	}
-	fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
-		p.HoldMs, busy, burst, bytesize.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
-}
-
-// whoseAnswer is size's first line: the machine the answer was measured
-// on and, where this one differs, that it is another machine's answer.
-func whoseAnswer(from, here report.Machine) string {
-	if from.File == "" {
-		return fmt.Sprintf("no results of %s with open-loop grids (BENCH=full make bench runs them), which the sizing model is fitted on, among the results files; slabbench calibrate measures this machine", here.Environment)
-	}
-	where := fmt.Sprintf("%s, %d CPUs, kernel %s, %s, commit %s (%s)", from.CPU, from.CPUs, from.Kernel, from.Environment, from.Commit, from.File)
-	switch {
-	case from.Environment != here.Environment:
-		return fmt.Sprintf("answer measured in %s: %s; not this machine (%s), so compare paths with it, not absolute sizes", from.Environment, where, here.Environment)
-	case !from.SameHardware(here):
-		return fmt.Sprintf("ANOTHER MACHINE'S ANSWER: measured on %s; this machine is %s, %d CPUs, kernel %s. "+
-			"For this one: slabbench calibrate (a few minutes), then slabbench size again",
-			where, here.CPU, here.CPUs, here.Kernel)
-	case from.Kernel != here.Kernel:
-		return fmt.Sprintf("answer measured on this CPU model and count under another kernel: %s; this machine runs %s (slabbench calibrate measures it)", where, here.Kernel)
-	}
-	return "answer measured on this machine: " + where
-}
-
-func nsCell(v *float64) string {
-	if v == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.0f", *v)
 }
