@@ -1,7 +1,9 @@
 // Package sizing is the buffer sizing model: the per-CPU memory a capture
 // path needs to lose nothing at a given event rate over a capture of a
 // given length, fitted from benchmark results and checked on results it
-// was not fitted on.
+// was not fitted on (with proper scores beside two baselines), or taken
+// from the backlogs `slabbench calibrate` observed on the machine itself
+// (Calibration).
 //
 // The buffer must hold the readable backlog y a capture meets, plus what
 // is written but not readable yet:

@@ -118,6 +118,13 @@ func Names() []string {
 	return names
 }
 
+// Holds says whether the named workload holds what its ops allocate until
+// its tear-down (Config.Hold applies to it).
+func Holds(name string) bool {
+	w, ok := lookup(name)
+	return ok && w.holds
+}
+
 // Describe returns one line saying what one op of the named workload does.
 func Describe(name string) (string, error) {
 	w, ok := lookup(name)

@@ -133,10 +133,6 @@ func TestOpenLoopRate(t *testing.T) {
 	}
 }
 
-func lookupHolds(name string) bool {
-	wl, _ := lookup(name)
-	return wl.holds
-}
 
 // TestHold checks that fdhold keeps its fds open for --hold after its
 // last op, outside Elapsed, and closes every one of them at tear-down.
@@ -264,7 +260,7 @@ func TestEventsPerOp(t *testing.T) {
 			t.Errorf("%s: no expectation in minObjectsPerOp or maxEventsPerOp", name)
 		}
 		n := int64(ops)
-		if lookupHolds(name) {
+		if Holds(name) {
 			n = 4000 // each op holds an fd: stay under the open-file limit
 		}
 		perOp, err := MeasureEventsPerOp(context.Background(), Config{Name: name, Threads: 1, Ops: n})

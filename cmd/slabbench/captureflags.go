@@ -33,7 +33,7 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 	f.ops = fs.Int64("ops", 0, "workload ops in total (0: run for --duration)")
 	f.threads = fs.Int("threads", 1, "workload threads, pinned to CPUs")
 	f.rate = fs.Float64("rate", 0, "open-loop target ops/s over all threads (0: as fast as possible)")
-	f.hold = fs.Duration("hold", 0, "fdhold: keep the fds open this long after the last op")
+	f.hold = fs.Duration("hold", 0, "fdhold: keep the fds open this long after the last op (top: until its window ends, unless given)")
 	fs.Var(&f.subbuf, "subbuf-size", "sub-buffer size (4096, 16KiB, 1MiB)")
 	f.subbufs = fs.Int("subbufs", 8, "sub-buffers per CPU")
 	fs.Var(&f.ring, "ringbuf-size", "ring buffer size (default subbuf-size x subbufs x CPUs, rounded to a power of two)")

@@ -107,6 +107,14 @@ func parseTop(args []string) (topRun, error) {
 	if t.cfg, err = cf.config(event.AllKinds, true, wlDuration); err != nil {
 		return t, err
 	}
+	// A holding workload holds until the window ends unless --hold says
+	// otherwise: what it released before the first refresh would show
+	// nothing.
+	holdSet := false
+	fs.Visit(func(f *flag.Flag) { holdSet = holdSet || f.Name == "hold" })
+	if !holdSet && workloads.Holds(t.cfg.Workload.Name) {
+		t.cfg.Workload.Hold = 100 * 365 * 24 * time.Hour
+	}
 	return t, t.cfg.Validate()
 }
 

@@ -117,6 +117,18 @@ func TestTopHeldFiles(t *testing.T) {
 	}
 }
 
+// TestTopHoldsUntilTheWindowEnds: without --hold, fdhold's files stay
+// open until top's window ends, so a first run with the documented leak
+// shows it at the default refresh.
+func TestTopHoldsUntilTheWindowEnds(t *testing.T) {
+	testenv.RequireRoot(t)
+	const held = 500
+	frames := runTopJSON(t, "--workload", "fdhold", "--ops", fmt.Sprint(held), "--duration", "3s", "--pid", "self")
+	if sites := heldSites(frames, held); len(sites) == 0 {
+		t.Errorf("no interval showed a call site with %d outstanding; the last one before the end: %+v", held, frames[len(frames)-2].Sites)
+	}
+}
+
 // TestTopLostFreesBound makes the capture drop (a one-page buffer per
 // CPU, read a second late) and checks that the footer's bound counts the
 // lost frees.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/kleak"
@@ -80,7 +82,8 @@ func perSecond(n uint64, secs float64) float64 {
 }
 
 // renderFrame is the text of one frame: a header, the call sites, the
-// per-family lines and the accounting footer. width > 0 cuts lines.
+// per-family lines and the accounting footer. width > 0 cuts the table's
+// lines to it and wraps the footer's.
 func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) string {
 	var b strings.Builder
 	secs := f.interval.Seconds()
@@ -114,15 +117,16 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 			perSecond(fam.Allocs, secs), perSecond(fam.Frees, secs), bytesize.Approx(perSecond(fam.Bytes, secs)),
 			fam.Outstanding, bytesize.Approx(float64(fam.OutstandingBytes)))
 	}
-	b.WriteString(footer(f))
 	if width <= 0 {
-		return b.String()
+		return b.String() + footer(f)
 	}
+	// The table's lines are cut to the width; the footer's sentences
+	// wrap, since each is read whole.
 	lines := strings.Split(b.String(), "\n")
 	for i, l := range lines {
 		lines[i] = cut(l, width)
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n") + ansi.Wrap(footer(f), width, "")
 }
 
 // footer is the accounting of the window so far: what was lost and what
