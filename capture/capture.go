@@ -9,9 +9,13 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/slabbench/slabbench/bpftrace"
@@ -69,6 +73,10 @@ type Config struct {
 	// with the workload for a CPU.
 	PinConsumer bool
 	ConsumerCPU int
+	// Command, if set, is the workload: a program run when the window
+	// opens, which closes when it exits (or at Workload.Duration, which
+	// kills it), with Workload.Name none.
+	Command []string
 	// OnRecord, if set, sees every record the consumer reads (the
 	// consumer goroutine calls it; it must not keep rec).
 	OnRecord func(rec *event.Record)
@@ -77,6 +85,9 @@ type Config struct {
 // Validate checks cfg before anything is loaded; every error names the
 // flag to change and the accepted range.
 func (cfg *Config) Validate() error {
+	if len(cfg.Command) > 0 && cfg.Workload.Name != "" && cfg.Workload.Name != "none" {
+		return fmt.Errorf("--workload %s: -- CMD runs a program as the workload instead; give one or the other", cfg.Workload.Name)
+	}
 	switch cfg.Path {
 	case PathRingbuf, PathPerfbuf:
 		if cfg.SubbufSize <= 0 {
@@ -129,11 +140,14 @@ func (cfg *Config) Validate() error {
 	if cfg.Workload.Name != "" && cfg.Workload.Name != "none" {
 		return cfg.Workload.Validate()
 	}
-	if cfg.Workload.Duration <= 0 {
-		return fmt.Errorf("--workload none: set --duration > 0 (how long to capture what the system does)")
-	}
 	if cfg.Workload.Ops != 0 || cfg.Workload.Rate != 0 || cfg.Workload.Hold != 0 {
+		if len(cfg.Command) > 0 {
+			return fmt.Errorf("-- CMD runs a program, not ops: drop --ops, --rate and --hold")
+		}
 		return fmt.Errorf("--workload none runs no ops: drop --ops, --rate and --hold, or name a workload")
+	}
+	if cfg.Workload.Duration <= 0 && len(cfg.Command) == 0 {
+		return fmt.Errorf("--workload none: set --duration > 0 (how long to capture what the system does)")
 	}
 	return nil
 }
@@ -198,6 +212,9 @@ func Start(cfg Config) (*Session, error) {
 		CPUs: runtime.NumCPU(), TruthChecked: cfg.Truth}
 	if res.Workload == "" {
 		res.Workload = "none"
+	}
+	if len(cfg.Command) > 0 {
+		res.Workload, res.Command, res.Threads = "command", strings.Join(cfg.Command, " "), 0
 	}
 	if cfg.Path != PathRelay {
 		res.Attach = string(cfg.Attach)
@@ -337,7 +354,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer s.Close()
-	wr, werr := Drive(ctx, s.Workload())
+	wr, werr := s.Drive(ctx)
 	res, err := s.Finish(wr)
 	if werr != nil {
 		return res, fmt.Errorf("workload %s: %w", res.Workload, werr)
@@ -345,10 +362,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, err
 }
 
-// Drive runs the workload of a capture (its set-up excluded from the
-// result's time), or, for workload none, waits cfg.Duration while the
-// system makes the events.
-func Drive(ctx context.Context, cfg workloads.Config) (workloads.Result, error) {
+// Drive runs the session's workload (its set-up excluded from the
+// result's time): its command until it exits (or Workload.Duration ends
+// it), else the synthetic workload, or, for workload none, a wait of
+// Workload.Duration while the system makes the events.
+func (s *Session) Drive(ctx context.Context) (workloads.Result, error) {
+	if len(s.cfg.Command) > 0 {
+		res, code, err := runCommand(ctx, s.cfg.Command, s.cfg.Workload.Duration)
+		s.res.CommandExit = code
+		return res, err
+	}
+	cfg := s.Workload()
 	if cfg.Name != "" && cfg.Name != "none" {
 		return workloads.Run(ctx, cfg)
 	}
@@ -360,4 +384,33 @@ func Drive(ctx context.Context, cfg workloads.Config) (workloads.Result, error) 
 		err = ctx.Err()
 	}
 	return workloads.Result{Elapsed: time.Since(start)}, err
+}
+
+// runCommand runs argv with this process's stdin, its stdout and stderr
+// on this process's stderr (stdout is the capture's), for at most limit
+// (0: until it exits; then it is killed). A program that exits with a
+// status is not an error of the capture: its status is returned.
+func runCommand(ctx context.Context, argv []string, limit time.Duration) (workloads.Result, int, error) {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stderr, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	res := workloads.Result{Elapsed: time.Since(start)}
+	var exit *exec.ExitError
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return res, -1, nil // the window ended at its length
+	case ctx.Err() != nil:
+		return res, -1, ctx.Err()
+	case errors.As(err, &exit):
+		return res, exit.ExitCode(), nil
+	case err != nil:
+		return res, 0, fmt.Errorf("-- %s: %w", strings.Join(argv, " "), err)
+	}
+	return res, 0, nil
 }

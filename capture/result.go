@@ -39,9 +39,13 @@ const HiddenMissesWhy = "on tracepoint attach the kernel skips the truth counter
 // Result is what one capture measured. Its JSON form is the contract of
 // `slabbench capture --json`.
 type Result struct {
-	Path        Path   `json:"path"`
-	Attach      string `json:"attach"`
-	Workload    string `json:"workload"`
+	Path     Path   `json:"path"`
+	Attach   string `json:"attach"`
+	Workload string `json:"workload"`
+	// Command is the program run as the workload (Config.Command), and
+	// CommandExit its exit status (-1: killed when the window ended).
+	Command     string `json:"command,omitempty"`
+	CommandExit int    `json:"command_exit,omitempty"`
 	Threads     int    `json:"threads"`
 	Ops         int64  `json:"ops"`
 	DurationNs  int64  `json:"duration_ns"`

@@ -49,7 +49,7 @@ func sampleBacklog(ctx context.Context, cfg capture.Config, wakeup string, inter
 			}
 		}
 	}()
-	wr, werr := capture.Drive(ctx, s.Workload())
+	wr, werr := s.Drive(ctx)
 	close(done)
 	out.Backlog = <-sampled
 	res, err := s.Finish(wr)

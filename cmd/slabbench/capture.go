@@ -31,11 +31,12 @@ func runCapture(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: capture takes flags only (slabbench capture -h)", fs.Arg(0))
+	command, err := commandArgs(fs, args, "capture")
+	if err != nil {
+		return err
 	}
-	if *duration == 0 && *cf.ops == 0 {
-		*duration = 2 * time.Second
+	if *duration == 0 && *cf.ops == 0 && command == nil {
+		*duration = 2 * time.Second // with -- CMD: until it exits
 	}
 	kinds, err := event.ParseKinds(*events)
 	if err != nil {
@@ -52,6 +53,12 @@ func runCapture(args []string) error {
 	cfg, err := cf.config(kinds, truthOn, *duration)
 	if err != nil {
 		return err
+	}
+	if command != nil {
+		if flagGiven(fs, "workload") {
+			return fmt.Errorf("--workload %s: -- CMD runs a program as the workload instead; give one or the other", cfg.Workload.Name)
+		}
+		cfg.Workload.Name, cfg.Command = "none", command
 	}
 	cfg.Overwrite = *overwrite
 	if err := cfg.Validate(); err != nil {
@@ -102,8 +109,13 @@ func printSummary(r capture.Result) {
 	if r.Threads == 1 {
 		threads = "thread"
 	}
-	fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
-		r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
+	if r.Command != "" {
+		fmt.Printf("path %s, attach %s, workload -- %s (exit status %d; -1: stopped at --duration) over %.3fs on %d CPUs\n",
+			r.Path, r.Attach, r.Command, r.CommandExit, secs, r.CPUs)
+	} else {
+		fmt.Printf("path %s, attach %s, workload %s (%d ops, %d %s) over %.3fs on %d CPUs\n",
+			r.Path, r.Attach, r.Workload, r.Ops, r.Threads, threads, secs, r.CPUs)
+	}
 	fmt.Printf("buffer %s in all (sub-buffer %s x %d)\n", bytesize.Format(r.BufferBytes), bytesize.Format(r.SubbufSize), r.NumSubbufs)
 	if r.ConsumerCPU >= 0 {
 		fmt.Printf("consumer pinned to CPU %d, workload on the other CPUs\n", r.ConsumerCPU)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -66,4 +67,24 @@ func accepts(fs *flag.FlagSet, err error) string {
 		return "a number"
 	}
 	return ""
+}
+
+// commandArgs returns the program a command runs as its workload: the
+// arguments after "--". Any other argument left after the flags is an
+// error naming the command's usage.
+func commandArgs(fs *flag.FlagSet, args []string, name string) ([]string, error) {
+	if fs.NArg() == 0 {
+		return nil, nil
+	}
+	if i := slices.Index(args, "--"); i >= 0 && slices.Equal(args[i+1:], fs.Args()) {
+		return fs.Args(), nil
+	}
+	return nil, fmt.Errorf("unexpected argument %q: %s takes flags, then -- CMD ARGS to run a program as the workload (slabbench %s -h)", fs.Arg(0), name, name)
+}
+
+// flagGiven says whether the command line set flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

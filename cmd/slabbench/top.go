@@ -110,9 +110,7 @@ func parseTop(args []string) (topRun, error) {
 	// A holding workload holds until the window ends unless --hold says
 	// otherwise: what it released before the first refresh would show
 	// nothing.
-	holdSet := false
-	fs.Visit(func(f *flag.Flag) { holdSet = holdSet || f.Name == "hold" })
-	if !holdSet && workloads.Holds(t.cfg.Workload.Name) {
+	if !flagGiven(fs, "hold") && workloads.Holds(t.cfg.Workload.Name) {
 		t.cfg.Workload.Hold = 100 * 365 * 24 * time.Hour
 	}
 	return t, t.cfg.Validate()
