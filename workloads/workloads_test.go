@@ -133,7 +133,6 @@ func TestOpenLoopRate(t *testing.T) {
 	}
 }
 
-
 // TestHold checks that fdhold keeps its fds open for --hold after its
 // last op, outside Elapsed, and closes every one of them at tear-down.
 func TestHold(t *testing.T) {

@@ -42,15 +42,10 @@ func runCapture(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--events: %w", err)
 	}
-	var truthOn bool
-	switch *truthFlag {
-	case "on":
-		truthOn = true
-	case "off":
-	default:
+	if *truthFlag != "on" && *truthFlag != "off" {
 		return fmt.Errorf("--truth %q: use on or off", *truthFlag)
 	}
-	cfg, err := cf.config(kinds, truthOn, *duration)
+	cfg, err := cf.config(kinds, *truthFlag == "on", *duration)
 	if err != nil {
 		return err
 	}

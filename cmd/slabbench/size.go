@@ -183,9 +183,15 @@ func runSize(args []string) error {
 			return printAnswer(sizeFromCalibration(c, paths, *wakeup, *consumer, *rate, duration.Seconds()), *consumer, *asJSON)
 		}
 	}
-	explicitEnv := *env != ""
+	return sizeFromResults(files, *env, paths, *wakeup, *consumer, *rate, duration.Seconds(), *asJSON)
+}
+
+// sizeFromResults answers from the sizing model fitted on the results
+// files (the committed ones by default), for env or the running one.
+func sizeFromResults(files []string, env string, paths []string, wakeup, consumer string, rate, seconds float64, asJSON bool) error {
+	explicitEnv := env != ""
 	if !explicitEnv {
-		*env = vm.Environment()
+		env = vm.Environment()
 	}
 	sm, err := loadModel(files)
 	if err != nil {
@@ -193,21 +199,21 @@ func runSize(args []string) error {
 	}
 	// For the running environment, no model is a verdict per path (the
 	// results may hold no open loops); a named one must exist.
-	if envs := sm.Environments(); explicitEnv && !slices.Contains(envs, *env) {
+	if envs := sm.Environments(); explicitEnv && !slices.Contains(envs, env) {
 		have := strings.Join(envs, ", ")
 		if have == "" {
 			have = "none (a model is fitted on open loops that dropped nothing: BENCH=full make bench runs them)"
 		}
-		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", *env, have)
+		return fmt.Errorf("--env %s: no sizing model for that environment in the results; they have %s", env, have)
 	}
-	answer := sizeAnswer{Source: "benchmark-results", Rate: *rate, Seconds: duration.Seconds(), Risk: sizing.Risk,
-		Machine: sm.MachineOf(*env), ThisMachine: thisMachine()}
+	answer := sizeAnswer{Source: "benchmark-results", Rate: rate, Seconds: seconds, Risk: sizing.Risk,
+		Machine: sm.MachineOf(env), ThisMachine: thisMachine()}
 	answer.SameMachine = answer.Machine.SameHardware(answer.ThisMachine) && answer.Machine.Kernel == answer.ThisMachine.Kernel &&
 		answer.Machine.Environment == answer.ThisMachine.Environment
 	for _, p := range paths {
-		answer.Paths = append(answer.Paths, sizeOne(sm, *env, p, *wakeup, *consumer, *rate, answer.Seconds))
+		answer.Paths = append(answer.Paths, sizeOne(sm, env, p, wakeup, consumer, rate, answer.Seconds))
 	}
-	return printAnswer(answer, *consumer, *asJSON)
+	return printAnswer(answer, consumer, asJSON)
 }
 
 // printAnswer writes the answer as one JSON object or readably.
