@@ -67,18 +67,47 @@ func TestCalibrateThenSize(t *testing.T) {
 // TestSizeObserveThenCapture sizes a ring buffer for the traffic this
 // machine makes (a steady openclose load run by the test, plus whatever
 // else runs, other tasks' bursts included) with size --observe, for ten
-// minutes' captures, then captures the same traffic at that size for
-// half the observed time: nothing may drop.
+// minutes' captures, then captures the same traffic at that size for a
+// tenth of the observed time: nothing may drop. An observation that
+// missed the machine's rare bursts (this host's DAMON daemon makes one
+// every several seconds; 12 s of observation missed them once in 6 runs)
+// sizes for traffic the capture then does not see, so a drop gets one
+// more observation and capture; a wrong answer drops in both.
 func TestSizeObserveThenCapture(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := make(chan error, 1)
 	go func() {
-		_, err := workloads.Run(ctx, workloads.Config{Name: "openclose", Threads: 2, Duration: time.Minute, Rate: 4000})
+		_, err := workloads.Run(ctx, workloads.Config{Name: "openclose", Threads: 2, Duration: 3 * time.Minute, Rate: 4000})
 		load <- err
 	}()
-	js, err := exec.Command(binary, "size", "--observe", "12s", "--duration", "10m", "--path", "ringbuf", "--json").Output()
+	for attempt := 1; ; attempt++ {
+		flags, out := observeThenCapture(t)
+		if out.Verified && out.Dropped == 0 && out.Captured >= 3*4000 {
+			break
+		}
+		if !out.Verified || out.Captured < 3*4000 || attempt == 2 {
+			t.Errorf("capture of the same traffic at %s (attempt %d): %+v; want every event, none dropped", flags, attempt, out)
+			break
+		}
+		t.Logf("attempt %d: %s dropped %d: observing again", attempt, flags, out.Dropped)
+	}
+	cancel()
+	<-load
+}
+
+// capturedJSON is what observeThenCapture reads of capture --json.
+type capturedJSON struct {
+	Captured, Dropped uint64
+	Verified          bool
+}
+
+// observeThenCapture runs size --observe 30s for a ring buffer, then a
+// 3 s capture of everything at the flags it gave.
+func observeThenCapture(t *testing.T) (string, capturedJSON) {
+	t.Helper()
+	js, err := exec.Command(binary, "size", "--observe", "30s", "--duration", "10m", "--path", "ringbuf", "--json").Output()
 	if err != nil {
 		t.Fatalf("size --observe: %v", err)
 	}
@@ -91,25 +120,18 @@ func TestSizeObserveThenCapture(t *testing.T) {
 	}
 	p := a.Paths[0]
 	// 4000 ops/s of openclose over 2 CPUs is several thousand events/s per CPU.
-	if p.Calibration == nil || p.Calibration.Rate < 4000 || p.Calibration.ObservedSeconds < 11 || p.PerCPUBytes == 0 {
+	if p.Calibration == nil || p.Calibration.Rate < 4000 || p.Calibration.ObservedSeconds < 29 || p.PerCPUBytes == 0 {
 		t.Fatalf("ringbuf: %s; want a size for the observed rate", js)
 	}
 	t.Logf("observed %.0f events/s per CPU (busiest CPU %.0f), largest backlog %.0f B: %s", p.Calibration.Rate, p.Calibration.BusiestRate, p.Calibration.LargestBytes, p.Flags)
-	args := append([]string{"capture", "--workload", "none", "--duration", "6s", "--json"}, strings.Fields(p.Flags)...)
+	args := append([]string{"capture", "--workload", "none", "--duration", "3s", "--json"}, strings.Fields(p.Flags)...)
 	out, err := exec.Command(binary, args...).Output()
 	if err != nil {
 		t.Fatalf("capture %v: %v\n%s", args, err, out)
 	}
-	var res struct {
-		Captured, Dropped uint64
-		Verified          bool
-	}
+	var res capturedJSON
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !res.Verified || res.Dropped != 0 || res.Captured < 6*4000 {
-		t.Errorf("capture of the same traffic at %s: %s; want every event, none dropped", p.Flags, out)
-	}
-	cancel()
-	<-load
+	return p.Flags, res
 }
