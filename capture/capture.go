@@ -387,9 +387,10 @@ func (s *Session) Drive(ctx context.Context) (workloads.Result, error) {
 }
 
 // runCommand runs argv with this process's stdin, its stdout and stderr
-// on this process's stderr (stdout is the capture's), for at most limit
-// (0: until it exits; then it is killed). A program that exits with a
-// status is not an error of the capture: its status is returned.
+// on this process's stderr (stdout is the capture's), until it exits or,
+// if limit > 0, limit has passed (then it is killed, status -1). A
+// program that exits with a status is not an error of the capture: its
+// status is returned.
 func runCommand(ctx context.Context, argv []string, limit time.Duration) (workloads.Result, int, error) {
 	if limit > 0 {
 		var cancel context.CancelFunc

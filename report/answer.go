@@ -397,13 +397,9 @@ func writeValidationSummary(b *bytes.Buffer, sm SizingModel) {
 }
 
 // writeScores writes the Brier scores of the model's chances and of two
-// baselines on the held-out open loops, per environment.
+// baselines on the held-out open loops, per environment that has any.
 func writeScores(b *bytes.Buffer, sm SizingModel) {
-	fmt.Fprintf(b, "Proper scores on the held-out open loops (Brier: the mean of (forecast chance of a drop − dropped)², lower is better, "+
-		"¼ for a coin's ½ on every row): the model's chances against two forecasts without a model, built from the rows it was fitted on: "+
-		"the share of its key's fitted rows that dropped, and \"drops unless its memory is at least the smallest loss-free memory at the nearest fitted rate, "+
-		"scaled by the rates' ratio\" (0 or 1).\n\n")
-	fmt.Fprintf(b, "| environment | held-out open loops | model | base rate | nearest clean size × rate ratio | the model beats both |\n|---|---|---|---|---|---|\n")
+	var rows []string
 	for _, env := range sm.envs() {
 		sc := sm.Validation.ForEnv(env).Scores(sm.Fitted)
 		if sc.Rows == 0 {
@@ -413,7 +409,16 @@ func writeScores(b *bytes.Buffer, sm SizingModel) {
 		if sc.Beats() {
 			beats = "yes"
 		}
-		fmt.Fprintf(b, "| %s | %d | %.3f | %.3f | %.3f | %s |\n", env, sc.Rows, sc.Model, sc.BaseRate, sc.NearestClean, beats)
+		rows = append(rows, fmt.Sprintf("| %s | %d | %.3f | %.3f | %.3f | %s |\n", env, sc.Rows, sc.Model, sc.BaseRate, sc.NearestClean, beats))
 	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Proper scores on the held-out open loops (Brier: the mean of (forecast chance of a drop − dropped)², lower is better, "+
+		"¼ for a coin's ½ on every row): the model's chances against two forecasts without a model, built from the rows it was fitted on: "+
+		"the share of its key's fitted rows that dropped, and \"drops unless its memory is at least the smallest loss-free memory at the nearest fitted rate, "+
+		"scaled by the rates' ratio\" (0 or 1).\n\n")
+	fmt.Fprintf(b, "| environment | held-out open loops | model | base rate | nearest clean size × rate ratio | the model beats both |\n|---|---|---|---|---|---|\n")
+	b.WriteString(strings.Join(rows, ""))
 	fmt.Fprintln(b)
 }

@@ -36,7 +36,7 @@ func (v Validation) Scores(fitted []Observation) Scores {
 		if !c.HasModel {
 			continue
 		}
-		y := b2f(!c.NoDrops)
+		y := float64(b2i(!c.NoDrops))
 		s.Rows++
 		s.Model += sq(c.DropChance - y)
 		s.BaseRate += sq(baseRate(fitted, c.Key) - y)
@@ -104,10 +104,3 @@ func NearestCleanSize(fitted []Observation, k Key, rate float64) (float64, bool)
 }
 
 func sq(x float64) float64 { return x * x }
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -3,12 +3,38 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/sizing"
+	"github.com/slabbench/slabbench/workloads"
 )
+
+// samplingWakeupBytes is --wakeup-bytes of the batched readers calibrate
+// and size --observe sample (calibrate's default).
+const samplingWakeupBytes = 16 << 10
+
+// samplingConfig is the capture calibrate and size --observe sample the
+// backlog of: tracepoint programs, every kind, the truth on, and
+// calibrationBuffer per CPU in 4 sub-buffers, which nothing fills.
+func samplingConfig(path capture.Path, wakeupBytes int, wl workloads.Config) capture.Config {
+	return capture.Config{Path: path, Attach: bpftrace.AttachTracepoint, Kinds: event.AllKinds, Truth: true,
+		SubbufSize: calibrationBuffer / 4, NumSubbufs: 4, WakeupBytes: wakeupBytes, Workload: wl}
+}
+
+// newProgress is the progress bar of a measurement of total, on stderr,
+// with the time left.
+func newProgress(total time.Duration, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total.Milliseconds(), progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(what), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish())
+}
 
 // sampleBacklog runs one capture of cfg and samples its reader's backlog
 // every interval while the workload runs (for cfg.Workload.Duration when

@@ -17,9 +17,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
-	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/sizing"
 	"github.com/slabbench/slabbench/workloads"
@@ -57,7 +55,7 @@ func runCalibrate(args []string) error {
 	duration := fs.Duration("duration", time.Minute, "how long each path is measured at each rate (5s to 1h): a capture up to this long is sized from what was seen")
 	interval := fs.Duration("interval", 100*time.Millisecond, "how long one backlog sample covers (10ms to 10s)")
 	wakeup := fs.String("wakeup", "batched", "reader wakeup: batched (once --wakeup-bytes are pending) or every (record)")
-	wakeupBytes := bytesize.Flag{Bytes: 16 << 10}
+	wakeupBytes := bytesize.Flag{Bytes: samplingWakeupBytes}
 	fs.Var(&wakeupBytes, "wakeup-bytes", "with --wakeup batched: bytes pending before the reader is woken (4KiB to 1MiB)")
 	out := fs.String("out", defaultCalibration, "the calibration file to write (size reads "+defaultCalibration+" by default)")
 	if err := parseFlags(fs, args); err != nil {
@@ -133,9 +131,7 @@ func (r calibrateRun) run(ctx context.Context) error {
 		return fmt.Errorf("openclose made %.2f slab events per op here: too few to calibrate with", eventsPerOp)
 	}
 	n := len(r.paths) * len(r.rates)
-	bar := progressbar.NewOptions64(int64(n)*r.duration.Milliseconds(), progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription("calibrate"), progressbar.OptionSetPredictTime(true), progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetElapsedTime(true), progressbar.OptionClearOnFinish())
+	bar := newProgress(time.Duration(n)*r.duration, "calibrate")
 	var series []sizing.BacklogSeries
 	for _, p := range r.paths {
 		for _, rate := range r.rates {
@@ -169,9 +165,8 @@ func calibrationSummary(series []sizing.BacklogSeries) string {
 // CPU and samples the reader's backlog every interval while it runs.
 func (r calibrateRun) series(ctx context.Context, path capture.Path, rate, eventsPerOp float64, bar *progressbar.ProgressBar) (sizing.BacklogSeries, error) {
 	cpus := runtime.NumCPU()
-	cfg := capture.Config{Path: path, Attach: bpftrace.AttachTracepoint, Kinds: event.AllKinds, Truth: true,
-		SubbufSize: calibrationBuffer / 4, NumSubbufs: 4, WakeupBytes: r.wakeupBytes,
-		Workload: workloads.Config{Name: "openclose", Threads: cpus, Duration: r.duration, Rate: rate * float64(cpus) / eventsPerOp}}
+	cfg := samplingConfig(path, r.wakeupBytes,
+		workloads.Config{Name: "openclose", Threads: cpus, Duration: r.duration, Rate: rate * float64(cpus) / eventsPerOp})
 	s, res, err := sampleBacklog(ctx, cfg, r.wakeup, r.interval, func() { bar.Add64(r.interval.Milliseconds()) })
 	if err != nil {
 		return s, fmt.Errorf("calibrate: %w", err)

@@ -50,10 +50,10 @@ func runCapture(args []string) error {
 		return err
 	}
 	if command != nil {
-		if flagGiven(fs, "workload") {
-			return fmt.Errorf("--workload %s: -- CMD runs a program as the workload instead; give one or the other", cfg.Workload.Name)
+		cfg.Command = command
+		if !flagGiven(fs, "workload") {
+			cfg.Workload.Name = "none" // not the flag's default: Validate refuses a workload beside -- CMD
 		}
-		cfg.Workload.Name, cfg.Command = "none", command
 	}
 	cfg.Overwrite = *overwrite
 	if err := cfg.Validate(); err != nil {

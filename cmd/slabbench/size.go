@@ -208,8 +208,7 @@ func sizeFromResults(files []string, env string, paths []string, wakeup, consume
 	}
 	answer := sizeAnswer{Source: "benchmark-results", Rate: rate, Seconds: seconds, Risk: sizing.Risk,
 		Machine: sm.MachineOf(env), ThisMachine: thisMachine()}
-	answer.SameMachine = answer.Machine.SameHardware(answer.ThisMachine) && answer.Machine.Kernel == answer.ThisMachine.Kernel &&
-		answer.Machine.Environment == answer.ThisMachine.Environment
+	answer.SameMachine = machineID{answer.Machine}.same(answer.ThisMachine)
 	for _, p := range paths {
 		answer.Paths = append(answer.Paths, sizeOne(sm, env, p, wakeup, consumer, rate, answer.Seconds))
 	}
@@ -260,11 +259,18 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	if path == "ringbuf" {
 		sp.RingbufBytes = ringbufTotal(sp.PerCPUBytes, sm, m.Key)
 	}
-	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(sp.SubbufSize), sizing.Subbufs)
-	if sp.WakeupBytes > 0 {
-		sp.Flags += " --wakeup-bytes " + bytesize.Format(sp.WakeupBytes)
-	}
+	sp.Flags = sizeFlags(path, sp.SubbufSize, sp.WakeupBytes)
 	return sp
+}
+
+// sizeFlags is the capture flags of a size: 4 sub-buffers of subbuf
+// bytes, and --wakeup-bytes for a batched reader.
+func sizeFlags(path string, subbuf, wakeupBytes int) string {
+	flags := fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(subbuf), sizing.Subbufs)
+	if wakeupBytes > 0 {
+		flags += " --wakeup-bytes " + bytesize.Format(wakeupBytes)
+	}
+	return flags
 }
 
 // useBaseline replaces the model's size with the nearest-clean-size

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/internal/bytesize"
@@ -115,10 +116,7 @@ func sizeCalibrated(c sizing.Calibration, path, wakeup, consumer string, rate, s
 		cpus, _ := strconv.Atoi(c.Config["cpus"])
 		sp.RingbufBytes = bpftrace.RoundRingbufSize(o.PerCPUBytes * max(cpus, 1))
 	}
-	sp.Flags = fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(o.SubbufBytes), sizing.Subbufs)
-	if o.WakeupBytes > 0 {
-		sp.Flags += " --wakeup-bytes " + bytesize.Format(o.WakeupBytes)
-	}
+	sp.Flags = sizeFlags(path, o.SubbufBytes, o.WakeupBytes)
 	sp.Calibration = &calibrationEvidence{LargestBytes: o.Nearest.Largest(), ObservedSeconds: o.Nearest.Seconds(),
 		Rate: o.Nearest.Rate, BusiestRate: o.Nearest.BusiestRate, Rates: o.Rates}
 	return sp
@@ -144,12 +142,9 @@ func printCalibrated(p sizePath) {
 }
 
 func rateList(rates []float64) string {
-	s := ""
+	labels := make([]string, len(rates))
 	for i, r := range rates {
-		if i > 0 {
-			s += ", "
-		}
-		s += report.RateLabel(r)
+		labels[i] = report.RateLabel(r)
 	}
-	return s + " events/s per CPU"
+	return strings.Join(labels, ", ") + " events/s per CPU"
 }

@@ -9,11 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
-	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/capture"
-	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/sizing"
 	"github.com/slabbench/slabbench/workloads"
 )
@@ -39,9 +35,7 @@ func sizeObserved(paths []string, wakeup, consumer string, observe time.Duration
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bar := progressbar.NewOptions64(int64(len(bpf))*observe.Milliseconds(), progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription("observing"), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionClearOnFinish())
+	bar := newProgress(time.Duration(len(bpf))*observe, "observing")
 	m := thisMachine()
 	c := sizing.Calibration{File: "observed: " + observe.String() + " per path", Config: map[string]string{
 		"cpu": m.CPU, "cpus": strconv.Itoa(m.CPUs), "kernel": m.Kernel, "environment": m.Environment, "commit": buildCommit}}
@@ -68,11 +62,11 @@ func sizeObserved(paths []string, wakeup, consumer string, observe time.Duration
 // observePath captures what the machine does for observe on one path and
 // sizes it from the backlog it saw.
 func observePath(ctx context.Context, c sizing.Calibration, path capture.Path, wakeup string, observe time.Duration, seconds float64, tick func()) (sizePath, error) {
-	cfg := capture.Config{Path: path, Attach: bpftrace.AttachTracepoint, Kinds: event.AllKinds, Truth: true,
-		SubbufSize: calibrationBuffer / 4, NumSubbufs: 4, Workload: workloads.Config{Name: "none", Duration: observe}}
+	wakeupBytes := 0
 	if wakeup == "batched" {
-		cfg.WakeupBytes = 16 << 10
+		wakeupBytes = samplingWakeupBytes
 	}
+	cfg := samplingConfig(path, wakeupBytes, workloads.Config{Name: "none", Duration: observe})
 	s, res, err := sampleBacklog(ctx, cfg, wakeup, observeInterval, tick)
 	if err != nil {
 		return sizePath{}, fmt.Errorf("--observe: %w", err)
