@@ -70,7 +70,7 @@ func TestVerify(t *testing.T) {
 	st = good()
 	st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 47, TruthDescheduled: 1, StampRepeats: 3}
 	err := st.Verify()
-	if err == nil || !strings.Contains(err.Error(), "cpu 1: 50 hits, 1 after the counter was idle, 3 repeated stamps") {
+	if err == nil || !strings.Contains(err.Error(), "cpu 1: 50 hits, 47 counted, 1 after the counter was idle, 3 repeated stamps") {
 		t.Errorf("attempts above truth: %v; want the evidence of cpu 1 named", err)
 	}
 }

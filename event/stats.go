@@ -169,14 +169,15 @@ func (s *Stats) Verify() error {
 }
 
 // truthEvidence says, per CPU, what the probes saw of the truth counter
-// for kind k: how often it had been idle between two hits and how often
-// two hits carried the same stamp.
+// for kind k: the hits they handled against the hits it counted, how
+// often it had been idle between two hits and how often two hits carried
+// the same stamp.
 func (s *Stats) truthEvidence(k Kind) string {
 	var parts []string
 	for _, cs := range s.PerCPU {
 		c := cs.Kinds[k]
-		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d after the counter was idle, %d repeated stamps",
-			cs.CPU, c.Attempts, c.TruthDescheduled, c.StampRepeats))
+		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, %d after the counter was idle, %d repeated stamps",
+			cs.CPU, c.Attempts, c.Truth, c.TruthDescheduled, c.StampRepeats))
 	}
 	return strings.Join(parts, "; ")
 }
