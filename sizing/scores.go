@@ -67,17 +67,24 @@ func baseRate(fitted []Observation, k Key) float64 {
 // nearestClean is the nearest-clean-size rule's forecast for row o: 0
 // (no drop) or 1.
 func nearestClean(fitted []Observation, o Observation) float64 {
-	if need, ok := NearestCleanSize(fitted, o.Key, o.PerCPURate); ok && float64(o.PerCPUBytes) >= need {
+	if r, ok := NearestCleanSize(fitted, o.Key, o.PerCPURate); ok && float64(o.PerCPUBytes) >= r.Need {
 		return 0
 	}
 	return 1
+}
+
+// CleanRule is the nearest-clean-size rule's answer for one rate.
+type CleanRule struct {
+	CleanBytes float64 `json:"clean_bytes"` // the smallest loss-free per-CPU memory at the nearest fitted rate
+	AtRate     float64 `json:"at_rate"`     // that row's events/s per CPU
+	Need       float64 `json:"need_bytes"`  // CleanBytes scaled by the ratio of the rates
 }
 
 // NearestCleanSize is the rule of thumb without a model: the smallest
 // per-CPU memory that dropped nothing in the fitted open loops of key k
 // at the rate nearest rate, scaled by the ratio of the rates. ok is false
 // when that rate has no loss-free row.
-func NearestCleanSize(fitted []Observation, k Key, rate float64) (float64, bool) {
+func NearestCleanSize(fitted []Observation, k Key, rate float64) (CleanRule, bool) {
 	var nearest *Observation
 	for i := range fitted {
 		f := &fitted[i]
@@ -89,18 +96,19 @@ func NearestCleanSize(fitted []Observation, k Key, rate float64) (float64, bool)
 		}
 	}
 	if nearest == nil {
-		return 0, false
+		return CleanRule{}, false
 	}
-	clean, at := math.Inf(1), 0.0
+	r := CleanRule{CleanBytes: math.Inf(1)}
 	for _, f := range fitted {
-		if f.Key == k && f.Workload == nearest.Workload && f.Rate == nearest.Rate && f.NoDrops && float64(f.PerCPUBytes) < clean {
-			clean, at = float64(f.PerCPUBytes), f.PerCPURate
+		if f.Key == k && f.Workload == nearest.Workload && f.Rate == nearest.Rate && f.NoDrops && float64(f.PerCPUBytes) < r.CleanBytes {
+			r.CleanBytes, r.AtRate = float64(f.PerCPUBytes), f.PerCPURate
 		}
 	}
-	if math.IsInf(clean, 1) || at <= 0 {
-		return 0, false
+	if math.IsInf(r.CleanBytes, 1) || r.AtRate <= 0 {
+		return CleanRule{}, false
 	}
-	return clean * rate / at, true
+	r.Need = r.CleanBytes * rate / r.AtRate
+	return r, true
 }
 
 func sq(x float64) float64 { return x * x }

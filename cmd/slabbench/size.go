@@ -96,7 +96,11 @@ type sizePath struct {
 	OverheadFrom string `json:"overhead_from,omitempty"`
 
 	Model string `json:"model,omitempty"`
-	Flags string `json:"flags,omitempty"`
+	// Rule is what chose the size: "model", or "nearest-clean" where
+	// that rule scored better (CleanRule then holds its reasoning).
+	Rule      string            `json:"rule,omitempty"`
+	CleanRule *sizing.CleanRule `json:"nearest_clean,omitempty"`
+	Flags     string            `json:"flags,omitempty"`
 	// Scores are the Brier scores of the model and two baselines on the
 	// environment's held-out open loops (sizing.Scores).
 	Scores *sizing.Scores `json:"held_out_scores,omitempty"`
@@ -255,6 +259,7 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = r.PerCPUBytes, r.SubbufBytes, sizing.Subbufs, r.WakeupBytes
 	sp.NeedBytes, sp.Margin, sp.BurstBytes = r.Need, r.Margin(), r.Burst
 	sp.HoldMs, sp.RiskAt, sp.FittedSeconds = 1e3*r.Hold, r.RiskAt(), m.Exposure(rate, seconds)
+	sp.Rule = ruleModel
 	useBaseline(&sp, sm, m, rate)
 	if path == "ringbuf" {
 		sp.RingbufBytes = ringbufTotal(sp.PerCPUBytes, sm, m.Key)
@@ -273,26 +278,36 @@ func sizeFlags(path string, subbuf, wakeupBytes int) string {
 	return flags
 }
 
+// What chose a path's size (sizePath.Rule).
+const (
+	ruleModel        = "model"
+	ruleNearestClean = "nearest-clean"
+)
+
 // useBaseline replaces the model's size with the nearest-clean-size
 // rule's where that rule forecast the held-out open loops of the
 // environment better than the model did (a lower Brier score), and says
-// so: a model that does not beat a rule of thumb is not the answer.
+// so: a model that does not beat a rule of thumb is not the answer. The
+// model's reasoning (hold, burst, its chance at the size) goes with it.
 func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float64) {
 	sc := sp.Scores
 	if sc == nil || sc.NearestClean >= sc.Model {
 		return
 	}
-	need, ok := sizing.NearestCleanSize(sm.Fitted, m.Key, rate)
+	r, ok := sizing.NearestCleanSize(sm.Fitted, m.Key, rate)
 	if !ok {
 		return
 	}
-	sp.NeedBytes = need
-	sp.PerCPUBytes, sp.SubbufSize = sizing.RoundUp(need)
-	sp.Margin = float64(sp.PerCPUBytes) / need
+	sp.Rule = ruleNearestClean
+	sp.CleanRule = &r
+	sp.NeedBytes = r.Need
+	sp.PerCPUBytes, sp.SubbufSize = sizing.RoundUp(r.Need)
+	sp.Margin = float64(sp.PerCPUBytes) / r.Need
+	sp.HoldMs, sp.BurstBytes, sp.RiskAt = 0, 0, 0
 	if sp.WakeupBytes > 0 {
 		sp.WakeupBytes = sp.SubbufSize
 	}
-	sp.Why = fmt.Sprintf("the size is the nearest-clean-size rule's (the smallest loss-free memory at the nearest fitted rate, scaled by the rates' ratio), "+
+	sp.Why = fmt.Sprintf("the size is the nearest-clean-size rule's, "+
 		"which forecast this environment's held-out open loops better than the model (Brier %.3f against %.3f)", sc.NearestClean, sc.Model)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/bits"
 	"os/exec"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/report"
+	"github.com/slabbench/slabbench/sizing"
 )
 
 func runSizeJSON(t *testing.T, args ...string) sizeAnswer {
@@ -202,5 +204,38 @@ func TestHintOnMissesIsNotTheBuffer(t *testing.T) {
 	}
 	if h := lossHint(capture.Result{Path: capture.PathRingbuf, Captured: 1000, DurationNs: 1e9, CPUs: 2}); h != "" {
 		t.Errorf("hint %q for a capture that lost nothing", h)
+	}
+}
+
+// TestSizeFallsBackToTheRule: where the nearest-clean-size rule scored
+// better than the model, size takes the rule's size and prints the rule's
+// reasoning, not the model's hold, burst and chance of a drop.
+func TestSizeFallsBackToTheRule(t *testing.T) {
+	k := sizing.Key{Env: "native test", Path: "ringbuf", Wakeup: "every", Consumer: "shared"}
+	row := func(rate float64, perCPU int, clean bool) sizing.Observation {
+		return sizing.Observation{Key: k, Workload: "openclose", Rate: fmt.Sprint(rate), PerCPURate: rate, PerCPUBytes: perCPU, NoDrops: clean}
+	}
+	sm := report.SizingModel{Set: sizing.Set{Fitted: []sizing.Observation{
+		row(10000, 64<<10, false), row(10000, 128<<10, true), row(10000, 256<<10, true), row(50000, 256<<10, true),
+	}}}
+	sp := sizePath{Rule: ruleModel, PerCPUBytes: 1 << 20, HoldMs: 12, BurstBytes: 300e3, RiskAt: 0.004,
+		Scores: &sizing.Scores{Rows: 20, Model: 0.25, BaseRate: 0.2, NearestClean: 0.1}}
+	useBaseline(&sp, sm, sizing.Model{Key: k}, 15000)
+	// 128 KiB clean at 10k, the nearest fitted rate; 15k needs 1.5 times it.
+	if sp.Rule != ruleNearestClean || sp.NeedBytes != 192<<10 || sp.PerCPUBytes != 256<<10 {
+		t.Fatalf("rule %q, need %.0f B, size %d B: want the rule's 192 KiB need rounded up to 256 KiB", sp.Rule, sp.NeedBytes, sp.PerCPUBytes)
+	}
+	var out strings.Builder
+	printSized(&out, sp)
+	if !strings.Contains(out.String(), "the rule: 128KiB per CPU dropped nothing at 10k events/s per CPU") ||
+		strings.Contains(out.String(), "absence") || strings.Contains(out.String(), "chance") {
+		t.Errorf("printed:\n%s\nwant the rule's reasoning and none of the model's", out.String())
+	}
+
+	// Where the model scored better, it keeps its size and reasoning.
+	sp = sizePath{Rule: ruleModel, PerCPUBytes: 1 << 20, HoldMs: 12, Scores: &sizing.Scores{Rows: 20, Model: 0.1, BaseRate: 0.2, NearestClean: 0.25}}
+	useBaseline(&sp, sm, sizing.Model{Key: k}, 15000)
+	if sp.Rule != ruleModel || sp.PerCPUBytes != 1<<20 || sp.HoldMs != 12 {
+		t.Errorf("model scored better, yet %+v", sp)
 	}
 }

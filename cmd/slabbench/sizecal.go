@@ -127,7 +127,7 @@ func sizeCalibrated(c sizing.Calibration, path, wakeup, consumer string, rate, s
 func printCalibrated(p sizePath) {
 	e := p.Calibration
 	if p.PerCPUBytes > 0 {
-		printFlags(p)
+		printFlags(os.Stdout, p)
 	}
 	calibrated := ""
 	if len(e.Rates) > 1 {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"time"
 
 	"github.com/slabbench/slabbench/internal/bytesize"
@@ -43,7 +45,7 @@ func printSize(a sizeAnswer, consumer string) {
 			continue
 		}
 		if p.PerCPUBytes > 0 {
-			printSized(p)
+			printSized(os.Stdout, p)
 		}
 		if p.Model == "" {
 			continue
@@ -65,18 +67,24 @@ func printSize(a sizeAnswer, consumer string) {
 }
 
 // printFlags writes a sized path's flags and memory.
-func printFlags(p sizePath) {
-	fmt.Printf("  %s   (%s per CPU", p.Flags, bytesize.Format(p.PerCPUBytes))
+func printFlags(w io.Writer, p sizePath) {
+	fmt.Fprintf(w, "  %s   (%s per CPU", p.Flags, bytesize.Format(p.PerCPUBytes))
 	if p.RingbufBytes > 0 {
-		fmt.Printf("; the ring buffer %s in all", bytesize.Format(p.RingbufBytes))
+		fmt.Fprintf(w, "; the ring buffer %s in all", bytesize.Format(p.RingbufBytes))
 	}
-	fmt.Printf(")\n")
+	fmt.Fprintf(w, ")\n")
 }
 
-// printSized writes a sized path's flags and the model's reasoning.
-func printSized(p sizePath) {
-	printFlags(p)
-	fmt.Printf("  model: %s\n", p.Model)
+// printSized writes a sized path's flags and the reasoning of what chose
+// its size: the model's, or the nearest-clean-size rule's.
+func printSized(w io.Writer, p sizePath) {
+	printFlags(w, p)
+	fmt.Fprintf(w, "  model: %s\n", p.Model)
+	if r := p.CleanRule; p.Rule == ruleNearestClean && r != nil {
+		fmt.Fprintf(w, "         the rule: %s per CPU dropped nothing at %s events/s per CPU, the nearest fitted rate; scaled by the rates' ratio: %s per CPU; margin %.2fx (rounded up to a power of two)\n",
+			bytesize.Approx(r.CleanBytes), report.RateLabel(r.AtRate), bytesize.Approx(r.Need), p.Margin)
+		return
+	}
 	burst := ""
 	if p.BurstBytes > 0 {
 		burst = fmt.Sprintf(" and hold a %s burst of other tasks' events", bytesize.Approx(p.BurstBytes))
@@ -85,7 +93,7 @@ func printSized(p sizePath) {
 	if p.ConsumerLoad > 0.05 {
 		busy = fmt.Sprintf(" (%.3g ms for a consumer that needs %.0f%% of a CPU here)", p.HoldMs/(1-p.ConsumerLoad), 100*p.ConsumerLoad)
 	}
-	fmt.Printf("         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
+	fmt.Fprintf(w, "         the buffer must outlast a %.3g ms absence%s%s: %s per CPU; margin %.2fx (rounded up to a power of two; the model's chance of a drop there %s)\n",
 		p.HoldMs, busy, burst, bytesize.Approx(p.NeedBytes), p.Margin, percent(p.RiskAt))
 }
 
