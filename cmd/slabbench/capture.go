@@ -71,7 +71,7 @@ func runCapture(args []string) error {
 	}
 	// Ctrl-C ends the window early: everything is already detached and
 	// unloaded; report what was captured up to then.
-	hint := lossHint(res)
+	hint := lossHint(res, hereCalibration())
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")

@@ -12,12 +12,14 @@ import (
 )
 
 // lossHint says what to change when a capture lost events: for drops, the
-// rate per CPU it measured and what the sizing model recommends there;
-// for misses, that they are not a buffer problem.
-func lossHint(r capture.Result) string {
+// rate per CPU it measured and the size for it, from this machine's
+// calibration (cal; nil: none) where it has one for the capture's path,
+// else from the sizing model; for misses, that they are not a buffer
+// problem.
+func lossHint(r capture.Result, cal *sizing.Calibration) string {
 	var parts []string
 	if r.Dropped > 0 {
-		parts = append(parts, dropHint(r))
+		parts = append(parts, dropHint(r, cal))
 	}
 	if r.Missed > 0 {
 		parts = append(parts, fmt.Sprintf("missed %d: the kernel counted these events but did not run the probe, "+
@@ -54,17 +56,23 @@ func perCPURate(r capture.Result) float64 {
 	return sizing.PerCPURate(string(r.Path), float64(r.Captured+r.Lost)/secs, r.Threads, r.CPUs)
 }
 
-func dropHint(r capture.Result) string {
+func dropHint(r capture.Result, cal *sizing.Calibration) string {
 	rate := perCPURate(r)
 	lead := fmt.Sprintf("dropped %.3g%% at %s events/s per CPU (the buffer was full)", lostPct(r.Captured, r.Dropped), report.RateLabel(rate))
 	generic := lead + ": a bigger buffer (--subbuf-size, --subbufs) or a batched reader (--wakeup-bytes)"
 	k := captureKey(r)
-	env := vm.Environment()
-	sm, err := loadModel(nil)
-	if err != nil || rate <= 0 {
+	secs := max(float64(r.DurationNs)/1e9, 1)
+	if rate <= 0 {
 		return generic
 	}
-	secs := max(float64(r.DurationNs)/1e9, 1)
+	if h, ok := calibratedDropHint(r, cal, k, lead, rate, secs); ok {
+		return h
+	}
+	env := vm.Environment()
+	sm, err := loadModel(nil)
+	if err != nil {
+		return generic
+	}
 	a := sm.Answer(env, k.Path, k.Wakeup, k.Consumer, rate, secs)
 	from := sm.MachineOf(env)
 	if !from.SameHardware(thisMachine()) {
@@ -83,13 +91,36 @@ func dropHint(r capture.Result) string {
 			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
 			rec.Env, bytesize.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, bytesize.Format(have))
 	}
-	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", bytesize.Format(rec.SubbufBytes), sizing.Subbufs)
-	if rec.WakeupBytes > 0 {
-		flags += " --wakeup-bytes " + bytesize.Format(rec.WakeupBytes)
-	}
+	flags := bufferFlags(rec.SubbufBytes, rec.WakeupBytes)
 	mark := ""
 	if a.Verdict == sizing.VerdictExtrapolated {
 		mark = ", extrapolated: " + a.Why
 	}
 	return lead + fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, bytesize.Format(rec.PerCPUBytes), mark, rate, k.Path, secs)
+}
+
+// calibratedDropHint answers a drop from this machine's calibration, when
+// it has a series of the capture's path and wakeup with the consumer
+// sharing the workload's CPUs (what calibrate measures).
+func calibratedDropHint(r capture.Result, cal *sizing.Calibration, k sizing.Key, lead string, rate, secs float64) (string, bool) {
+	if cal == nil || k.Consumer != "shared" {
+		return "", false
+	}
+	o, ok := cal.Answer(k.Path, k.Wakeup, rate, secs)
+	if !ok {
+		return "", false
+	}
+	from := fmt.Sprintf("this machine's calibration (%s) saw a largest backlog of %s per CPU in %.0f s at %s events/s per CPU",
+		cal.File, bytesize.Approx(o.Nearest.Largest()), o.Nearest.Seconds(), report.RateLabel(o.Nearest.Rate))
+	if have := r.SubbufSize * r.NumSubbufs; o.PerCPUBytes <= have {
+		return lead + fmt.Sprintf(": %s, and gives %s per CPU for a capture this long (%.0f s), which this one had (%s): "+
+			"a burst came that the calibration did not see; calibrate longer (slabbench calibrate --duration), try twice the memory, or a batched reader (--wakeup-bytes)",
+			from, bytesize.Format(o.PerCPUBytes), secs, bytesize.Format(have)), true
+	}
+	mark := ""
+	if o.Extrapolated != "" {
+		mark = ", extrapolated: " + o.Extrapolated
+	}
+	return lead + fmt.Sprintf(": try %s (%s per CPU%s; %s; slabbench size --rate %.0f --path %s --duration %.0fs)",
+		bufferFlags(o.SubbufBytes, o.WakeupBytes), bytesize.Format(o.PerCPUBytes), mark, from, rate, k.Path, secs), true
 }

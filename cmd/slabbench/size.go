@@ -179,7 +179,7 @@ func runSize(args []string) error {
 		return fmt.Errorf("--calibration answers for the machine calibrated: give it without --results and --env")
 	}
 	if len(files) == 0 && *env == "" {
-		c, ok, err := loadCalibration(*calibration)
+		c, ok, err := loadCalibration(*calibration, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -268,10 +268,15 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	return sp
 }
 
-// sizeFlags is the capture flags of a size: 4 sub-buffers of subbuf
-// bytes, and --wakeup-bytes for a batched reader.
+// sizeFlags is the capture flags of a size on path.
 func sizeFlags(path string, subbuf, wakeupBytes int) string {
-	flags := fmt.Sprintf("--path %s --subbuf-size %s --subbufs %d", path, bytesize.Format(subbuf), sizing.Subbufs)
+	return "--path " + path + " " + bufferFlags(subbuf, wakeupBytes)
+}
+
+// bufferFlags is the capture flags of a buffer: 4 sub-buffers of subbuf
+// bytes, and --wakeup-bytes for a batched reader.
+func bufferFlags(subbuf, wakeupBytes int) string {
+	flags := fmt.Sprintf("--subbuf-size %s --subbufs %d", bytesize.Format(subbuf), sizing.Subbufs)
 	if wakeupBytes > 0 {
 		flags += " --wakeup-bytes " + bytesize.Format(wakeupBytes)
 	}

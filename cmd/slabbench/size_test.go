@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/bits"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -198,11 +199,11 @@ func TestCaptureHintOnDrops(t *testing.T) {
 }
 
 func TestHintOnMissesIsNotTheBuffer(t *testing.T) {
-	h := lossHint(capture.Result{Path: capture.PathRingbuf, Missed: 12, Captured: 1000, DurationNs: 1e9, CPUs: 2})
+	h := lossHint(capture.Result{Path: capture.PathRingbuf, Missed: 12, Captured: 1000, DurationNs: 1e9, CPUs: 2}, nil)
 	if !strings.Contains(h, "missed 12") || !strings.Contains(h, "not the buffer") || strings.Contains(h, "dropped") {
 		t.Errorf("hint %q: want misses explained as not a buffer problem, and no drop advice", h)
 	}
-	if h := lossHint(capture.Result{Path: capture.PathRingbuf, Captured: 1000, DurationNs: 1e9, CPUs: 2}); h != "" {
+	if h := lossHint(capture.Result{Path: capture.PathRingbuf, Captured: 1000, DurationNs: 1e9, CPUs: 2}, nil); h != "" {
 		t.Errorf("hint %q for a capture that lost nothing", h)
 	}
 }
@@ -237,5 +238,40 @@ func TestSizeFallsBackToTheRule(t *testing.T) {
 	useBaseline(&sp, sm, sizing.Model{Key: k}, 15000)
 	if sp.Rule != ruleModel || sp.PerCPUBytes != 1<<20 || sp.HoldMs != 12 {
 		t.Errorf("model scored better, yet %+v", sp)
+	}
+}
+
+// TestDropHintFromTheCalibration: with this machine's calibration, a
+// capture that dropped is told the calibrated size for its rate, or, when
+// it already had that, that a burst came the calibration did not see.
+func TestDropHintFromTheCalibration(t *testing.T) {
+	f, err := os.Open("../../sizing/testdata/calibration.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cal, err := sizing.ReadCalibration(f, "calibration.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 20,000 events in 1 s from 2 threads on 2 CPUs: 10k per CPU, where
+	// the calibration saw backlogs up to 20,000 bytes.
+	r := capture.Result{Path: capture.PathRingbuf, WakeupBytes: 16 << 10, ConsumerCPU: -1, Threads: 2, CPUs: 2,
+		Captured: 19000, Lost: 1000, Dropped: 1000, DurationNs: 1e9, SubbufSize: 4 << 10, NumSubbufs: 2}
+	want := sizeCalibrated(cal, "ringbuf", "batched", "shared", perCPURate(r), 1)
+	h := lossHint(r, &cal)
+	t.Logf("hint: %s", h)
+	if want.PerCPUBytes <= 8<<10 || !strings.Contains(h, "this machine's calibration (calibration.txt)") ||
+		!strings.Contains(h, "try "+bufferFlags(want.SubbufSize, want.WakeupBytes)) {
+		t.Errorf("hint %q: want the calibration's %d B per CPU and its flags", h, want.PerCPUBytes)
+	}
+	r.SubbufSize, r.NumSubbufs = 1<<20, 4
+	if h := lossHint(r, &cal); !strings.Contains(h, "a burst came that the calibration did not see") || strings.Contains(h, "try --subbuf-size") {
+		t.Errorf("hint %q: a capture that had the calibrated size should hear that the calibration missed a burst", h)
+	}
+	// No series for a reader woken per record: the model answers.
+	r.WakeupBytes = 0
+	if h := lossHint(r, &cal); strings.Contains(h, "calibration") {
+		t.Errorf("hint %q: the calibration has no series for wakeup every", h)
 	}
 }

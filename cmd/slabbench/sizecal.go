@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
@@ -28,9 +29,9 @@ type calibrationEvidence struct {
 
 // loadCalibration reads the calibration size answers from: file if given
 // (an error if it cannot be read; "none": no calibration), else the
-// default one if it was made on this machine. ok is false when there is
-// none to use.
-func loadCalibration(file string) (c sizing.Calibration, ok bool, err error) {
+// default one if it was made on this machine (saying so on warn if it was
+// another's). ok is false when there is none to use.
+func loadCalibration(file string, warn io.Writer) (c sizing.Calibration, ok bool, err error) {
 	if file == "none" {
 		return c, false, nil
 	}
@@ -51,11 +52,22 @@ func loadCalibration(file string) (c sizing.Calibration, ok bool, err error) {
 		return c, false, fmt.Errorf("--calibration: %w (slabbench calibrate writes it again)", err)
 	}
 	if !explicit && !calibrationMachine(c).same(thisMachine()) {
-		fmt.Fprintf(os.Stderr, "size: %s was calibrated on another machine (%s); answering from the benchmark results. slabbench calibrate measures this one.\n",
+		fmt.Fprintf(warn, "size: %s was calibrated on another machine (%s); answering from the benchmark results. slabbench calibrate measures this one.\n",
 			file, calibrationMachine(c).describe())
 		return c, false, nil
 	}
 	return c, true, nil
+}
+
+// hereCalibration is this machine's calibration for a capture's hint, or
+// nil: none, another machine's, or unreadable (the hint then answers from
+// the sizing model).
+func hereCalibration() *sizing.Calibration {
+	c, ok, err := loadCalibration("", io.Discard)
+	if err != nil || !ok {
+		return nil
+	}
+	return &c
 }
 
 // calibrationMachine is the machine a calibration was made on.
