@@ -23,6 +23,8 @@ func TestCalibrateBadFlags(t *testing.T) {
 	oneLineError(t, exec.Command(binary, "size", "--observe", "2s", "--rate", "1000"), "--observe", "without --rate")
 	oneLineError(t, exec.Command(binary, "size", "--observe", "2h"), "--observe", "1s to 1h")
 	oneLineError(t, exec.Command(binary, "size", "--observe", "2s", "--path", "relay"), "--path relay", "ringbuf and perfbuf")
+	oneLineError(t, exec.Command(binary, "size", "--", "true"), "-- true", "needs --observe")
+	oneLineError(t, exec.Command(binary, "size", "--rate", "1000", "extra"), "unexpected argument \"extra\"", "-- CMD ARGS")
 }
 
 // TestCalibrateThenSize runs a short calibration of the ring buffer and
@@ -134,4 +136,33 @@ func observeThenCapture(t *testing.T) (string, capturedJSON) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	return p.Flags, res
+}
+
+// TestSizeObserveACommand sizes for a program's own traffic: size
+// --observe runs it on each path and watches until it exits, well before
+// the --observe limit, and a program too short to sample is refused.
+func TestSizeObserveACommand(t *testing.T) {
+	testenv.RequireRoot(t)
+	// 3,000 opens and closes, then a second of quiet: about 1.5 s.
+	script := "i=0; while [ $i -lt 3000 ]; do : < /proc/version; i=$((i+1)); done; sleep 1"
+	js, err := exec.Command(binary, "size", "--observe", "20s", "--json", "--", "sh", "-c", script).Output()
+	if err != nil {
+		t.Fatalf("size --observe -- sh: %v\n%s", err, js)
+	}
+	var a sizeAnswer
+	if err := json.Unmarshal(js, &a); err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	if a.Source != "observed" || !strings.Contains(a.Machine.File, "-- sh -c") || len(a.Paths) != 3 {
+		t.Fatalf("answer %s: want relay, ringbuf and perfbuf observed under the command", js)
+	}
+	for _, p := range a.Paths {
+		if p.Path == "relay" {
+			continue
+		}
+		if p.Calibration == nil || p.PerCPUBytes == 0 || p.Calibration.ObservedSeconds < 1 || p.Calibration.ObservedSeconds > 10 {
+			t.Errorf("%s: %+v; want a size from the program's own run (about 1.5 s of 20)", p.Path, p)
+		}
+	}
+	oneLineError(t, exec.Command(binary, "size", "--observe", "5s", "--path", "ringbuf", "--", "true"), "-- true", "less than one")
 }

@@ -74,7 +74,7 @@ func whyNotRun(line string) string {
 // needsRoot says whether a documented command captures (and so needs root).
 func needsRoot(line string) bool {
 	f := strings.Fields(line)
-	return len(f) >= 2 && (f[1] == "capture" || f[1] == "top")
+	return len(f) >= 2 && (f[1] == "capture" || f[1] == "top" || f[1] == "size" && strings.Contains(line, "--observe"))
 }
 
 // cloneLike makes a directory laid out as a fresh clone after make

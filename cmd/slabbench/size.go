@@ -139,20 +139,25 @@ func runSize(args []string) error {
 	var files sizeFiles
 	fs.Var(&files, "results", "a results file to fit the model on (repeatable; default: this machine's calibration, else the committed results built into slabbench)")
 	calibration := fs.String("calibration", "", "a file slabbench calibrate wrote, to answer from, or none (default: "+defaultCalibration+" when it was made on this machine)")
-	observe := fs.Duration("observe", 0, "size for this machine's own traffic instead of --rate: capture what it does for this long per path (1s to 1h)")
+	observe := fs.Duration("observe", 0, "size for this machine's own traffic instead of --rate: capture what it does for this long per path (1s to 1h; with -- CMD ARGS, while the program runs, at most this long)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: slabbench size --rate EVENTS_PER_SEC_PER_CPU [--path relay|ringbuf|perfbuf|all] [--wakeup every|batched]\n"+
 			"                      [--consumer shared|pinned] [--duration D] [--env ENV] [--calibration FILE | --results FILE...] [--json]\n"+
-			"       slabbench size --observe D [--path ...] [--wakeup ...] [--duration D] [--json]\n\nflags:\n")
+			"       slabbench size --observe D [--path ...] [--wakeup ...] [--duration D] [--json] [-- CMD ARGS]\n\n"+
+			"With -- CMD ARGS, --observe runs the program on each path in turn and watches until it exits (or for D).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	command, err := commandArgs(fs, args, "size")
+	if err != nil {
+		return err
+	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q: size takes flags only (slabbench size -h)", fs.Arg(0))
+	case len(command) > 0 && *observe == 0:
+		return fmt.Errorf("-- %s: a program to size for needs --observe D, the longest to watch it on each path (1s to 1h)", strings.Join(command, " "))
 	case *observe != 0 && (*rate != 0 || *env != "" || len(files) > 0 || *calibration != ""):
 		return fmt.Errorf("--observe sizes for the traffic it sees on this machine: give it without --rate, --env, --results and --calibration")
 	case *observe != 0 && (*observe < time.Second || *observe > time.Hour):
@@ -173,7 +178,7 @@ func runSize(args []string) error {
 		paths = []string{*path}
 	}
 	if *observe != 0 {
-		return sizeObserved(paths, *wakeup, *consumer, *observe, duration.Seconds(), *asJSON)
+		return sizeObserved(paths, *wakeup, *consumer, observation{length: *observe, command: command}, duration.Seconds(), *asJSON)
 	}
 	if *calibration != "" && *calibration != "none" && (len(files) > 0 || *env != "") {
 		return fmt.Errorf("--calibration answers for the machine calibrated: give it without --results and --env")
