@@ -70,7 +70,10 @@ func sampleBacklog(ctx context.Context, cfg capture.Config, wakeup string, inter
 					tick()
 				}
 			case <-done:
-				sampled <- samples
+				// The last, partial interval: a program that ran
+				// less than one interval still gets its sample.
+				b, _ := s.TakeBacklogBytes()
+				sampled <- append(samples, float64(b)/share)
 				return
 			}
 		}

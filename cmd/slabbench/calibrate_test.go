@@ -164,5 +164,17 @@ func TestSizeObserveACommand(t *testing.T) {
 			t.Errorf("%s: %+v; want a size from the program's own run (about 1.5 s of 20)", p.Path, p)
 		}
 	}
-	oneLineError(t, exec.Command(binary, "size", "--observe", "5s", "--path", "ringbuf", "--", "true"), "-- true", "less than one")
+	// A program shorter than one sample still gets its sample, and an
+	// answer that says how far it is extrapolated.
+	js, err = exec.Command(binary, "size", "--observe", "5s", "--path", "ringbuf", "--json", "--", "true").Output()
+	if err != nil {
+		t.Fatalf("size --observe -- true: %v\n%s", err, js)
+	}
+	a = sizeAnswer{}
+	if err := json.Unmarshal(js, &a); err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	if len(a.Paths) != 1 || a.Paths[0].Verdict != "extrapolated" || a.Paths[0].PerCPUBytes == 0 {
+		t.Errorf("-- true: %s; want an extrapolated size", js)
+	}
 }

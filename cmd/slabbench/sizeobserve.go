@@ -94,10 +94,6 @@ func observePath(ctx context.Context, c sizing.Calibration, path capture.Path, w
 	if res.CommandExit > 0 {
 		fmt.Fprintf(os.Stderr, "size: -- %s exited with status %d on %s; sized for the traffic it made\n", strings.Join(obs.command, " "), res.CommandExit, path)
 	}
-	if len(s.Backlog) == 0 {
-		return sizePath{}, fmt.Errorf("--observe: -- %s ran %v on %s, less than one %v sample of the backlog: size for a program that runs longer",
-			strings.Join(obs.command, " "), time.Duration(res.DurationNs).Round(time.Millisecond), path, observeInterval)
-	}
 	c.Series = []sizing.BacklogSeries{s}
 	sp := sizeCalibrated(c, string(path), wakeup, "shared", s.Rate, seconds)
 	if res.Dropped > 0 {
