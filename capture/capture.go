@@ -9,9 +9,7 @@ package capture
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -77,6 +75,10 @@ type Config struct {
 	// opens, which closes when it exits (or at Workload.Duration, which
 	// kills it), with Workload.Name none.
 	Command []string
+	// StartCommand, if set, starts Command's process instead of its
+	// Start method (a view that follows the program's process tree forks
+	// it from a thread it watches; it may also redirect its output).
+	StartCommand func(*exec.Cmd) error
 	// OnRecord, if set, sees every record the consumer reads (the
 	// consumer goroutine calls it; it must not keep rec).
 	OnRecord func(rec *event.Record)
@@ -368,7 +370,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // Workload.Duration while the system makes the events.
 func (s *Session) Drive(ctx context.Context) (workloads.Result, error) {
 	if len(s.cfg.Command) > 0 {
-		res, code, err := runCommand(ctx, s.cfg.Command, s.cfg.Workload.Duration)
+		res, code, err := runCommand(ctx, s.cfg.Command, s.cfg.Workload.Duration, s.cfg.StartCommand)
 		s.res.CommandExit = code
 		return res, err
 	}
@@ -384,34 +386,4 @@ func (s *Session) Drive(ctx context.Context) (workloads.Result, error) {
 		err = ctx.Err()
 	}
 	return workloads.Result{Elapsed: time.Since(start)}, err
-}
-
-// runCommand runs argv with this process's stdin, its stdout and stderr
-// on this process's stderr (stdout is the capture's), until it exits or,
-// if limit > 0, limit has passed (then it is killed, status -1). A
-// program that exits with a status is not an error of the capture: its
-// status is returned.
-func runCommand(ctx context.Context, argv []string, limit time.Duration) (workloads.Result, int, error) {
-	if limit > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, limit)
-		defer cancel()
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stderr, os.Stderr
-	start := time.Now()
-	err := cmd.Run()
-	res := workloads.Result{Elapsed: time.Since(start)}
-	var exit *exec.ExitError
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return res, -1, nil // the window ended at its length
-	case ctx.Err() != nil:
-		return res, -1, ctx.Err()
-	case errors.As(err, &exit):
-		return res, exit.ExitCode(), nil
-	case err != nil:
-		return res, 0, fmt.Errorf("-- %s: %w", strings.Join(argv, " "), err)
-	}
-	return res, 0, nil
 }

@@ -26,6 +26,9 @@ type Config struct {
 	// TGID, if not 0, tracks only the allocations of that process; frees
 	// are matched by pointer whoever makes them.
 	TGID uint32
+	// Include, if set, tracks only the allocations of the processes it
+	// includes (a program's process tree), instead of TGID's.
+	Include func(tgid uint32) bool
 }
 
 // DefaultMaxTracked is the table bound `slabbench top` uses unless told
@@ -144,8 +147,19 @@ func (t *Tracker) Observe(rec *event.Record) {
 	}
 }
 
+// tracks says whether the allocations of process tgid are followed.
+func (t *Tracker) tracks(tgid uint32) bool {
+	switch {
+	case t.cfg.Include != nil:
+		return t.cfg.Include(tgid)
+	case t.cfg.TGID != 0:
+		return tgid == t.cfg.TGID
+	}
+	return true
+}
+
 func (t *Tracker) alloc(rec *event.Record) {
-	if rec.TsNs < t.since || (t.cfg.TGID != 0 && rec.Tgid != t.cfg.TGID) {
+	if rec.TsNs < t.since || !t.tracks(rec.Tgid) {
 		return
 	}
 	fam := familyOf(rec.Kind)

@@ -100,6 +100,23 @@ func TestBeginFilterAndAge(t *testing.T) {
 	}
 }
 
+// TestIncludeFollowsASet: with Include, the allocations of the processes
+// it includes are tracked, whatever TGID says; frees match from anyone.
+func TestIncludeFollowsASet(t *testing.T) {
+	tree := map[uint32]bool{7: true, 9: true}
+	tr := New(Config{TGID: 8, Include: func(tgid uint32) bool { return tree[tgid] }})
+	var r recorder
+	tr.Begin(r.ts + 1)
+	tr.Observe(r.next(event.KindKmalloc, 0xa, 0x100, 8, 7, 0, 0))
+	tr.Observe(r.next(event.KindKmalloc, 0xa, 0x200, 8, 8, 0, 0)) // not in the set
+	tr.Observe(r.next(event.KindKmalloc, 0xa, 0x300, 8, 9, 0, 0))
+	tr.Observe(r.next(event.KindKfree, 0xf, 0x300, 0, 1, 0, 0)) // freed by another process
+	a := siteOf(t, tr.Snapshot(r.ts, 0), 0xa)
+	if a.Allocs != 2 || a.Outstanding != 1 {
+		t.Errorf("site = %+v, want the 2 allocations of processes 7 and 9, 1 still outstanding", a)
+	}
+}
+
 func TestBoundAndReuse(t *testing.T) {
 	tr := New(Config{MaxTracked: 3})
 	tr.Begin(0)

@@ -2,19 +2,32 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/slabbench/slabbench/internal/testenv"
 )
 
 var binary string
 
+// holdFilesEnv makes the test binary a program that holds open files:
+// "N D" opens N files of /dev/null, waits D, opens N more, waits D, then
+// exits (the workload of TestTopFollowsACommand, started by top as a
+// grandchild): the second N are a step of exactly N whatever else the
+// program has open.
+const holdFilesEnv = "SLABBENCH_TEST_HOLD_FILES"
+
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(holdFilesEnv); spec != "" {
+		os.Exit(holdFiles(spec))
+	}
 	// In the VM (go test -exec) the toolchain's cache is read-only: use
 	// the binary make built.
 	if prebuilt := os.Getenv("SLABBENCH_BIN"); prebuilt != "" {
@@ -131,4 +144,37 @@ func TestReportOnResultsGlob(t *testing.T) {
 	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), "### Headline") {
 		t.Fatalf("report not written (%v)", err)
 	}
+}
+
+// holdFiles holds files as holdFilesEnv says ("N D").
+func holdFiles(spec string) int {
+	f := strings.Fields(spec)
+	var n int
+	var d time.Duration
+	var err error
+	if len(f) == 2 {
+		if n, err = strconv.Atoi(f[0]); err == nil {
+			d, err = time.ParseDuration(f[1])
+		}
+	}
+	if len(f) != 2 || err != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want \"N D\" (e.g. \"100 3s\"): %v\n", holdFilesEnv, spec, err)
+		return 2
+	}
+	var files []*os.File
+	for range 2 {
+		for range n {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			files = append(files, f)
+		}
+		time.Sleep(d)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	return 0
 }

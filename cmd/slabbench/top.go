@@ -71,12 +71,15 @@ func parseTop(args []string) (topRun, error) {
 	if err := parseFlags(fs, args); err != nil {
 		return topRun{}, err
 	}
-	if fs.NArg() > 0 {
-		return topRun{}, fmt.Errorf("unexpected argument %q: top takes flags only (slabbench top -h)", fs.Arg(0))
+	command, err := commandArgs(fs, args, "top")
+	if err != nil {
+		return topRun{}, err
 	}
 	t := topRun{opts: topOptions{path: *cf.path, attach: *cf.attach, interval: *interval, top: *topN, minAge: *minAge},
 		duration: *duration, maxTracked: *maxTracked, json: *asJSON}
 	switch {
+	case len(command) > 0 && *pidFlag != "":
+		return t, fmt.Errorf("--pid %s: -- CMD follows the program's own processes; give one or the other", *pidFlag)
 	case *interval < 10*time.Millisecond || *interval > time.Hour:
 		return t, fmt.Errorf("--interval %v: want 10ms..1h", *interval)
 	case *duration < 0:
@@ -88,7 +91,6 @@ func parseTop(args []string) (topRun, error) {
 	case *maxTracked < 1 || *maxTracked > 1<<28:
 		return t, fmt.Errorf("--max-tracked %d: want 1..%d", *maxTracked, 1<<28)
 	}
-	var err error
 	if t.opts.sort, err = parseSortKey(*sortFlag); err != nil {
 		return t, err
 	}
@@ -107,6 +109,7 @@ func parseTop(args []string) (topRun, error) {
 	if t.cfg, err = cf.config(event.AllKinds, true, wlDuration); err != nil {
 		return t, err
 	}
+	t.cfg.Command = command
 	// A holding workload holds until the window ends unless --hold says
 	// otherwise: what it released before the first refresh would show
 	// nothing.
@@ -122,29 +125,33 @@ func (t topRun) viewer(syms *kleak.Symbols) viewer {
 	switch {
 	case t.json:
 		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms}
-	case term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd())):
+	case t.interactive():
 		return newInteractiveViewer(t.opts, syms)
 	}
 	return &plainViewer{w: os.Stdout, opts: t.opts, syms: syms}
+}
+
+// interactive says whether top shows the interactive view: on a
+// terminal, unless --json.
+func (t topRun) interactive() bool {
+	return !t.json && term.IsTerminal(int(os.Stdout.Fd())) && term.IsTerminal(int(os.Stdin.Fd()))
 }
 
 // run captures, shows a frame per interval until the duration ends, q or
 // Ctrl-C, then the final frame with the exact accounting.
 func (t topRun) run(syms *kleak.Symbols) error {
 	cfg, opts := t.cfg, t.opts
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := t.context()
 	defer cancel()
-	if t.duration > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithTimeout(ctx, t.duration)
-		defer stop()
-	}
 	// The first use of the local time zone (the frames' clock) reads
 	// /etc/localtime: do it now, not in the window, where that file would
 	// count as this process's allocation (--pid self).
 	time.Now().Zone()
-	tr := kleak.New(kleak.Config{MaxTracked: t.maxTracked, TGID: opts.pid})
-	cfg.OnRecord = tr.Observe
+	tr, done, err := t.tracker(&cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
 	sess, err := capture.Start(cfg)
 	if err != nil {
 		return err
@@ -170,25 +177,30 @@ func (t topRun) run(syms *kleak.Symbols) error {
 	}
 	// The window begins once the view is up, and the workload with it:
 	// what the capture and the view allocate for themselves is not
-	// followed.
+	// followed. A program's exit ends the view.
 	wctx, stopWorkload := context.WithCancel(ctx)
 	defer stopWorkload()
+	vctx, endView := context.WithCancel(ctx)
+	defer endView()
 	workloadDone := make(chan workloadEnd, 1)
 	begin := func() {
 		missesAtBegin, _, _ = sess.RecursionMisses()
 		started = time.Now()
 		prev = started
 		tr.Begin(monotonicNow())
-		if cfg.Workload.Name == "none" {
+		if cfg.Workload.Name == "none" && len(cfg.Command) == 0 {
 			workloadDone <- workloadEnd{}
 			return
 		}
 		go func() {
-			res, err := workloads.Run(wctx, sess.Workload())
+			res, err := sess.Drive(wctx)
 			workloadDone <- workloadEnd{res, err}
+			if len(cfg.Command) > 0 {
+				endView()
+			}
 		}()
 	}
-	viewErr := out.run(ctx, begin, func() frame { return take(false) })
+	viewErr := out.run(vctx, begin, func() frame { return take(false) })
 
 	// Stop the workload (an fdhold releases what it holds), close the
 	// window, drain it and take the exact accounting.
@@ -205,6 +217,16 @@ func (t topRun) run(syms *kleak.Symbols) error {
 		return errors.Join(viewErr, err)
 	}
 	return topError(viewErr, wl, res, cfg.Workload.Name)
+}
+
+// context ends at Ctrl-C, SIGTERM or the end of --duration.
+func (t topRun) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if t.duration <= 0 {
+		return ctx, cancel
+	}
+	ctx, stop := context.WithTimeout(ctx, t.duration)
+	return ctx, func() { stop(); cancel() }
 }
 
 // topError is how top ended, once the final frame is out: the view's

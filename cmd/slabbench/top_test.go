@@ -19,11 +19,17 @@ import (
 // runTopJSON runs top --json and returns its intervals, the final one last.
 func runTopJSON(t *testing.T, args ...string) []topJSON {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"top", "--json"}, args...)...)
+	return topFrames(t, exec.Command(binary, append([]string{"top", "--json"}, args...)...))
+}
+
+// topFrames runs cmd, a top --json, and returns its intervals, the final
+// one last.
+func topFrames(t *testing.T, cmd *exec.Cmd) []topJSON {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("top %v: %v\n%s", args, err, stderr.String())
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.String())
 	}
 	var frames []topJSON
 	sc := bufio.NewScanner(&stdout)
@@ -221,4 +227,60 @@ func TestTopInteractive(t *testing.T) {
 	if left := programsLeft(t, mark); left != 0 {
 		t.Errorf("%d slab BPF programs top loaded are still loaded after Ctrl-C", left)
 	}
+}
+
+// TestTopFollowsACommand runs a program under top: a shell whose child
+// (this test binary) opens files in two steps of 120. A call site's
+// outstanding count rises by exactly 120 from one interval to a later one,
+// though the holder is a grandchild of top started after it; the view
+// ends when the program exits.
+func TestTopFollowsACommand(t *testing.T) {
+	testenv.RequireRoot(t)
+	const step = 120
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `"$0"; echo done`
+	cmd := exec.Command(binary, "top", "--json", "--interval", "500ms", "--top", "0", "--duration", "60s", "--", "sh", "-c", script, self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d 2s", holdFilesEnv, step))
+	// Files this process opens while top runs are not the program's:
+	// still open at the final table, they must not be in it.
+	const outside = 77
+	go func() {
+		time.Sleep(time.Second)
+		for range outside {
+			f, err := os.Open(os.DevNull)
+			if err == nil {
+				t.Cleanup(func() { f.Close() })
+			}
+		}
+	}()
+	began := time.Now()
+	frames := topFrames(t, cmd)
+	if took := time.Since(began); took > 30*time.Second {
+		t.Errorf("top took %v: want it to end when the program does (about 4 s), not at --duration", took)
+	}
+	site := steppedBy(frames[:len(frames)-1], step)
+	if site == "" {
+		t.Fatalf("no call site's outstanding count rose by exactly %d between two intervals: the grandchild's files were not followed exactly", step)
+	}
+	if n := outstandingAt(frames[len(frames)-1], site); n >= outside {
+		t.Errorf("the final table has %d outstanding at %s after the program exited: files of processes outside its tree are in the view", n, site)
+	}
+}
+
+// steppedBy returns a call site whose outstanding count is at least step
+// in one frame and exactly step more in a later one, or "".
+func steppedBy(frames []topJSON, step uint64) string {
+	for i, early := range frames {
+		for _, s := range early.Sites {
+			for _, late := range frames[i+1:] {
+				if s.Outstanding >= step && outstandingAt(late, s.CallSite) == s.Outstanding+step {
+					return s.CallSite
+				}
+			}
+		}
+	}
+	return ""
 }
