@@ -67,6 +67,8 @@ struct {
  * truth_stamp_repeats: stamps equal to the hit before's on this CPU and
  *   kind (one of the two hits was not counted, or one nested in the
  *   other between its stamp and its count);
+ * truth_stamps_fell: stamps below the hit before's (a counter that went
+ *   back, or another counter read: the span of stamps then undercounts);
  * truth_leading_repeats, truth_trailing_repeats: the repeats at the
  *   window's start and end, where a hit nested between another's count
  *   and stamp moves the span's edge (stats.go adds them per attach mode).
@@ -77,6 +79,7 @@ struct slab_bpf_kind_stats {
 	__u64 truth_idle_ns;
 	__u64 truth_descheduled;
 	__u64 truth_stamp_repeats;
+	__u64 truth_stamps_fell;
 	__u64 truth_leading_repeats;	/* repeats before the stamps first rose */
 	__u64 truth_trailing_repeats;	/* repeats since they last rose */
 	__u64 truth_rose;		/* a stamp has risen past the first */
@@ -192,6 +195,8 @@ static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 
 		} else {
 			bst->truth_trailing_repeats = 0;
 			bst->truth_rose = 1;
+			if (truth < st->truth_last)
+				bst->truth_stamps_fell++;
 		}
 		if (idle != bst->truth_idle_ns)
 			bst->truth_descheduled++;

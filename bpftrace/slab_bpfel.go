@@ -34,6 +34,7 @@ type slabSlabBpfKindStats struct {
 	TruthIdleNs          uint64
 	TruthDescheduled     uint64
 	TruthStampRepeats    uint64
+	TruthStampsFell      uint64
 	TruthLeadingRepeats  uint64
 	TruthTrailingRepeats uint64
 	TruthRose            uint64

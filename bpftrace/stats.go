@@ -135,6 +135,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 					counts.Uncounted = ks.TruthRepeats
 					counts.TruthDescheduled = bks.TruthDescheduled
 					counts.StampRepeats = bks.TruthStampRepeats
+					counts.StampsFell = bks.TruthStampsFell
 				}
 			}
 			st.PerCPU[cpu].Kinds[k] = counts

@@ -37,13 +37,15 @@ type Counts struct {
 	// and its stamp moves the span past the outer hit's count (raw
 	// tracepoints at the start, tracepoint programs at the end).
 	EdgeNested uint64 `json:"edge_nested,omitempty"`
-	// TruthDescheduled and StampRepeats are evidence, kept by the eBPF
-	// programs, of hits the truth counter may not have counted: stamps
-	// after which the counting event had been idle (enabled time grown
-	// past running time), and stamps equal to the hit before's on the
-	// same CPU and kind. Verify names them when the truth disagrees.
+	// TruthDescheduled, StampRepeats and StampsFell are evidence, kept by
+	// the eBPF programs, of hits the truth counter may not have counted:
+	// stamps after which the counting event had been idle (enabled time
+	// grown past running time), stamps equal to the hit before's on the
+	// same CPU and kind, and stamps below it (the span of stamps then
+	// undercounts). Verify names them when the truth disagrees.
 	TruthDescheduled uint64 `json:"truth_descheduled,omitempty"`
 	StampRepeats     uint64 `json:"stamp_repeats,omitempty"`
+	StampsFell       uint64 `json:"stamps_fell,omitempty"`
 }
 
 // Add accumulates o into c.
@@ -60,6 +62,7 @@ func (c *Counts) Add(o Counts) {
 	c.EdgeNested += o.EdgeNested
 	c.TruthDescheduled += o.TruthDescheduled
 	c.StampRepeats += o.StampRepeats
+	c.StampsFell += o.StampsFell
 }
 
 // CPUStats is the accounting of one CPU, per kind. Lost is the
@@ -176,8 +179,8 @@ func (s *Stats) truthEvidence(k Kind) string {
 	var parts []string
 	for _, cs := range s.PerCPU {
 		c := cs.Kinds[k]
-		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, %d after the counter was idle, %d repeated stamps",
-			cs.CPU, c.Attempts, c.Truth, c.TruthDescheduled, c.StampRepeats))
+		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, %d after the counter was idle, %d repeated stamps, %d below the one before",
+			cs.CPU, c.Attempts, c.Truth, c.TruthDescheduled, c.StampRepeats, c.StampsFell))
 	}
 	return strings.Join(parts, "; ")
 }
