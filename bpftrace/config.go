@@ -64,7 +64,20 @@ type Config struct {
 	// reports the time spent inside the programs. The kernel then reads
 	// its clock around every program run, which the programs pay.
 	ProbeTime bool
+	// StackDepth, if > 0, takes each allocation's kernel stack, up to that
+	// many frames, into a stack map of StackEntries distinct stacks
+	// (0: DefaultStackEntries); records carry its id (event.FlagStack).
+	StackDepth   int
+	StackEntries int
 }
+
+// Stack limits: the kernel walks at most 127 frames (PERF_MAX_STACK_DEPTH).
+const (
+	MaxStackDepth       = 127
+	DefaultStackDepth   = 16
+	DefaultStackEntries = 16384
+	MaxStackEntries     = 1 << 20
+)
 
 // programNames maps attach mode and kind to the program in slab.c.
 var programNames = map[Attach]map[event.Kind]string{
@@ -138,6 +151,12 @@ func (cfg *Config) Validate() error {
 	}
 	if len(cfg.Kinds) == 0 {
 		return errors.New("no events selected (--events)")
+	}
+	if cfg.StackDepth < 0 || cfg.StackDepth > MaxStackDepth {
+		return fmt.Errorf("--stack-depth %d: want 1..%d frames", cfg.StackDepth, MaxStackDepth)
+	}
+	if cfg.StackEntries < 0 || cfg.StackEntries > MaxStackEntries {
+		return fmt.Errorf("--stack-entries %d: want 1..%d distinct stacks", cfg.StackEntries, MaxStackEntries)
 	}
 	for _, k := range cfg.Kinds {
 		if !k.Valid() {

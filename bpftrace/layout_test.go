@@ -13,7 +13,7 @@ import (
 
 // goFieldName maps a C member name to the Go field of event.Record.
 func goFieldName(c string) string {
-	special := map[string]string{"ts_ns": "TsNs", "cpu": "CPU"}
+	special := map[string]string{"ts_ns": "TsNs", "cpu": "CPU", "stack_id": "StackID"}
 	if g, ok := special[c]; ok {
 		return g
 	}
@@ -65,7 +65,7 @@ func TestRecordLayoutMatchesBTF(t *testing.T) {
 // TestDecodeRoundTrip checks that Decode reads each field at the
 // offset the C struct has, by encoding distinct values and decoding them.
 func TestDecodeRoundTrip(t *testing.T) {
-	in := event.Record{TsNs: 1, Seq: 2, CallSite: 3, Ptr: 4, BytesReq: 5, BytesAlloc: 6, GfpFlags: 7,
+	in := event.Record{TsNs: 1, Seq: 2, CallSite: 3, Ptr: 4, BytesReq: 5, BytesAlloc: 6, GfpFlags: 7, StackID: 12,
 		Truth: 8, Tgid: 9, Pid: 10, CPU: 11, Kind: event.KindKmemCacheFree, Flags: event.FlagTruth}
 	buf := make([]byte, event.RecordSize)
 	in.Encode(buf)

@@ -1,6 +1,7 @@
 package bpftrace
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -173,11 +174,17 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 		"truth_on":     boolToU32(cfg.Truth),
 		"wakeup_bytes": uint64(cfg.WakeupBytes),
 		"empty_probe":  boolToU32(cfg.Empty),
+		"stacks_on":    boolToU32(cfg.StackDepth > 0),
 	}
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return fmt.Errorf("setting %s in the BPF object: %w", name, err)
 		}
+	}
+	if cfg.StackDepth > 0 {
+		stacks := spec.Maps["stacks"]
+		stacks.ValueSize = uint32(8 * cfg.StackDepth)
+		stacks.MaxEntries = uint32(cmp.Or(cfg.StackEntries, DefaultStackEntries))
 	}
 	if cfg.Transport == Ringbuf {
 		spec.Maps["events_ringbuf"].MaxEntries = uint32(RoundRingbufSize(cfg.RingbufSize))

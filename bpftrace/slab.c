@@ -12,6 +12,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
+#include <asm-generic/errno.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
@@ -39,6 +40,12 @@ const volatile __u64 wakeup_bytes = 0;
 /* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
 /*
+ * Take each allocation's kernel stack into the stacks map (capture
+ * --stacks); its depth and size are set from Go with the map's value size
+ * and entries.
+ */
+const volatile __u32 stacks_on = 0;
+/*
  * Set from Go when the capture stops. Detaching a program does not stop
  * its runs at once (the kernel may finish the detach later), so a run
  * that begins after this is set counts and writes nothing: the counters
@@ -56,6 +63,13 @@ struct {
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events_perfbuf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 16 * sizeof(__u64));
+} stacks SEC(".maps");
 
 /*
  * The accounting both producers keep (struct slab_kind_stats) and, for
@@ -84,6 +98,11 @@ struct slab_bpf_kind_stats {
 	__u64 truth_trailing_repeats;	/* repeats since they last rose */
 	__u64 truth_rose;		/* a stamp has risen past the first */
 	__u64 pending_full;	/* stamped calls with no room in pending_* */
+	/* allocations with their stack taken (--stacks), and without, by cause */
+	__u64 stacks_taken;
+	__u64 stacks_full;		/* the stacks map had no room */
+	__u64 stack_collisions;	/* another stack held its hash bucket */
+	__u64 stacks_failed;		/* the kernel could not walk it */
 };
 
 /* Per-CPU, per-kind accounting, indexed by enum slab_event_kind. */
@@ -130,7 +149,7 @@ static __always_inline long read_truth(__u16 kind, struct bpf_perf_event_value *
 
 static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags, __u64 seq,
 				 __u64 truth, __u64 call_site, __u64 ptr, __u64 bytes_req,
-				 __u64 bytes_alloc, __u64 gfp_flags)
+				 __u64 bytes_alloc, __u64 gfp_flags, __u32 stack)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -141,6 +160,7 @@ static __always_inline void fill(struct slab_event *ev, __u16 kind, __u16 flags,
 	ev->bytes_req = bytes_req;
 	ev->bytes_alloc = bytes_alloc;
 	ev->gfp_flags = gfp_flags;
+	ev->stack_id = stack;
 	ev->truth = truth;
 	ev->tgid = pid_tgid >> 32;
 	ev->pid = (__u32)pid_tgid;
@@ -208,13 +228,41 @@ static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 
 }
 
 /*
+ * take_stack stores an allocation's kernel stack in the stacks map and
+ * returns its id, flagging the record, or counts why it could not.
+ */
+static __always_inline __u32 take_stack(void *ctx, struct slab_bpf_kind_stats *bst, __u16 kind,
+					__u16 *flags)
+{
+	long id;
+
+	if (!stacks_on || (kind != SLAB_EVENT_KMALLOC && kind != SLAB_EVENT_KMEM_CACHE_ALLOC))
+		return 0;
+	id = bpf_get_stackid(ctx, &stacks, 0);
+	if (id >= 0) {
+		bst->stacks_taken++;
+		*flags |= SLAB_EVENT_F_STACK;
+		return id;
+	}
+	if (id == -ENOMEM)
+		bst->stacks_full++;
+	else if (id == -EEXIST)
+		bst->stack_collisions++;
+	else
+		bst->stacks_failed++;
+	return 0;
+}
+
+/*
  * write_record takes the hit's sequence number and writes its record,
  * counting a refused write as a drop.
  */
-static __always_inline void write_record(void *ctx, struct slab_kind_stats *st, __u16 kind,
+static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *bst, __u16 kind,
 					 __u16 flags, __u64 truth, __u64 call_site, __u64 ptr,
 					 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
 {
+	struct slab_kind_stats *st = &bst->s;
+	__u32 stack = take_stack(ctx, bst, kind, &flags);
 	__u64 seq = st->attempts;
 
 	st->attempts = seq + 1;
@@ -227,7 +275,7 @@ static __always_inline void write_record(void *ctx, struct slab_kind_stats *st, 
 			st->drops++;
 			return;
 		}
-		fill(ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags);
+		fill(ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, stack);
 		if (wakeup_bytes) {
 			/* pending bytes include this record once submitted */
 			if (bpf_ringbuf_query(&events_ringbuf, BPF_RB_AVAIL_DATA) + sizeof(*ev) >= wakeup_bytes)
@@ -239,7 +287,7 @@ static __always_inline void write_record(void *ctx, struct slab_kind_stats *st, 
 	} else {
 		struct slab_event ev;
 
-		fill(&ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags);
+		fill(&ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, stack);
 		if (bpf_perf_event_output(ctx, &events_perfbuf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
 			st->drops++;
 	}
@@ -260,7 +308,7 @@ static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_
 		return;
 	if (truth_on)
 		truth = stamp_truth(bst, kind, &flags, at_entry);
-	write_record(ctx, &bst->s, kind, flags, truth, call_site, ptr, bytes_req, bytes_alloc,
+	write_record(ctx, bst, kind, flags, truth, call_site, ptr, bytes_req, bytes_alloc,
 		     gfp_flags);
 }
 
@@ -513,7 +561,7 @@ static __always_inline void exit_call(void *ctx, __u16 kind, __u64 ptr, __u64 by
 		key.depth = top_depth;
 		bpf_map_delete_elem(pending, &key);
 	}
-	write_record(ctx, &bst->s, kind, call.flags, call.truth, 0, ptr, bytes_req, bytes_alloc,
+	write_record(ctx, bst, kind, call.flags, call.truth, 0, ptr, bytes_req, bytes_alloc,
 		     gfp_flags);
 }
 

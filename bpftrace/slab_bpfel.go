@@ -39,6 +39,10 @@ type slabSlabBpfKindStats struct {
 	TruthTrailingRepeats uint64
 	TruthRose            uint64
 	PendingFull          uint64
+	StacksTaken          uint64
+	StacksFull           uint64
+	StackCollisions      uint64
+	StacksFailed         uint64
 }
 
 type slabSlabKindStats struct {
@@ -60,6 +64,7 @@ const (
 	slabMapKindStats             = "kind_stats"
 	slabMapPendingKmalloc        = "pending_kmalloc"
 	slabMapPendingKmemCacheAlloc = "pending_kmem_cache_alloc"
+	slabMapStacks                = "stacks"
 	slabMapTruthKfree            = "truth_kfree"
 	slabMapTruthKmalloc          = "truth_kmalloc"
 	slabMapTruthKmemCacheAlloc   = "truth_kmem_cache_alloc"
@@ -83,6 +88,7 @@ const (
 	slabProgTpKmemCacheAlloc     = "tp_kmem_cache_alloc"
 	slabProgTpKmemCacheFree      = "tp_kmem_cache_free"
 	slabVarEmptyProbe            = "empty_probe"
+	slabVarStacksOn              = "stacks_on"
 	slabVarStopped               = "stopped"
 	slabVarTransport             = "transport"
 	slabVarTruthOn               = "truth_on"
@@ -161,6 +167,7 @@ type slabMapSpecs struct {
 	KindStats             *ebpf.MapSpec `ebpf:"kind_stats"`
 	PendingKmalloc        *ebpf.MapSpec `ebpf:"pending_kmalloc"`
 	PendingKmemCacheAlloc *ebpf.MapSpec `ebpf:"pending_kmem_cache_alloc"`
+	Stacks                *ebpf.MapSpec `ebpf:"stacks"`
 	TruthKfree            *ebpf.MapSpec `ebpf:"truth_kfree"`
 	TruthKmalloc          *ebpf.MapSpec `ebpf:"truth_kmalloc"`
 	TruthKmemCacheAlloc   *ebpf.MapSpec `ebpf:"truth_kmem_cache_alloc"`
@@ -172,6 +179,7 @@ type slabMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabVariableSpecs struct {
 	EmptyProbe      *ebpf.VariableSpec `ebpf:"empty_probe"`
+	StacksOn        *ebpf.VariableSpec `ebpf:"stacks_on"`
 	Stopped         *ebpf.VariableSpec `ebpf:"stopped"`
 	Transport       *ebpf.VariableSpec `ebpf:"transport"`
 	TruthOn         *ebpf.VariableSpec `ebpf:"truth_on"`
@@ -204,6 +212,7 @@ type slabMaps struct {
 	KindStats             *ebpf.Map `ebpf:"kind_stats"`
 	PendingKmalloc        *ebpf.Map `ebpf:"pending_kmalloc"`
 	PendingKmemCacheAlloc *ebpf.Map `ebpf:"pending_kmem_cache_alloc"`
+	Stacks                *ebpf.Map `ebpf:"stacks"`
 	TruthKfree            *ebpf.Map `ebpf:"truth_kfree"`
 	TruthKmalloc          *ebpf.Map `ebpf:"truth_kmalloc"`
 	TruthKmemCacheAlloc   *ebpf.Map `ebpf:"truth_kmem_cache_alloc"`
@@ -217,6 +226,7 @@ func (m *slabMaps) Close() error {
 		m.KindStats,
 		m.PendingKmalloc,
 		m.PendingKmemCacheAlloc,
+		m.Stacks,
 		m.TruthKfree,
 		m.TruthKmalloc,
 		m.TruthKmemCacheAlloc,
@@ -229,6 +239,7 @@ func (m *slabMaps) Close() error {
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabVariables struct {
 	EmptyProbe      *ebpf.Variable `ebpf:"empty_probe"`
+	StacksOn        *ebpf.Variable `ebpf:"stacks_on"`
 	Stopped         *ebpf.Variable `ebpf:"stopped"`
 	Transport       *ebpf.Variable `ebpf:"transport"`
 	TruthOn         *ebpf.Variable `ebpf:"truth_on"`

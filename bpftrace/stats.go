@@ -1,6 +1,8 @@
 package bpftrace
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,6 +108,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	st.StacksTaken = c.cfg.StackDepth > 0
 	st.PerCPU = make([]event.CPUStats, ncpu)
 	for cpu := range st.PerCPU {
 		st.PerCPU[cpu].CPU = cpu
@@ -119,6 +122,10 @@ func (c *Capture) Stats() (event.Stats, error) {
 				Attempts: ks.Attempts,
 				SeqGaps:  c.seq.Gaps(cpu, k, ks.Attempts),
 				Disorder: c.seq.Disorder(cpu, k),
+			}
+			if c.cfg.StackDepth > 0 {
+				counts.StacksTaken, counts.StacksFull = bks.StacksTaken, bks.StacksFull
+				counts.StackCollisions, counts.StacksFailed = bks.StackCollisions, bks.StacksFailed
 			}
 			if c.cfg.Truth {
 				if ks.TruthErrors > 0 {
@@ -209,4 +216,25 @@ func (c *Capture) edgeNested(bks slabSlabBpfKindStats) uint64 {
 		return bks.TruthTrailingRepeats
 	}
 	return 0
+}
+
+// StackFrames returns the frames (kernel addresses, innermost first) of
+// the stack id in the stacks map (Config.StackDepth > 0).
+func (c *Capture) StackFrames(id uint32) ([]uint64, error) {
+	if c.cfg.StackDepth == 0 {
+		return nil, errors.New("no stacks taken: capture with --stacks")
+	}
+	raw, err := c.coll.Maps["stacks"].LookupBytes(id)
+	if err != nil || raw == nil {
+		return nil, fmt.Errorf("stack %d: not in the stack map (%v)", id, err)
+	}
+	var frames []uint64
+	for i := 0; i+8 <= len(raw); i += 8 {
+		ip := binary.LittleEndian.Uint64(raw[i:])
+		if ip == 0 {
+			break
+		}
+		frames = append(frames, ip)
+	}
+	return frames, nil
 }

@@ -71,6 +71,11 @@ type Config struct {
 	// with the workload for a CPU.
 	PinConsumer bool
 	ConsumerCPU int
+	// StackDepth, if > 0, takes each allocation's kernel stack, up to
+	// that many frames, into a map of StackEntries stacks (0: the
+	// default); eBPF paths only.
+	StackDepth   int
+	StackEntries int
 	// Command, if set, is the workload: a program run when the window
 	// opens, which closes when it exits (or at Workload.Duration, which
 	// kills it), with Workload.Name none.
@@ -117,6 +122,9 @@ func (cfg *Config) Validate() error {
 		}
 		if cfg.WakeupBytes != 0 {
 			return fmt.Errorf("--wakeup-bytes: only for --path ringbuf or perfbuf (relay wakes the reader once per sub-buffer)")
+		}
+		if cfg.StackDepth != 0 {
+			return fmt.Errorf("--stacks: the relay module does not take stacks yet; use --path ringbuf or perfbuf")
 		}
 		if err := relaytrace.CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
 			return err
@@ -169,6 +177,8 @@ func (cfg *Config) bpfConfig() bpftrace.Config {
 		PerCPUBufferSize: cfg.SubbufSize * cfg.NumSubbufs,
 		WakeupBytes:      cfg.WakeupBytes,
 		ProbeTime:        cfg.ProbeTime,
+		StackDepth:       cfg.StackDepth,
+		StackEntries:     cfg.StackEntries,
 	}
 }
 
@@ -333,6 +343,18 @@ func (s *Session) TakeBacklogBytes() (b uint64, ok bool) {
 		return 0, false
 	}
 	return t.TakeBacklogBytes()
+}
+
+// StackFrames returns the frames (kernel addresses, innermost first) of
+// the stack a record's StackID names (event.FlagStack).
+func (s *Session) StackFrames(id uint32) ([]uint64, error) {
+	f, ok := s.c.(interface {
+		StackFrames(uint32) ([]uint64, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("path %s takes no stacks", s.cfg.Path)
+	}
+	return f.StackFrames(id)
 }
 
 // Workload is the workload to drive for this session: the configured one,

@@ -1,6 +1,11 @@
 package capture
 
-import "github.com/slabbench/slabbench/event"
+import (
+	"cmp"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/event"
+)
 
 // KindResult is the accounting of one kind. Lost = Dropped + Missed.
 type KindResult struct {
@@ -25,6 +30,18 @@ type KindResult struct {
 	// EdgeNested: the part of Truth counted just outside the stamps'
 	// span at the window's edge (event.Counts.EdgeNested).
 	EdgeNested uint64 `json:"edge_nested,omitempty"`
+}
+
+// StackResult is what capture --stacks took: every allocation the probes
+// handled is in exactly one of Taken (its record carries a stack id),
+// MapFull, Collisions or Failed (event.Counts.StacksTaken and after).
+type StackResult struct {
+	Depth      int    `json:"depth"`
+	Entries    int    `json:"entries"`
+	Taken      uint64 `json:"taken"`
+	MapFull    uint64 `json:"map_full"`
+	Collisions uint64 `json:"collisions"`
+	Failed     uint64 `json:"failed"`
 }
 
 // LowerBoundWhy explains loss_lower_bound, for the CLI.
@@ -102,6 +119,8 @@ type Result struct {
 	// kernel's counting perf events), or "own attempts" for function
 	// probes, which see calls, not tracepoint hits.
 	Reference string `json:"reference"`
+	// Stacks is what --stacks took (nil without it).
+	Stacks *StackResult `json:"stacks,omitempty"`
 	// Verified is true when every accounting rule held (event.Stats.Verify).
 	Verified    bool   `json:"verified"`
 	VerifyError string `json:"verify_error,omitempty"`
@@ -125,6 +144,16 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 		res.SeqGaps += kc.SeqGaps
 		res.Uncounted += kc.Uncounted
 		res.ProbeMisses += st.ProbeMisses[k]
+	}
+	if st.StacksTaken {
+		res.Stacks = &StackResult{Depth: cfg.StackDepth, Entries: cmp.Or(cfg.StackEntries, bpftrace.DefaultStackEntries)}
+		for _, k := range cfg.Kinds {
+			kc := st.Kind(k)
+			res.Stacks.Taken += kc.StacksTaken
+			res.Stacks.MapFull += kc.StacksFull
+			res.Stacks.Collisions += kc.StackCollisions
+			res.Stacks.Failed += kc.StacksFailed
+		}
 	}
 	res.LossLowerBound = st.HiddenUncounted
 	for _, cs := range st.PerCPU {

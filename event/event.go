@@ -47,6 +47,9 @@ func (k Kind) String() string {
 // Valid reports whether k is one of the four kinds.
 func (k Kind) Valid() bool { return k >= KindKmalloc && k <= KindKmemCacheFree }
 
+// IsAlloc says whether k is an allocation (kmalloc, kmem_cache_alloc).
+func (k Kind) IsAlloc() bool { return k == KindKmalloc || k == KindKmemCacheAlloc }
+
 // ParseKinds parses a comma-separated list of tracepoint names such as
 // "kmalloc,kfree". An empty string or "all" selects all four.
 func ParseKinds(s string) ([]Kind, error) {
@@ -91,6 +94,9 @@ const (
 	// FlagFunc: a function probe (kprobe/fentry) wrote the record, so it
 	// counts function calls, not tracepoint hits.
 	FlagFunc uint16 = 1 << 1
+	// FlagStack: Record.StackID names the allocation's kernel stack (the
+	// eBPF stack map's id; capture --stacks).
+	FlagStack uint16 = 1 << 2
 )
 
 // Record mirrors struct slab_event. Its layout is checked against the BTF
@@ -102,7 +108,8 @@ type Record struct {
 	Ptr        uint64
 	BytesReq   uint64
 	BytesAlloc uint64
-	GfpFlags   uint64
+	GfpFlags   uint32
+	StackID    uint32 // the allocation's kernel stack (FlagStack)
 	Truth      uint64 // truth counter stamp (FlagTruth)
 	Tgid       uint32
 	Pid        uint32
@@ -162,7 +169,8 @@ func (r *Record) Decode(b []byte) error {
 	r.Ptr = le.Uint64(b[24:])
 	r.BytesReq = le.Uint64(b[32:])
 	r.BytesAlloc = le.Uint64(b[40:])
-	r.GfpFlags = le.Uint64(b[48:])
+	r.GfpFlags = le.Uint32(b[48:])
+	r.StackID = le.Uint32(b[52:])
 	r.Truth = le.Uint64(b[56:])
 	r.Tgid = le.Uint32(b[64:])
 	r.Pid = le.Uint32(b[68:])
@@ -182,7 +190,8 @@ func (r *Record) Encode(b []byte) {
 	le.PutUint64(b[24:], r.Ptr)
 	le.PutUint64(b[32:], r.BytesReq)
 	le.PutUint64(b[40:], r.BytesAlloc)
-	le.PutUint64(b[48:], r.GfpFlags)
+	le.PutUint32(b[48:], r.GfpFlags)
+	le.PutUint32(b[52:], r.StackID)
 	le.PutUint64(b[56:], r.Truth)
 	le.PutUint32(b[64:], r.Tgid)
 	le.PutUint32(b[68:], r.Pid)

@@ -46,6 +46,15 @@ type Counts struct {
 	TruthDescheduled uint64 `json:"truth_descheduled,omitempty"`
 	StampRepeats     uint64 `json:"stamp_repeats,omitempty"`
 	StampsFell       uint64 `json:"stamps_fell,omitempty"`
+	// With stacks taken (capture --stacks), every allocation the probe
+	// handled is in exactly one of: StacksTaken (its record carries a
+	// stack id), StacksFull (the stack map had no room), StackCollisions
+	// (another stack held its hash bucket), StacksFailed (the kernel could
+	// not walk it). The records without a stack are captured all the same.
+	StacksTaken     uint64 `json:"stacks_taken,omitempty"`
+	StacksFull      uint64 `json:"stacks_full,omitempty"`
+	StackCollisions uint64 `json:"stack_collisions,omitempty"`
+	StacksFailed    uint64 `json:"stacks_failed,omitempty"`
 }
 
 // Add accumulates o into c.
@@ -63,6 +72,10 @@ func (c *Counts) Add(o Counts) {
 	c.TruthDescheduled += o.TruthDescheduled
 	c.StampRepeats += o.StampRepeats
 	c.StampsFell += o.StampsFell
+	c.StacksTaken += o.StacksTaken
+	c.StacksFull += o.StacksFull
+	c.StackCollisions += o.StackCollisions
+	c.StacksFailed += o.StacksFailed
 }
 
 // CPUStats is the accounting of one CPU, per kind. Lost is the
@@ -105,6 +118,9 @@ type Stats struct {
 	// Linux 6.7), so a tracepoint capture's loss is a lower bound.
 	Hidden          [NumKinds]uint64
 	HiddenUncounted bool
+	// StacksTaken says the probes took each allocation's stack, so that
+	// every allocation attempt is in one of the Stacks* counts.
+	StacksTaken bool
 }
 
 // Kind totals one kind over all CPUs. With the truth counter on, hits
@@ -155,6 +171,10 @@ func (s *Stats) Verify() error {
 			if c.SeqGaps != c.Lost || c.Disorder != 0 {
 				return fmt.Errorf("cpu %d %s: reader saw %d sequence gaps and %d out-of-order records, producer counted %d dropped",
 					cs.CPU, k, c.SeqGaps, c.Disorder, c.Lost)
+			}
+			if stacks := c.StacksTaken + c.StacksFull + c.StackCollisions + c.StacksFailed; s.StacksTaken && k.IsAlloc() && stacks != c.Attempts {
+				return fmt.Errorf("cpu %d %s: %d stacks taken + %d map full + %d collisions + %d failed != %d attempts",
+					cs.CPU, k, c.StacksTaken, c.StacksFull, c.StackCollisions, c.StacksFailed, c.Attempts)
 			}
 		}
 	}

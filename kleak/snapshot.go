@@ -61,10 +61,14 @@ func (a Accounting) UnderstatedBy() uint64 {
 	return a.Untracked + (a.Dropped - a.DroppedFrees) + max(a.Missed-a.MissedFrees, a.ProbeMisses-a.ProbeMissedFrees)
 }
 
-// Site is one allocation call site in a snapshot.
+// Site is one allocation call site in a snapshot, or, when the capture
+// takes stacks, one stack through it (HasStack; Stack is the id in the
+// capture's stack map).
 type Site struct {
-	Address uint64
-	Family  Family
+	Address  uint64
+	Stack    uint32
+	HasStack bool
+	Family   Family
 	// In the interval since the previous snapshot. Frees count the frees
 	// of allocations made here, wherever the free was called.
 	Allocs, Frees, Bytes uint64
@@ -103,7 +107,7 @@ func (t *Tracker) Snapshot(nowNs uint64, minAge time.Duration) Snapshot {
 	type outstanding struct {
 		n, bytes, oldestTs uint64
 	}
-	out := map[uint64]*outstanding{}
+	out := map[siteKey]*outstanding{}
 	var famOut [numFamilies]outstanding
 	for _, a := range t.table {
 		if a.ts > nowNs || time.Duration(nowNs-a.ts) < minAge {
@@ -121,13 +125,13 @@ func (t *Tracker) Snapshot(nowNs uint64, minAge time.Duration) Snapshot {
 		famOut[a.fam].bytes += a.bytes
 	}
 	snap := Snapshot{Accounting: t.acct, Tracked: len(t.table), MaxTracked: t.cfg.MaxTracked, MinAge: minAge}
-	for addr, s := range t.sites {
-		o := out[addr]
+	for key, s := range t.sites {
+		o := out[key]
 		if s.interval == (counts{}) && o == nil {
 			continue
 		}
-		row := Site{Address: addr, Family: s.fam, Allocs: s.interval.allocs, Frees: s.interval.frees,
-			Bytes: s.interval.bytes, Untracked: s.untracked}
+		row := Site{Address: key.addr, Stack: key.stack, HasStack: key.hasStack, Family: s.fam, Allocs: s.interval.allocs,
+			Frees: s.interval.frees, Bytes: s.interval.bytes, Untracked: s.untracked}
 		s.total.add(s.interval)
 		s.interval = counts{}
 		row.TotalAllocs, row.TotalFrees = s.total.allocs, s.total.frees
@@ -170,9 +174,36 @@ func (t *Tracker) Finalize(dropped, missed [event.NumKinds]uint64) {
 func sumKinds(m [event.NumKinds]uint64) (all, frees uint64) {
 	for _, k := range event.AllKinds {
 		all += m[k]
-		if !isAlloc(k) {
+		if !k.IsAlloc() {
 			frees += m[k]
 		}
 	}
 	return all, frees
+}
+
+// BySite merges the rows of one call site's stacks into one row per call
+// site (the view's default grouping); rows without stacks pass as they are.
+func BySite(rows []Site) []Site {
+	var merged []Site
+	at := map[uint64]int{}
+	for _, r := range rows {
+		i, ok := at[r.Address]
+		if !ok {
+			r.Stack, r.HasStack = 0, false
+			at[r.Address] = len(merged)
+			merged = append(merged, r)
+			continue
+		}
+		m := &merged[i]
+		m.Allocs += r.Allocs
+		m.Frees += r.Frees
+		m.Bytes += r.Bytes
+		m.TotalAllocs += r.TotalAllocs
+		m.TotalFrees += r.TotalFrees
+		m.Untracked += r.Untracked
+		m.Outstanding += r.Outstanding
+		m.OutstandingBytes += r.OutstandingBytes
+		m.Oldest = max(m.Oldest, r.Oldest)
+	}
+	return merged
 }

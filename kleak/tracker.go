@@ -60,15 +60,22 @@ func familyOf(k event.Kind) Family {
 	return FamilyKmemCache
 }
 
-func isAlloc(k event.Kind) bool { return k == event.KindKmalloc || k == event.KindKmemCacheAlloc }
-
 // zeroOrNull is ZERO_OR_NULL_PTR: kfree(NULL) and kfree(ZERO_SIZE_PTR)
 // are traced, and free nothing.
 func zeroOrNull(ptr uint64) bool { return ptr <= 16 }
 
+// siteKey is where an allocation was made: its call site and, when the
+// capture takes stacks, its kernel stack (an id of the capture's stack
+// map; hasStack false when none was taken).
+type siteKey struct {
+	addr     uint64
+	stack    uint32
+	hasStack bool
+}
+
 // live is one outstanding allocation.
 type live struct {
-	site  uint64
+	site  siteKey
 	bytes uint64
 	ts    uint64 // CLOCK_MONOTONIC ns of the allocation
 	fam   Family
@@ -107,7 +114,7 @@ type Tracker struct {
 	mu      sync.Mutex
 	cfg     Config
 	table   map[uint64]live
-	sites   map[uint64]*site
+	sites   map[siteKey]*site
 	fam     [numFamilies]counts // in the interval
 	streams []stream            // by cpu*NumKinds + kind
 	acct    Accounting
@@ -120,7 +127,7 @@ func New(cfg Config) *Tracker {
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = DefaultMaxTracked
 	}
-	return &Tracker{cfg: cfg, table: map[uint64]live{}, sites: map[uint64]*site{}, since: math.MaxUint64}
+	return &Tracker{cfg: cfg, table: map[uint64]live{}, sites: map[siteKey]*site{}, since: math.MaxUint64}
 }
 
 // Begin opens the window at nowNs (CLOCK_MONOTONIC): allocations stamped
@@ -140,7 +147,7 @@ func (t *Tracker) Observe(rec *event.Record) {
 	if !rec.Kind.Valid() {
 		return
 	}
-	if isAlloc(rec.Kind) {
+	if rec.Kind.IsAlloc() {
 		t.alloc(rec)
 	} else {
 		t.free(rec)
@@ -163,10 +170,14 @@ func (t *Tracker) alloc(rec *event.Record) {
 		return
 	}
 	fam := familyOf(rec.Kind)
-	s := t.sites[rec.CallSite]
+	key := siteKey{addr: rec.CallSite}
+	if rec.Flags&event.FlagStack != 0 {
+		key.stack, key.hasStack = rec.StackID, true
+	}
+	s := t.sites[key]
 	if s == nil {
 		s = &site{fam: fam}
-		t.sites[rec.CallSite] = s
+		t.sites[key] = s
 	}
 	s.interval.allocs++
 	s.interval.bytes += rec.BytesAlloc
@@ -189,7 +200,7 @@ func (t *Tracker) alloc(rec *event.Record) {
 		t.acct.Untracked++
 		return
 	}
-	t.table[rec.Ptr] = live{site: rec.CallSite, bytes: rec.BytesAlloc, ts: rec.TsNs, fam: fam}
+	t.table[rec.Ptr] = live{site: key, bytes: rec.BytesAlloc, ts: rec.TsNs, fam: fam}
 }
 
 func (t *Tracker) free(rec *event.Record) {
@@ -237,7 +248,7 @@ func (t *Tracker) account(rec *event.Record) {
 		}
 		t.acct.Dropped += dropped
 		t.acct.Missed += missed
-		if !isAlloc(rec.Kind) {
+		if !rec.Kind.IsAlloc() {
 			t.acct.DroppedFrees += dropped
 			t.acct.MissedFrees += missed
 		}
@@ -248,4 +259,20 @@ func (t *Tracker) account(rec *event.Record) {
 			st.truth, st.truthSeen = rec.Truth, true
 		}
 	}
+}
+
+// StackIDs returns the stack ids of the allocations followed so far
+// (capture --stacks), each once.
+func (t *Tracker) StackIDs() []uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint32
+	seen := map[uint32]bool{}
+	for k := range t.sites {
+		if k.hasStack && !seen[k.stack] {
+			seen[k.stack] = true
+			ids = append(ids, k.stack)
+		}
+	}
+	return ids
 }

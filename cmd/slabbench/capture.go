@@ -133,6 +133,10 @@ func printSummary(r capture.Result) {
 	if r.LossLowerBound {
 		fmt.Printf("loss is a lower bound per kind: %s\n", capture.LowerBoundWhy)
 	}
+	if st := r.Stacks; st != nil {
+		fmt.Printf("stacks (up to %d frames, %d in the map): %d allocations with one; without: %d map full, %d hash collisions, %d the kernel could not walk\n",
+			st.Depth, st.Entries, st.Taken, st.MapFull, st.Collisions, st.Failed)
+	}
 	if r.ProbeMisses > r.Missed {
 		fmt.Printf("the kernel skipped the probe %d times for recursion, more than the %d missed: %s\n", r.ProbeMisses, r.Missed, capture.HiddenMissesWhy)
 	}

@@ -23,6 +23,8 @@ type captureFlags struct {
 	hold, stall            *time.Duration
 	subbuf, wakeup, ring   bytesize.Flag
 	subbufs, consumerCPU   *int
+	stacks                 *bool
+	stackDepth, stackMax   *int
 }
 
 func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
@@ -40,6 +42,9 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 	fs.Var(&f.wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
 	f.stall = fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
 	f.consumerCPU = fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
+	f.stacks = fs.Bool("stacks", false, "take each allocation's kernel stack (ringbuf and perfbuf)")
+	f.stackDepth = fs.Int("stack-depth", bpftrace.DefaultStackDepth, fmt.Sprintf("--stacks: frames per stack, 1..%d", bpftrace.MaxStackDepth))
+	f.stackMax = fs.Int("stack-entries", bpftrace.DefaultStackEntries, fmt.Sprintf("--stacks: distinct stacks the stack map holds, 1..%d; allocations past it are counted without a stack", bpftrace.MaxStackEntries))
 	return f
 }
 
@@ -50,6 +55,16 @@ func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Dura
 		return capture.Config{}, fmt.Errorf("--threads %d: want 1..%d", *f.threads, workloads.MaxThreads)
 	}
 	a := bpftrace.Attach(*f.attach)
+	var stackDepth, stackEntries int
+	if *f.stacks {
+		if *f.stackDepth < 1 || *f.stackDepth > bpftrace.MaxStackDepth {
+			return capture.Config{}, fmt.Errorf("--stack-depth %d: want 1..%d frames", *f.stackDepth, bpftrace.MaxStackDepth)
+		}
+		if *f.stackMax < 1 || *f.stackMax > bpftrace.MaxStackEntries {
+			return capture.Config{}, fmt.Errorf("--stack-entries %d: want 1..%d distinct stacks", *f.stackMax, bpftrace.MaxStackEntries)
+		}
+		stackDepth, stackEntries = *f.stackDepth, *f.stackMax
+	}
 	return capture.Config{
 		Path:   capture.Path(*f.path),
 		Attach: a,
@@ -64,5 +79,7 @@ func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Dura
 		ConsumerStall: *f.stall,
 		PinConsumer:   *f.consumerCPU != -1,
 		ConsumerCPU:   *f.consumerCPU,
+		StackDepth:    stackDepth,
+		StackEntries:  stackEntries,
 	}, nil
 }

@@ -121,10 +121,10 @@ func parseTop(args []string) (topRun, error) {
 
 // viewer picks the output: JSON, the interactive view on a terminal, or
 // plain frames.
-func (t topRun) viewer(syms *kleak.Symbols) viewer {
+func (t topRun) viewer(syms *kleak.Symbols, stacks *stackNames) viewer {
 	switch {
 	case t.json:
-		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms}
+		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms, stacks: stacks}
 	case t.interactive():
 		return newInteractiveViewer(t.opts, syms)
 	}
@@ -157,24 +157,15 @@ func (t topRun) run(syms *kleak.Symbols) error {
 		return err
 	}
 	defer sess.Close()
-	started := time.Now()
 
-	out := t.viewer(syms)
-	prev := started
-	var missesAtBegin [event.NumKinds]uint64 // the kernel counts over the programs' life
-	take := func(final bool) frame {
-		if !final {
-			if published, err := sess.Publish(); published && err == nil {
-				time.Sleep(publishSettle)
-			}
-		}
-		if m, ok, err := sess.RecursionMisses(); ok && err == nil {
-			tr.SetProbeMisses(sinceBegin(m, missesAtBegin))
-		}
-		f := frame{snap: tr.Snapshot(monotonicNow(), opts.minAge), at: time.Now(), started: started, final: final}
-		f.interval, prev = f.at.Sub(prev), f.at
-		return f
+	var stacks *stackNames
+	if cfg.StackDepth > 0 {
+		stacks = newStackNames(sess.StackFrames, syms)
 	}
+	out := t.viewer(syms, stacks)
+	now := time.Now()
+	fr := &framer{sess: sess, tr: tr, minAge: opts.minAge, started: now, prev: now}
+	take := fr.take
 	// The window begins once the view is up, and the workload with it:
 	// what the capture and the view allocate for themselves is not
 	// followed. A program's exit ends the view.
@@ -184,10 +175,7 @@ func (t topRun) run(syms *kleak.Symbols) error {
 	defer endView()
 	workloadDone := make(chan workloadEnd, 1)
 	begin := func() {
-		missesAtBegin, _, _ = sess.RecursionMisses()
-		started = time.Now()
-		prev = started
-		tr.Begin(monotonicNow())
+		fr.begin()
 		if cfg.Workload.Name == "none" && len(cfg.Command) == 0 {
 			workloadDone <- workloadEnd{}
 			return
@@ -206,17 +194,54 @@ func (t topRun) run(syms *kleak.Symbols) error {
 	// window, drain it and take the exact accounting.
 	stopWorkload()
 	wl := <-workloadDone
+	if stacks != nil {
+		stacks.prefetch(tr.StackIDs()) // the stack map closes with the capture
+	}
 	res, err := sess.Finish(wl.res)
 	if err != nil {
 		return errors.Join(viewErr, err)
 	}
-	finalizeTracker(tr, res, missesAtBegin)
+	finalizeTracker(tr, res, fr.missesAtBegin)
 	last := take(true)
 	last.res = &res
 	if err := out.final(last); err != nil {
 		return errors.Join(viewErr, err)
 	}
 	return topError(viewErr, wl, res, cfg.Workload.Name)
+}
+
+// framer takes top's frames: the tracker's snapshot, with the kernel's
+// skipped probe runs since the window began.
+type framer struct {
+	sess          *capture.Session
+	tr            *kleak.Tracker
+	minAge        time.Duration
+	started, prev time.Time
+	missesAtBegin [event.NumKinds]uint64 // the kernel counts over the programs' life
+}
+
+// begin opens the window: from now on allocations are followed.
+func (fr *framer) begin() {
+	fr.missesAtBegin, _, _ = fr.sess.RecursionMisses()
+	fr.started = time.Now()
+	fr.prev = fr.started
+	fr.tr.Begin(monotonicNow())
+}
+
+// take is the frame of the interval that ends now; an interval's frame
+// first publishes what the transport holds back.
+func (fr *framer) take(final bool) frame {
+	if !final {
+		if published, err := fr.sess.Publish(); published && err == nil {
+			time.Sleep(publishSettle)
+		}
+	}
+	if m, ok, err := fr.sess.RecursionMisses(); ok && err == nil {
+		fr.tr.SetProbeMisses(sinceBegin(m, fr.missesAtBegin))
+	}
+	f := frame{snap: fr.tr.Snapshot(monotonicNow(), fr.minAge), at: time.Now(), started: fr.started, final: final}
+	f.interval, fr.prev = f.at.Sub(fr.prev), f.at
+	return f
 }
 
 // context ends at Ctrl-C, SIGTERM or the end of --duration.

@@ -270,17 +270,29 @@ func TestTopFollowsACommand(t *testing.T) {
 	}
 }
 
-// steppedBy returns a call site whose outstanding count is at least step
-// in one frame and exactly step more in a later one, or "".
+// steppedBy returns a row (a call site, or with stacks a call site and
+// its frames: rowKey) whose outstanding count is at least step in one
+// frame and exactly step more in a later one, or "".
 func steppedBy(frames []topJSON, step uint64) string {
 	for i, early := range frames {
 		for _, s := range early.Sites {
 			for _, late := range frames[i+1:] {
-				if s.Outstanding >= step && outstandingAt(late, s.CallSite) == s.Outstanding+step {
-					return s.CallSite
+				for _, l := range late.Sites {
+					if rowKey(l) == rowKey(s) && s.Outstanding >= step && l.Outstanding == s.Outstanding+step {
+						return rowKey(s)
+					}
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// rowKey names a row of top's table: its call site, and its stack's
+// frames where it has one.
+func rowKey(s siteJSON) string {
+	if len(s.Frames) == 0 {
+		return s.CallSite
+	}
+	return s.CallSite + " <- " + strings.Join(s.Frames, " <- ")
 }

@@ -79,7 +79,7 @@ func (m topModel) View() string {
 	// The renderer keeps the bottom of a view taller than the terminal:
 	// show fewer call sites instead, so the header and footer stay.
 	if excess := strings.Count(text, "\n") + 1 - m.height; m.height > 0 && excess > 0 {
-		shown := len(topSites(m.frame.snap.Sites, opts.sort, opts.top))
+		shown := len(topSites(kleak.BySite(m.frame.snap.Sites), opts.sort, opts.top))
 		opts.top = max(1, shown-excess)
 		text = renderFrame(*m.frame, opts, m.v.syms, m.width)
 	}

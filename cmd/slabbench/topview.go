@@ -103,7 +103,7 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 	}
 	fmt.Fprintf(&b, "%-40s %-10s %9s %9s %10s %11s %11s %8s\n", "CALL SITE", "KIND", "ALLOCS/s", "FREES/s", "BYTES/s",
 		"OUTSTANDING", "OUT-BYTES", "OLDEST")
-	for _, s := range topSites(f.snap.Sites, opts.sort, opts.top) {
+	for _, s := range topSites(kleak.BySite(f.snap.Sites), opts.sort, opts.top) {
 		oldest := "-"
 		if s.Outstanding > 0 {
 			oldest = fmt.Sprintf("%.1fs", s.Oldest.Seconds())
@@ -169,16 +169,19 @@ func cut(s string, width int) string {
 
 // topJSON is one line of `top --json`.
 type topJSON struct {
-	Time       string           `json:"time"`
-	ElapsedS   float64          `json:"elapsed_s"`
-	IntervalS  float64          `json:"interval_s"`
-	Final      bool             `json:"final"`
-	Path       string           `json:"path"`
-	Attach     string           `json:"attach"`
-	Pid        uint32           `json:"pid,omitempty"`
-	Sort       sortKey          `json:"sort"`
-	MinAgeS    float64          `json:"min_age_s"`
-	Sites      []siteJSON       `json:"sites"`
+	Time      string     `json:"time"`
+	ElapsedS  float64    `json:"elapsed_s"`
+	IntervalS float64    `json:"interval_s"`
+	Final     bool       `json:"final"`
+	Path      string     `json:"path"`
+	Attach    string     `json:"attach"`
+	Pid       uint32     `json:"pid,omitempty"`
+	Sort      sortKey    `json:"sort"`
+	MinAgeS   float64    `json:"min_age_s"`
+	Sites     []siteJSON `json:"sites"`
+	// Stacks (--stacks): the same counts per kernel stack, its frames
+	// named, innermost first.
+	Stacks     []siteJSON       `json:"stacks,omitempty"`
 	Families   []familyJSON     `json:"families"`
 	Accounting accountingJSON   `json:"accounting"`
 	Verified   *bool            `json:"verified,omitempty"`
@@ -187,18 +190,19 @@ type topJSON struct {
 }
 
 type siteJSON struct {
-	CallSite         string  `json:"call_site"`
-	Address          string  `json:"address"`
-	Family           string  `json:"family"`
-	Allocs           uint64  `json:"allocs"`
-	Frees            uint64  `json:"frees"`
-	AllocsPerSec     float64 `json:"allocs_per_sec"`
-	FreesPerSec      float64 `json:"frees_per_sec"`
-	BytesPerSec      float64 `json:"bytes_per_sec"`
-	Outstanding      uint64  `json:"outstanding"`
-	OutstandingBytes uint64  `json:"outstanding_bytes"`
-	OldestAgeS       float64 `json:"oldest_age_s"`
-	Untracked        uint64  `json:"untracked_allocs"`
+	CallSite         string   `json:"call_site"`
+	Address          string   `json:"address"`
+	Family           string   `json:"family"`
+	Allocs           uint64   `json:"allocs"`
+	Frees            uint64   `json:"frees"`
+	AllocsPerSec     float64  `json:"allocs_per_sec"`
+	FreesPerSec      float64  `json:"frees_per_sec"`
+	BytesPerSec      float64  `json:"bytes_per_sec"`
+	Outstanding      uint64   `json:"outstanding"`
+	OutstandingBytes uint64   `json:"outstanding_bytes"`
+	OldestAgeS       float64  `json:"oldest_age_s"`
+	Untracked        uint64   `json:"untracked_allocs"`
+	Frames           []string `json:"frames,omitempty"`
 }
 
 type familyJSON struct {
@@ -220,9 +224,10 @@ type accountingJSON struct {
 
 // jsonViewer prints one JSON object per interval, one per line.
 type jsonViewer struct {
-	w    io.Writer
-	opts topOptions
-	syms *kleak.Symbols
+	w      io.Writer
+	opts   topOptions
+	syms   *kleak.Symbols
+	stacks *stackNames // nil without --stacks
 }
 
 func (v *jsonViewer) run(ctx context.Context, begin func(), take func() frame) error {
@@ -239,11 +244,21 @@ func (v *jsonViewer) print(f frame) error {
 		MinAgeS: v.opts.minAge.Seconds(), Sites: []siteJSON{},
 		Accounting: accountingJSON{Accounting: f.snap.Accounting, OverstatedBy: f.snap.Accounting.OverstatedBy(),
 			UnderstatedBy: f.snap.Accounting.UnderstatedBy(), Tracked: f.snap.Tracked, MaxTracked: f.snap.MaxTracked}}
-	for _, s := range topSites(f.snap.Sites, v.opts.sort, v.opts.top) {
-		out.Sites = append(out.Sites, siteJSON{CallSite: v.syms.Resolve(s.Address), Address: fmt.Sprintf("%#x", s.Address),
-			Family: s.Family.String(), Allocs: s.Allocs, Frees: s.Frees, AllocsPerSec: perSecond(s.Allocs, secs),
-			FreesPerSec: perSecond(s.Frees, secs), BytesPerSec: perSecond(s.Bytes, secs), Outstanding: s.Outstanding,
-			OutstandingBytes: s.OutstandingBytes, OldestAgeS: s.Oldest.Seconds(), Untracked: s.Untracked})
+	for _, s := range topSites(kleak.BySite(f.snap.Sites), v.opts.sort, v.opts.top) {
+		out.Sites = append(out.Sites, v.siteJSON(s, secs))
+	}
+	if v.stacks != nil {
+		var withStack []kleak.Site
+		for _, s := range f.snap.Sites {
+			if s.HasStack {
+				withStack = append(withStack, s)
+			}
+		}
+		for _, s := range topSites(withStack, v.opts.sort, v.opts.top) {
+			row := v.siteJSON(s, secs)
+			row.Frames = v.stacks.get(s.Stack)
+			out.Stacks = append(out.Stacks, row)
+		}
 	}
 	for _, fam := range f.snap.Families {
 		out.Families = append(out.Families, familyJSON{Family: fam.Family.String(), AllocsPerSec: perSecond(fam.Allocs, secs),
@@ -261,4 +276,12 @@ func (v *jsonViewer) print(f frame) error {
 		out.Capture = &msg
 	}
 	return json.NewEncoder(v.w).Encode(out)
+}
+
+// siteJSON is one row of the table, its rates over secs.
+func (v *jsonViewer) siteJSON(s kleak.Site, secs float64) siteJSON {
+	return siteJSON{CallSite: v.syms.Resolve(s.Address), Address: fmt.Sprintf("%#x", s.Address),
+		Family: s.Family.String(), Allocs: s.Allocs, Frees: s.Frees, AllocsPerSec: perSecond(s.Allocs, secs),
+		FreesPerSec: perSecond(s.Frees, secs), BytesPerSec: perSecond(s.Bytes, secs), Outstanding: s.Outstanding,
+		OutstandingBytes: s.OutstandingBytes, OldestAgeS: s.Oldest.Seconds(), Untracked: s.Untracked}
 }

@@ -29,6 +29,8 @@ enum slab_event_flag {
 	SLAB_EVENT_F_TRUTH = 1 << 0,
 	/* a function probe (kprobe/fentry) wrote it, not a tracepoint */
 	SLAB_EVENT_F_FUNC = 1 << 1,
+	/* stack_id names the allocation's kernel stack (eBPF: in the stack map) */
+	SLAB_EVENT_F_STACK = 1 << 2,
 };
 
 struct slab_event {
@@ -38,7 +40,8 @@ struct slab_event {
 	__u64 ptr;		/* object address */
 	__u64 bytes_req;	/* 0 for frees */
 	__u64 bytes_alloc;	/* 0 for frees */
-	__u64 gfp_flags;	/* 0 for frees */
+	__u32 gfp_flags;	/* 0 for frees */
+	__u32 stack_id;		/* with SLAB_EVENT_F_STACK, else 0 */
 	__u64 truth;		/* truth counter of this kind on this CPU */
 	__u32 tgid;		/* user-space PID (0 in kernel threads) */
 	__u32 pid;		/* user-space TID */

@@ -390,7 +390,8 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	ev->ptr = (unsigned long)ptr;
 	ev->bytes_req = bytes_req;
 	ev->bytes_alloc = bytes_alloc;
-	ev->gfp_flags = (__force u64)gfp;
+	ev->gfp_flags = (__force u32)gfp;
+	ev->stack_id = 0;
 	ev->truth = stamp;
 	/*
 	 * In interrupt context current is whoever was interrupted, and a
