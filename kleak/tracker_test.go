@@ -242,3 +242,33 @@ func TestSymbols(t *testing.T) {
 		t.Errorf("hidden addresses: error %v, want one naming kptr_restrict", err)
 	}
 }
+
+// TestStacksAreRowsOfTheirSite: allocations at one call site through two
+// stacks are two rows, a free counts against its allocation's stack, and
+// BySite merges them back into the call site's row.
+func TestStacksAreRowsOfTheirSite(t *testing.T) {
+	tr := New(Config{})
+	var r recorder
+	tr.Begin(r.ts + 1)
+	for i, stack := range []uint32{5, 5, 9} {
+		rec := r.next(event.KindKmalloc, 0xa, uint64(0x100*(i+1)), 8, 7, 0, 0)
+		rec.Flags |= event.FlagStack
+		rec.StackID = stack
+		tr.Observe(rec)
+	}
+	tr.Observe(r.next(event.KindKfree, 0xf, 0x300, 0, 7, 0, 0)) // the stack-9 one
+	s := tr.Snapshot(r.ts, 0)
+	byStack := map[uint32]Site{}
+	for _, row := range s.Sites {
+		byStack[row.Stack] = row
+	}
+	if len(s.Sites) != 2 || byStack[5].Outstanding != 2 || byStack[9].Outstanding != 0 || byStack[9].Frees != 1 {
+		t.Errorf("rows %+v: want stack 5 with 2 outstanding, stack 9 with its 1 free", s.Sites)
+	}
+	if merged := BySite(s.Sites); len(merged) != 1 || merged[0].Outstanding != 2 || merged[0].Allocs != 3 || merged[0].HasStack {
+		t.Errorf("BySite: %+v, want one row of 3 allocations, 2 outstanding", merged)
+	}
+	if ids := tr.StackIDs(); len(ids) != 2 {
+		t.Errorf("StackIDs %v, want 5 and 9", ids)
+	}
+}

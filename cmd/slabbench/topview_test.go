@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/kleak"
 )
 
@@ -26,5 +27,24 @@ func TestFooterWrapsToTheWidth(t *testing.T) {
 	joined := strings.Join(strings.Fields(text), " ")
 	if want := "pointers reused with no free seen: 497; read out of time order (placed by their stamps): 12345"; !strings.Contains(joined, want) {
 		t.Errorf("the footer lost its end (%q):\n%s", want, text)
+	}
+}
+
+// TestFinalFrameNamesLostStacks: with --stacks, the final table merges a
+// call site's stacks into one row and says how many allocations have no
+// stack, and why.
+func TestFinalFrameNamesLostStacks(t *testing.T) {
+	now := time.Now()
+	f := frame{snap: kleak.Snapshot{Sites: []kleak.Site{
+		{Address: 0xffffffff81000000, Stack: 1, HasStack: true, Outstanding: 3},
+		{Address: 0xffffffff81000000, Stack: 2, HasStack: true, Outstanding: 4},
+	}, MaxTracked: 1000}, at: now, started: now.Add(-2 * time.Second), interval: time.Second, final: true,
+		res: &capture.Result{Verified: true, Stacks: &capture.StackResult{Depth: 16, Entries: 3, Taken: 10, MapFull: 5, Collisions: 7}}}
+	text := renderFrame(f, topOptions{path: "ringbuf", attach: "tracepoint", interval: time.Second, sort: sortOutstandingBytes}, &kleak.Symbols{}, 0)
+	if !strings.Contains(text, "stacks: 10 allocations with one; without: 5 map full (--stack-entries 3), 7 hash collisions") {
+		t.Errorf("no line for the stacks not taken:\n%s", text)
+	}
+	if rows := strings.Count(text, "0xffffffff81000000"); rows != 1 || !strings.Contains(text, " 7 ") {
+		t.Errorf("the call site's two stacks should make one row of 7 outstanding (%d rows):\n%s", rows, text)
 	}
 }
