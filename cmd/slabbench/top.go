@@ -33,6 +33,10 @@ type topOptions struct {
 	top          int
 	minAge       time.Duration
 	pid          uint32
+	// stacks names the capture's stacks (nil without --stacks); byStack
+	// shows a row per stack instead of per call site.
+	stacks  *stackNames
+	byStack bool
 }
 
 func runTop(args []string) error {
@@ -121,10 +125,10 @@ func parseTop(args []string) (topRun, error) {
 
 // viewer picks the output: JSON, the interactive view on a terminal, or
 // plain frames.
-func (t topRun) viewer(syms *kleak.Symbols, stacks *stackNames) viewer {
+func (t topRun) viewer(syms *kleak.Symbols) viewer {
 	switch {
 	case t.json:
-		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms, stacks: stacks}
+		return &jsonViewer{w: os.Stdout, opts: t.opts, syms: syms}
 	case t.interactive():
 		return newInteractiveViewer(t.opts, syms)
 	}
@@ -161,8 +165,9 @@ func (t topRun) run(syms *kleak.Symbols) error {
 	var stacks *stackNames
 	if cfg.StackDepth > 0 {
 		stacks = newStackNames(sess.StackFrames, syms)
+		t.opts.stacks = stacks
 	}
-	out := t.viewer(syms, stacks)
+	out := t.viewer(syms)
 	now := time.Now()
 	fr := &framer{sess: sess, tr: tr, minAge: opts.minAge, started: now, prev: now}
 	take := fr.take

@@ -52,6 +52,10 @@ func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.v.opts.sort = m.v.opts.sort.next()
 		case "p", " ":
 			m.paused = !m.paused
+		case "g":
+			if m.v.opts.stacks != nil {
+				m.v.opts.byStack = !m.v.opts.byStack
+			}
 		}
 	case readyMsg:
 		m.v.ready()
@@ -68,6 +72,9 @@ func (m topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m topModel) View() string {
 	keys := "s: sort by " + string(m.v.opts.sort.next()) + "   p: pause   q: quit"
+	if m.v.opts.stacks != nil {
+		keys = map[bool]string{false: "g: rows by stack   ", true: "g: rows by call site   "}[m.v.opts.byStack] + keys
+	}
 	if m.paused {
 		keys = "PAUSED (the intervals go on; p: resume)   " + keys
 	}
@@ -79,8 +86,12 @@ func (m topModel) View() string {
 	// The renderer keeps the bottom of a view taller than the terminal:
 	// show fewer call sites instead, so the header and footer stay.
 	if excess := strings.Count(text, "\n") + 1 - m.height; m.height > 0 && excess > 0 {
-		shown := len(topSites(kleak.BySite(m.frame.snap.Sites), opts.sort, opts.top))
-		opts.top = max(1, shown-excess)
+		shown := len(topSites(tableRows(*m.frame, opts), opts.sort, opts.top))
+		perRow := 1
+		if opts.byStack {
+			perRow += stackFrames
+		}
+		opts.top = max(1, shown-(excess+perRow-1)/perRow)
 		text = renderFrame(*m.frame, opts, m.v.syms, m.width)
 	}
 	return text + keys

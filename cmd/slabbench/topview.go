@@ -81,6 +81,42 @@ func perSecond(n uint64, secs float64) float64 {
 	return float64(n) / secs
 }
 
+// stackFrames is how many of a stack's callers the table shows under its
+// row, grouped by stack (the --json rows have them all).
+const stackFrames = 5
+
+// tableRows are the rows of the table: one per call site, or, grouped by
+// stack, one per stack.
+func tableRows(f frame, opts topOptions) []kleak.Site {
+	if opts.byStack {
+		return stackRows(f.snap.Sites)
+	}
+	return kleak.BySite(f.snap.Sites)
+}
+
+// stackRows are the rows of a snapshot that have a stack.
+func stackRows(sites []kleak.Site) []kleak.Site {
+	var rows []kleak.Site
+	for _, s := range sites {
+		if s.HasStack {
+			rows = append(rows, s)
+		}
+	}
+	return rows
+}
+
+// callers are the first frames of a stack past the allocator's own (up to
+// and including the call site's function), at most stackFrames.
+func callers(frames []string) []string {
+	for i, fr := range frames {
+		if !strings.HasPrefix(fr, "kmem_cache_alloc") && !strings.HasPrefix(fr, "__kmalloc") && !strings.HasPrefix(fr, "kmalloc") {
+			frames = frames[i:]
+			break
+		}
+	}
+	return frames[:min(len(frames), stackFrames)]
+}
+
 // renderFrame is the text of one frame: a header, the call sites, the
 // per-family lines and the accounting footer. width > 0 cuts the table's
 // lines to it and wraps the footer's.
@@ -95,15 +131,19 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 	if opts.pid != 0 {
 		who = fmt.Sprintf("pid %d", opts.pid)
 	}
-	fmt.Fprintf(&b, "slabbench top  %s  path %s/%s  %s  every %v  %s  sort %s\n",
-		f.at.Format("15:04:05"), opts.path, opts.attach, who, opts.interval, state, opts.sort)
+	rows := ""
+	if opts.byStack {
+		rows = "  rows by stack"
+	}
+	fmt.Fprintf(&b, "slabbench top  %s  path %s/%s  %s  every %v  %s  sort %s%s\n",
+		f.at.Format("15:04:05"), opts.path, opts.attach, who, opts.interval, state, opts.sort, rows)
 	age := ""
 	if f.snap.MinAge > 0 {
 		age = fmt.Sprintf(" (>= %v old)", f.snap.MinAge)
 	}
 	fmt.Fprintf(&b, "%-40s %-10s %9s %9s %10s %11s %11s %8s\n", "CALL SITE", "KIND", "ALLOCS/s", "FREES/s", "BYTES/s",
 		"OUTSTANDING", "OUT-BYTES", "OLDEST")
-	for _, s := range topSites(kleak.BySite(f.snap.Sites), opts.sort, opts.top) {
+	for _, s := range topSites(tableRows(f, opts), opts.sort, opts.top) {
 		oldest := "-"
 		if s.Outstanding > 0 {
 			oldest = fmt.Sprintf("%.1fs", s.Oldest.Seconds())
@@ -111,6 +151,11 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s %8s\n", cut(syms.Resolve(s.Address), 40), s.Family,
 			perSecond(s.Allocs, secs), perSecond(s.Frees, secs), bytesize.Approx(perSecond(s.Bytes, secs)),
 			s.Outstanding, bytesize.Approx(float64(s.OutstandingBytes)), oldest)
+		if opts.byStack {
+			for _, fr := range callers(opts.stacks.get(s.Stack)) {
+				fmt.Fprintf(&b, "    <- %s\n", fr)
+			}
+		}
 	}
 	for _, fam := range f.snap.Families {
 		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s\n", "all "+fam.Family.String()+age, fam.Family,
@@ -228,10 +273,9 @@ type accountingJSON struct {
 
 // jsonViewer prints one JSON object per interval, one per line.
 type jsonViewer struct {
-	w      io.Writer
-	opts   topOptions
-	syms   *kleak.Symbols
-	stacks *stackNames // nil without --stacks
+	w    io.Writer
+	opts topOptions
+	syms *kleak.Symbols
 }
 
 func (v *jsonViewer) run(ctx context.Context, begin func(), take func() frame) error {
@@ -251,16 +295,10 @@ func (v *jsonViewer) print(f frame) error {
 	for _, s := range topSites(kleak.BySite(f.snap.Sites), v.opts.sort, v.opts.top) {
 		out.Sites = append(out.Sites, v.siteJSON(s, secs))
 	}
-	if v.stacks != nil {
-		var withStack []kleak.Site
-		for _, s := range f.snap.Sites {
-			if s.HasStack {
-				withStack = append(withStack, s)
-			}
-		}
-		for _, s := range topSites(withStack, v.opts.sort, v.opts.top) {
+	if v.opts.stacks != nil {
+		for _, s := range topSites(stackRows(f.snap.Sites), v.opts.sort, v.opts.top) {
 			row := v.siteJSON(s, secs)
-			row.Frames = v.stacks.get(s.Stack)
+			row.Frames = v.opts.stacks.get(s.Stack)
 			out.Stacks = append(out.Stacks, row)
 		}
 	}
