@@ -55,14 +55,14 @@ func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Dura
 		return capture.Config{}, fmt.Errorf("--threads %d: want 1..%d", *f.threads, workloads.MaxThreads)
 	}
 	a := bpftrace.Attach(*f.attach)
+	if *f.stackDepth < 1 || *f.stackDepth > bpftrace.MaxStackDepth {
+		return capture.Config{}, fmt.Errorf("--stack-depth %d: want 1..%d frames", *f.stackDepth, bpftrace.MaxStackDepth)
+	}
+	if *f.stackMax < 1 || *f.stackMax > bpftrace.MaxStackEntries {
+		return capture.Config{}, fmt.Errorf("--stack-entries %d: want 1..%d distinct stacks", *f.stackMax, bpftrace.MaxStackEntries)
+	}
 	var stackDepth, stackEntries int
 	if *f.stacks {
-		if *f.stackDepth < 1 || *f.stackDepth > bpftrace.MaxStackDepth {
-			return capture.Config{}, fmt.Errorf("--stack-depth %d: want 1..%d frames", *f.stackDepth, bpftrace.MaxStackDepth)
-		}
-		if *f.stackMax < 1 || *f.stackMax > bpftrace.MaxStackEntries {
-			return capture.Config{}, fmt.Errorf("--stack-entries %d: want 1..%d distinct stacks", *f.stackMax, bpftrace.MaxStackEntries)
-		}
 		stackDepth, stackEntries = *f.stackDepth, *f.stackMax
 	}
 	return capture.Config{

@@ -160,7 +160,8 @@ func TestTopLostFreesBound(t *testing.T) {
 }
 
 // TestTopInteractive drives the terminal view as a person would, in
-// tmux: the held files show, s changes the sort, p pauses, Ctrl-C ends it
+// tmux: the held files show, s changes the sort, p pauses, g shows rows
+// by stack and back, Ctrl-C ends it
 // with the final table and no probe left attached.
 func TestTopInteractive(t *testing.T) {
 	testenv.RequireRoot(t)
@@ -171,7 +172,7 @@ func TestTopInteractive(t *testing.T) {
 	session := fmt.Sprintf("slabbench-top-%d", time.Now().UnixNano())
 	// Its errors also go to a file: the pane cuts long lines.
 	stderr := filepath.Join(t.TempDir(), "stderr")
-	shell := binary + " top --workload fdhold --ops 300 --hold 60s --pid self --interval 300ms --sort outstanding 2>" + stderr + "; echo EXIT=$?; cat " + stderr + "; sleep 60"
+	shell := binary + " top --stacks --workload fdhold --ops 300 --hold 60s --pid self --interval 300ms --sort outstanding 2>" + stderr + "; echo EXIT=$?; cat " + stderr + "; sleep 60"
 	if out, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "24", shell).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v\n%s", err, out)
 	}
@@ -216,6 +217,16 @@ func TestTopInteractive(t *testing.T) {
 	waitFor("PAUSED after p", func(s string) bool { return strings.Contains(s, "PAUSED") })
 	keys("p")
 	waitFor("resumed after p", func(s string) bool { return !strings.Contains(s, "PAUSED") })
+	header := func(s string) string { first, _, _ := strings.Cut(s, "\n"); return first }
+	keys("g")
+	screen = waitFor("rows by stack after g", func(s string) bool {
+		return strings.HasSuffix(header(s), "rows by stack") && strings.Contains(s, "    <- ")
+	})
+	t.Logf("rows by stack:\n%s", screen)
+	keys("g")
+	waitFor("rows by call site after g", func(s string) bool {
+		return !strings.HasSuffix(header(s), "rows by stack") && !strings.Contains(s, "    <- ")
+	})
 	keys("C-c")
 	screen = waitFor("the exit", func(s string) bool { return strings.Contains(s, "EXIT=") })
 	t.Logf("after Ctrl-C:\n%s", screen)
