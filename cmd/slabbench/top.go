@@ -40,15 +40,19 @@ type topOptions struct {
 }
 
 func runTop(args []string) error {
+	// Ctrl-C is how top ends, also while it starts (reading kallsyms
+	// takes seconds in the VM): it then ends with nothing loaded.
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	t, err := parseTop(args)
 	if err != nil {
 		return err
 	}
 	syms, err := kleak.LoadSymbols(kleak.KallsymsPath)
-	if err != nil {
+	if err != nil || interrupted.Err() != nil {
 		return err
 	}
-	return t.run(syms)
+	return t.run(interrupted, syms)
 }
 
 // topRun is one top invocation, as its flags say.
@@ -143,9 +147,9 @@ func (t topRun) interactive() bool {
 
 // run captures, shows a frame per interval until the duration ends, q or
 // Ctrl-C, then the final frame with the exact accounting.
-func (t topRun) run(syms *kleak.Symbols) error {
+func (t topRun) run(interrupted context.Context, syms *kleak.Symbols) error {
 	cfg, opts := t.cfg, t.opts
-	ctx, cancel := t.context()
+	ctx, cancel := t.context(interrupted)
 	defer cancel()
 	// The first use of the local time zone (the frames' clock) reads
 	// /etc/localtime: do it now, not in the window, where that file would
@@ -250,13 +254,11 @@ func (fr *framer) take(final bool) frame {
 }
 
 // context ends at Ctrl-C, SIGTERM or the end of --duration.
-func (t topRun) context() (context.Context, context.CancelFunc) {
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+func (t topRun) context(interrupted context.Context) (context.Context, context.CancelFunc) {
 	if t.duration <= 0 {
-		return ctx, cancel
+		return context.WithCancel(interrupted)
 	}
-	ctx, stop := context.WithTimeout(ctx, t.duration)
-	return ctx, func() { stop(); cancel() }
+	return context.WithTimeout(interrupted, t.duration)
 }
 
 // topError is how top ended, once the final frame is out: the view's
