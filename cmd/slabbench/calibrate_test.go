@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -147,6 +149,10 @@ func TestSizeObserveACommand(t *testing.T) {
 	script := "i=0; while [ $i -lt 3000 ]; do : < /proc/version; i=$((i+1)); done; sleep 1"
 	js, err := exec.Command(binary, "size", "--observe", "20s", "--json", "--", "sh", "-c", script).Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%w: %s", err, exit.Stderr)
+		}
 		t.Fatalf("size --observe -- sh: %v\n%s", err, js)
 	}
 	var a sizeAnswer
@@ -168,6 +174,10 @@ func TestSizeObserveACommand(t *testing.T) {
 	// answer that says how far it is extrapolated.
 	js, err = exec.Command(binary, "size", "--observe", "5s", "--path", "ringbuf", "--json", "--", "true").Output()
 	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%w: %s", err, exit.Stderr)
+		}
 		t.Fatalf("size --observe -- true: %v\n%s", err, js)
 	}
 	a = sizeAnswer{}
