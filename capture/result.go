@@ -2,6 +2,7 @@ package capture
 
 import (
 	"cmp"
+	"fmt"
 
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/event"
@@ -42,6 +43,13 @@ type StackResult struct {
 	MapFull    uint64 `json:"map_full"`
 	Collisions uint64 `json:"collisions"`
 	Failed     uint64 `json:"failed"`
+}
+
+// String says what --stacks took, in one line: the CLI's capture output
+// and top's final table both print it.
+func (s StackResult) String() string {
+	return fmt.Sprintf("stacks (up to %d frames, %d in the map): %d allocations with one; without: %d map full (--stack-entries), %d hash collisions, %d the kernel could not walk",
+		s.Depth, s.Entries, s.Taken, s.MapFull, s.Collisions, s.Failed)
 }
 
 // LowerBoundWhy explains loss_lower_bound, for the CLI.

@@ -71,7 +71,7 @@ func runCapture(args []string) error {
 	}
 	// Ctrl-C ends the window early: everything is already detached and
 	// unloaded; report what was captured up to then.
-	hint := lossHint(res, hereCalibration())
+	hint := lossHint(res, hereCalibration)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -133,9 +133,8 @@ func printSummary(r capture.Result) {
 	if r.LossLowerBound {
 		fmt.Printf("loss is a lower bound per kind: %s\n", capture.LowerBoundWhy)
 	}
-	if st := r.Stacks; st != nil {
-		fmt.Printf("stacks (up to %d frames, %d in the map): %d allocations with one; without: %d map full, %d hash collisions, %d the kernel could not walk\n",
-			st.Depth, st.Entries, st.Taken, st.MapFull, st.Collisions, st.Failed)
+	if r.Stacks != nil {
+		fmt.Println(r.Stacks)
 	}
 	if r.ProbeMisses > r.Missed {
 		fmt.Printf("the kernel skipped the probe %d times for recursion, more than the %d missed: %s\n", r.ProbeMisses, r.Missed, capture.HiddenMissesWhy)

@@ -13,13 +13,13 @@ import (
 
 // lossHint says what to change when a capture lost events: for drops, the
 // rate per CPU it measured and the size for it, from this machine's
-// calibration (cal; nil: none) where it has one for the capture's path,
-// else from the sizing model; for misses, that they are not a buffer
-// problem.
-func lossHint(r capture.Result, cal *sizing.Calibration) string {
+// calibration (cal returns it, or nil; read only for drops) where it has
+// one for the capture's path, else from the sizing model; for misses,
+// that they are not a buffer problem.
+func lossHint(r capture.Result, cal func() *sizing.Calibration) string {
 	var parts []string
 	if r.Dropped > 0 {
-		parts = append(parts, dropHint(r, cal))
+		parts = append(parts, dropHint(r, cal()))
 	}
 	if r.Missed > 0 {
 		parts = append(parts, fmt.Sprintf("missed %d: the kernel counted these events but did not run the probe, "+
@@ -91,12 +91,26 @@ func dropHint(r capture.Result, cal *sizing.Calibration) string {
 			"its consumer was away longer, or another task's burst of slab events was larger, than the model expects; try twice the memory, a batched reader (--wakeup-bytes) or a consumer CPU of its own (--consumer-cpu)",
 			rec.Env, bytesize.Format(rec.PerCPUBytes), percent(rec.RiskAt()), secs, bytesize.Format(have))
 	}
-	flags := bufferFlags(rec.SubbufBytes, rec.WakeupBytes)
-	mark := ""
+	why := ""
 	if a.Verdict == sizing.VerdictExtrapolated {
-		mark = ", extrapolated: " + a.Why
+		why = a.Why
 	}
-	return lead + fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)", flags, bytesize.Format(rec.PerCPUBytes), mark, rate, k.Path, secs)
+	return lead + trySize(bufferFlags(rec.SubbufBytes, rec.WakeupBytes), rec.PerCPUBytes, why, "", rate, k.Path, secs)
+}
+
+// trySize is a drop hint's advice: the flags, the memory per CPU, how the
+// size goes beyond what was measured (extrapolated, "" if not), where it
+// comes from ("" for the model) and the size command that says more.
+func trySize(flags string, perCPU int, extrapolated, from string, rate float64, path string, secs float64) string {
+	notes := ""
+	if extrapolated != "" {
+		notes = ", extrapolated: " + extrapolated
+	}
+	if from != "" {
+		notes += "; " + from
+	}
+	return fmt.Sprintf(": try %s (%s per CPU%s; slabbench size --rate %.0f --path %s --duration %.0fs)",
+		flags, bytesize.Format(perCPU), notes, rate, path, secs)
 }
 
 // calibratedDropHint answers a drop from this machine's calibration, when
@@ -117,10 +131,5 @@ func calibratedDropHint(r capture.Result, cal *sizing.Calibration, k sizing.Key,
 			"a burst came that the calibration did not see; calibrate longer (slabbench calibrate --duration), try twice the memory, or a batched reader (--wakeup-bytes)",
 			from, bytesize.Format(o.PerCPUBytes), secs, bytesize.Format(have)), true
 	}
-	mark := ""
-	if o.Extrapolated != "" {
-		mark = ", extrapolated: " + o.Extrapolated
-	}
-	return lead + fmt.Sprintf(": try %s (%s per CPU%s; %s; slabbench size --rate %.0f --path %s --duration %.0fs)",
-		bufferFlags(o.SubbufBytes, o.WakeupBytes), bytesize.Format(o.PerCPUBytes), mark, from, rate, k.Path, secs), true
+	return lead + trySize(bufferFlags(o.SubbufBytes, o.WakeupBytes), o.PerCPUBytes, o.Extrapolated, from, rate, k.Path, secs), true
 }

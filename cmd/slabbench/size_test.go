@@ -199,11 +199,11 @@ func TestCaptureHintOnDrops(t *testing.T) {
 }
 
 func TestHintOnMissesIsNotTheBuffer(t *testing.T) {
-	h := lossHint(capture.Result{Path: capture.PathRingbuf, Missed: 12, Captured: 1000, DurationNs: 1e9, CPUs: 2}, nil)
+	h := lossHint(capture.Result{Path: capture.PathRingbuf, Missed: 12, Captured: 1000, DurationNs: 1e9, CPUs: 2}, noCalibration)
 	if !strings.Contains(h, "missed 12") || !strings.Contains(h, "not the buffer") || strings.Contains(h, "dropped") {
 		t.Errorf("hint %q: want misses explained as not a buffer problem, and no drop advice", h)
 	}
-	if h := lossHint(capture.Result{Path: capture.PathRingbuf, Captured: 1000, DurationNs: 1e9, CPUs: 2}, nil); h != "" {
+	if h := lossHint(capture.Result{Path: capture.PathRingbuf, Captured: 1000, DurationNs: 1e9, CPUs: 2}, noCalibration); h != "" {
 		t.Errorf("hint %q for a capture that lost nothing", h)
 	}
 }
@@ -259,19 +259,27 @@ func TestDropHintFromTheCalibration(t *testing.T) {
 	r := capture.Result{Path: capture.PathRingbuf, WakeupBytes: 16 << 10, ConsumerCPU: -1, Threads: 2, CPUs: 2,
 		Captured: 19000, Lost: 1000, Dropped: 1000, DurationNs: 1e9, SubbufSize: 4 << 10, NumSubbufs: 2}
 	want := sizeCalibrated(cal, "ringbuf", "batched", "shared", perCPURate(r), 1)
-	h := lossHint(r, &cal)
+	h := lossHint(r, calibrated(&cal))
 	t.Logf("hint: %s", h)
 	if want.PerCPUBytes <= 8<<10 || !strings.Contains(h, "this machine's calibration (calibration.txt)") ||
 		!strings.Contains(h, "try "+bufferFlags(want.SubbufSize, want.WakeupBytes)) {
 		t.Errorf("hint %q: want the calibration's %d B per CPU and its flags", h, want.PerCPUBytes)
 	}
 	r.SubbufSize, r.NumSubbufs = 1<<20, 4
-	if h := lossHint(r, &cal); !strings.Contains(h, "a burst came that the calibration did not see") || strings.Contains(h, "try --subbuf-size") {
+	if h := lossHint(r, calibrated(&cal)); !strings.Contains(h, "a burst came that the calibration did not see") || strings.Contains(h, "try --subbuf-size") {
 		t.Errorf("hint %q: a capture that had the calibrated size should hear that the calibration missed a burst", h)
 	}
 	// No series for a reader woken per record: the model answers.
 	r.WakeupBytes = 0
-	if h := lossHint(r, &cal); strings.Contains(h, "calibration") {
+	if h := lossHint(r, calibrated(&cal)); strings.Contains(h, "calibration") {
 		t.Errorf("hint %q: the calibration has no series for wakeup every", h)
 	}
+}
+
+// noCalibration and calibrated stand for this machine's calibration in
+// the hint tests.
+func noCalibration() *sizing.Calibration { return nil }
+
+func calibrated(c *sizing.Calibration) func() *sizing.Calibration {
+	return func() *sizing.Calibration { return c }
 }

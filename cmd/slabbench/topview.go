@@ -193,9 +193,8 @@ func footer(f frame) string {
 		a.OverstatedBy(), a.UnderstatedBy(), a.UnderstatedBy()-a.Untracked, a.Untracked, f.snap.Tracked, f.snap.MaxTracked)
 	fmt.Fprintf(&b, "frees of allocations not followed (made before the window, by other processes, or lost): %d; pointers reused with no free seen: %d; read out of time order (placed by their stamps): %d\n",
 		a.UnmatchedFrees, a.ReusedWithoutFree, a.Reordered)
-	if st := f.res; st != nil && st.Stacks != nil {
-		fmt.Fprintf(&b, "stacks: %d allocations with one; without: %d map full (--stack-entries %d), %d hash collisions, %d the kernel could not walk (--json lists them per stack)\n",
-			st.Stacks.Taken, st.Stacks.MapFull, st.Stacks.Entries, st.Stacks.Collisions, st.Stacks.Failed)
+	if f.res != nil && f.res.Stacks != nil {
+		fmt.Fprintf(&b, "%s (--json lists them per stack)\n", f.res.Stacks)
 	}
 	if f.res != nil {
 		if f.res.Verified {

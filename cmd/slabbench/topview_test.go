@@ -41,7 +41,7 @@ func TestFinalFrameNamesLostStacks(t *testing.T) {
 	}, MaxTracked: 1000}, at: now, started: now.Add(-2 * time.Second), interval: time.Second, final: true,
 		res: &capture.Result{Verified: true, Stacks: &capture.StackResult{Depth: 16, Entries: 3, Taken: 10, MapFull: 5, Collisions: 7}}}
 	text := renderFrame(f, topOptions{path: "ringbuf", attach: "tracepoint", interval: time.Second, sort: sortOutstandingBytes}, &kleak.Symbols{}, 0)
-	if !strings.Contains(text, "stacks: 10 allocations with one; without: 5 map full (--stack-entries 3), 7 hash collisions") {
+	if !strings.Contains(text, "stacks (up to 16 frames, 3 in the map): 10 allocations with one; without: 5 map full (--stack-entries), 7 hash collisions") {
 		t.Errorf("no line for the stacks not taken:\n%s", text)
 	}
 	if rows := strings.Count(text, "0xffffffff81000000"); rows != 1 || !strings.Contains(text, " 7 ") {
