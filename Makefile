@@ -54,7 +54,7 @@ test-vm:
 	# tcg-single: under multi-threaded TCG the 6.1 guest now and then
 	# oopses while fentry and kprobe programs attach and detach (a call
 	# through a NULL pointer in softirq), as the probes bench level does.
-	SLABBENCH_VM_ACCEL=tcg-single CGO_ENABLED=0 $(GO) test -p 1 -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose' ./capture ./relaytrace
+	SLABBENCH_VM_ACCEL=tcg-single CGO_ENABLED=0 $(GO) test -p 1 -count=1 -timeout 20m -exec '$(VMEXEC)' -v -run 'FunctionProbes|EBPFTruthEquality/ringbuf/tracepoint/openclose|ForeignProgramIsNamed' ./capture ./relaytrace
 	# tcg-single too: these tests attach and detach programs and load the
 	# module within seconds of boot, and under multi-threaded TCG they
 	# failed now and then in CI and never alone (docs/limits.md).

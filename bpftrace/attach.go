@@ -100,5 +100,30 @@ func (c *Capture) attach() error {
 			c.links = append(c.links, l)
 		}
 	}
-	return nil
+	return c.noteForeignPrograms()
+}
+
+// noteForeignPrograms lists the programs on the kmem tracepoints other
+// than ours (truth.Foreign), when the window opens and before it closes:
+// the truth counter does not count a hit one of them returns 0 for.
+// Function probes are checked against kprobes of their own, which no
+// other program shares.
+func (c *Capture) noteForeignPrograms() error {
+	if !c.cfg.Truth || c.cfg.Attach.IsFunctionProbe() {
+		return nil
+	}
+	if c.foreign == nil {
+		var own []uint32
+		for _, p := range c.progs {
+			info, err := p.Info()
+			if err != nil {
+				return fmt.Errorf("reading our program's id: %w", err)
+			}
+			if id, ok := info.ID(); ok {
+				own = append(own, uint32(id))
+			}
+		}
+		c.foreign = truth.NewForeign(own)
+	}
+	return c.foreign.Note(c.cfg.Kinds)
 }

@@ -30,6 +30,7 @@ type Capture struct {
 	funcs      map[event.Kind]string        // function probes: the allocator function of each kind
 	links      []link.Link
 	truth      *truth.Counter
+	foreign    *truth.Foreign  // programs of others on the tracepoints
 	ring       *ringbuf.Reader // Config.CiliumReader
 	perfReader *perf.Reader    // Config.CiliumReader
 	own        ownReader       // slabbench's reader of the mapping otherwise
@@ -101,6 +102,9 @@ func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
 		attached := len(c.links) > 0
+		if attached {
+			errs = append(errs, c.noteForeignPrograms())
+		}
 		// In the reverse order of attaching: entry programs (fentry
 		// mode) before the exit programs whose stamps they push.
 		for _, l := range slices.Backward(c.links) {

@@ -109,6 +109,10 @@ func (c *Capture) Stats() (event.Stats, error) {
 		return st, err
 	}
 	st.StacksTaken = c.cfg.StackDepth > 0
+	st.RepeatsCounted = c.cfg.Truth && !c.cfg.Attach.IsFunctionProbe()
+	if c.foreign != nil {
+		st.ForeignPrograms = c.foreign.Seen()
+	}
 	st.PerCPU = make([]event.CPUStats, ncpu)
 	for cpu := range st.PerCPU {
 		st.PerCPU[cpu].CPU = cpu
@@ -208,15 +212,24 @@ func (c *Capture) kindStats(k event.Kind) (ebpf.ProgramStats, error) {
 // before perf counts, so the same on the window's last hit counts the
 // outer hit after the span: the repeats since the stamps last rose.
 // Function probes count every repeat as a call the kprobe skipped.
+//
+// Only one hit per interrupt level can be outer to another at an edge,
+// so at most maxEdgeNested repeats are edge nesting: more are hits the
+// counter did not count (another program on the tracepoint returning 0
+// hides them from it), which the truth check must see.
 func (c *Capture) edgeNested(bks slabSlabBpfKindStats) uint64 {
 	switch c.cfg.Attach {
 	case AttachRawTP:
-		return bks.TruthLeadingRepeats
+		return min(bks.TruthLeadingRepeats, maxEdgeNested)
 	case AttachTracepoint:
-		return bks.TruthTrailingRepeats
+		return min(bks.TruthTrailingRepeats, maxEdgeNested)
 	}
 	return 0
 }
+
+// maxEdgeNested is how many hits can be outer to a nested one on one CPU:
+// one in task context, one in softirq, one in hardirq.
+const maxEdgeNested = 3
 
 // StackFrames returns the frames (kernel addresses, innermost first) of
 // the stack id in the stacks map (Config.StackDepth > 0).

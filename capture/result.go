@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/slabbench/slabbench/bpftrace"
 	"github.com/slabbench/slabbench/event"
 )
@@ -23,8 +25,12 @@ type KindResult struct {
 	Missed uint64 `json:"missed"`
 	// Hidden: the part of Missed and Truth the truth counter could not
 	// see (event.Stats.Hidden).
-	Hidden  uint64 `json:"hidden,omitempty"`
-	SeqGaps uint64 `json:"seq_gaps"`
+	Hidden uint64 `json:"hidden,omitempty"`
+	// ForeignHidden: the part of Truth the counter did not count because
+	// another program on the tracepoint returned 0 for those hits
+	// (event.Counts.ForeignHidden; Result.ForeignPrograms names them).
+	ForeignHidden uint64 `json:"foreign_hidden,omitempty"`
+	SeqGaps       uint64 `json:"seq_gaps"`
 	// Uncounted: the part of Truth that function entry probes saw and the
 	// counting kprobe skipped (repeated stamps).
 	Uncounted uint64 `json:"uncounted,omitempty"`
@@ -61,6 +67,29 @@ const HiddenMissesWhy = "on tracepoint attach the kernel skips the truth counter
 	"so the counter does not see every such hit (frees in softirq, RCU callbacks, land inside a running program); " +
 	"--attach rawtp or --path relay count them"
 
+// ForeignProgram is a BPF program of another tool on a kmem tracepoint.
+type ForeignProgram struct {
+	Kind string `json:"kind"`
+	ID   uint32 `json:"id"`
+	Name string `json:"name,omitempty"` // "" once the program is gone
+}
+
+func foreignProgram(k event.Kind, id uint32) ForeignProgram {
+	p := ForeignProgram{Kind: k.String(), ID: id}
+	if prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id)); err == nil {
+		if info, err := prog.Info(); err == nil {
+			p.Name = info.Name
+		}
+		prog.Close()
+	}
+	return p
+}
+
+// ForeignWhy explains foreign_programs, for the CLI.
+const ForeignWhy = "a tracepoint program that returns 0 for a hit makes the kernel skip that hit's perf events, the truth counter among them: " +
+	"foreign_hidden counts the hits the probe handled beyond the counter's (each left a repeated stamp), " +
+	"and a hit neither saw is in no count, so the loss is a lower bound; capture with no other tracing tool on kmem for an exact check"
+
 // Result is what one capture measured. Its JSON form is the contract of
 // `slabbench capture --json`.
 type Result struct {
@@ -84,16 +113,23 @@ type Result struct {
 	Dropped     uint64 `json:"dropped"`          // buffer full: a bigger buffer or faster reader helps
 	Missed      uint64 `json:"missed"`           // probe not run: no buffer helps
 	Hidden      uint64 `json:"hidden,omitempty"` // in Missed and Truth; see KindResult.Hidden
-	// LossLowerBound says the kernel keeps no count of the hits it skips
-	// a tracepoint program for, so Missed, Lost and Truth leave them out.
-	LossLowerBound bool                  `json:"loss_lower_bound,omitempty"`
-	Truth          uint64                `json:"truth"`
-	TruthChecked   bool                  `json:"truth_checked"`
-	Kinds          map[string]KindResult `json:"kinds"`
-	ProbeMisses    uint64                `json:"probe_misses"`
-	SeqGaps        uint64                `json:"seq_gaps"`
-	Uncounted      uint64                `json:"uncounted,omitempty"`   // in Truth; see KindResult.Uncounted
-	MaxBacklog     int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
+	// LossLowerBound says Missed, Lost and Truth may leave hits out: the
+	// kernel keeps no count of the hits it skips a tracepoint program for
+	// (before 6.7), or another tool's programs were on the tracepoints
+	// (ForeignPrograms).
+	LossLowerBound bool `json:"loss_lower_bound,omitempty"`
+	// ForeignPrograms are the BPF programs of other tools the kernel had
+	// attached to the kmem tracepoints during the window; ForeignHidden
+	// is the part of Truth they hid from the counter.
+	ForeignPrograms []ForeignProgram      `json:"foreign_programs,omitempty"`
+	ForeignHidden   uint64                `json:"foreign_hidden,omitempty"`
+	Truth           uint64                `json:"truth"`
+	TruthChecked    bool                  `json:"truth_checked"`
+	Kinds           map[string]KindResult `json:"kinds"`
+	ProbeMisses     uint64                `json:"probe_misses"`
+	SeqGaps         uint64                `json:"seq_gaps"`
+	Uncounted       uint64                `json:"uncounted,omitempty"`   // in Truth; see KindResult.Uncounted
+	MaxBacklog      int                   `json:"max_backlog,omitempty"` // relay: sub-buffers
 	// MaxBacklogBytes is the most written-but-unread bytes the buffer of
 	// one CPU held (relay: max backlog x sub-buffer size; ring buffer: its
 	// producer - consumer position, perf buffer: data_head - data_tail,
@@ -142,12 +178,16 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 	for _, k := range cfg.Kinds {
 		kc := st.Kind(k)
 		res.Kinds[k.String()] = KindResult{Captured: kc.Captured, Lost: kc.Lost, Truth: kc.Truth,
-			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, Hidden: kc.Hidden, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted, EdgeNested: kc.EdgeNested}
+			Attempts: kc.Attempts, Dropped: kc.Lost - kc.Missed, Missed: kc.Missed, Hidden: kc.Hidden, ForeignHidden: kc.ForeignHidden, SeqGaps: kc.SeqGaps, Uncounted: kc.Uncounted, EdgeNested: kc.EdgeNested}
 		res.Captured += kc.Captured
 		res.Lost += kc.Lost
 		res.Dropped += kc.Lost - kc.Missed
 		res.Missed += kc.Missed
 		res.Hidden += kc.Hidden
+		res.ForeignHidden += kc.ForeignHidden
+		for _, id := range st.ForeignPrograms[k] {
+			res.ForeignPrograms = append(res.ForeignPrograms, foreignProgram(k, id))
+		}
 		res.Truth += kc.Truth
 		res.SeqGaps += kc.SeqGaps
 		res.Uncounted += kc.Uncounted
@@ -163,7 +203,7 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 			res.Stacks.Failed += kc.StacksFailed
 		}
 	}
-	res.LossLowerBound = st.HiddenUncounted
+	res.LossLowerBound = st.LossLowerBound()
 	for _, cs := range st.PerCPU {
 		res.MaxBacklog = max(res.MaxBacklog, cs.MaxBacklog)
 	}

@@ -32,6 +32,12 @@ type Counts struct {
 	// not see: hits the kernel skipped a tracepoint program for, from its
 	// own count (Stats.Hidden). Only kind totals carry it.
 	Hidden uint64 `json:"hidden,omitempty"`
+	// ForeignHidden is the part of Truth the counter did not count
+	// because another tool's tracepoint program on the same tracepoint
+	// (Stats.ForeignPrograms) returned 0 for those hits, which skips
+	// their perf events: the probe's attempts beyond the counter's. Only
+	// kind totals carry it.
+	ForeignHidden uint64 `json:"foreign_hidden,omitempty"`
 	// EdgeNested is the part of Truth counted just outside the span of
 	// stamps: at a window's edge, a hit nested between another's count
 	// and its stamp moves the span past the outer hit's count (raw
@@ -68,6 +74,7 @@ func (c *Counts) Add(o Counts) {
 	c.Disorder += o.Disorder
 	c.Uncounted += o.Uncounted
 	c.Hidden += o.Hidden
+	c.ForeignHidden += o.ForeignHidden
 	c.EdgeNested += o.EdgeNested
 	c.TruthDescheduled += o.TruthDescheduled
 	c.StampRepeats += o.StampRepeats
@@ -95,12 +102,12 @@ type CPUStats struct {
 // counter is compared per kind, over all CPUs, where missed hits (truth
 // beyond attempts) are accounted.
 //
-// The truth counter is exact only while no other tracepoint-type BPF
-// program is attached to the same kmem tracepoints: when the kernel skips
-// such a program for recursion (for example during a bpf() syscall on that
-// CPU), it also skips the hit's perf events, our counter among them, while
-// a raw tracepoint or the module still sees the hit. Run one capture at a
-// time (docs/limits.md).
+// The truth counter is exact only while no other tool's tracepoint-type
+// BPF program is attached to the same kmem tracepoints: a hit it returns
+// 0 for, or the kernel skips it for, has its perf events skipped, our
+// counter among them, while our probes still see the hit. Captures list
+// such programs (ForeignPrograms). Run one capture at a time
+// (docs/limits.md).
 type Stats struct {
 	PerCPU []CPUStats
 	// TruthChecked says whether the in-band truth counter was on, so
@@ -121,6 +128,32 @@ type Stats struct {
 	// StacksTaken says the probes took each allocation's stack, so that
 	// every allocation attempt is in one of the Stacks* counts.
 	StacksTaken bool
+	// ForeignPrograms lists, per kind, the BPF programs not the
+	// capture's own that the kernel had attached to the kind's
+	// tracepoint when the window opened or closed
+	// (truth.TracepointPrograms). One that returns 0 for a hit hides it
+	// from the truth counter; Kind counts the attempts beyond the
+	// counter's as ForeignHidden, and the loss is then a lower bound.
+	ForeignPrograms [NumKinds][]uint32
+	// RepeatsCounted says the probes counted repeated stamps
+	// (Counts.StampRepeats), which every hit hidden from the counter
+	// leaves: Verify then checks ForeignHidden against them.
+	RepeatsCounted bool
+}
+
+// LossLowerBound says the truth counter may have missed hits no count
+// covers: before Linux 6.7, the hits the kernel skips a tracepoint
+// program for, or any hit while another program was on the tracepoint.
+func (s *Stats) LossLowerBound() bool {
+	if s.HiddenUncounted {
+		return true
+	}
+	for _, ids := range s.ForeignPrograms {
+		if len(ids) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Kind totals one kind over all CPUs. With the truth counter on, hits
@@ -130,6 +163,10 @@ func (s *Stats) Kind(k Kind) Counts {
 	var c Counts
 	for i := range s.PerCPU {
 		c.Add(s.PerCPU[i].Kinds[k])
+	}
+	if s.TruthChecked && len(s.ForeignPrograms[k]) > 0 && c.Attempts > c.Truth {
+		c.ForeignHidden = c.Attempts - c.Truth
+		c.Truth += c.ForeignHidden
 	}
 	if s.TruthChecked && c.Truth > c.Attempts {
 		c.Missed = c.Truth - c.Attempts
@@ -183,6 +220,10 @@ func (s *Stats) Verify() error {
 	}
 	for _, k := range AllKinds {
 		c := s.Kind(k)
+		if s.RepeatsCounted && c.ForeignHidden > c.StampRepeats-c.EdgeNested {
+			return fmt.Errorf("%s: %d hits counted as hidden by programs %v on the tracepoint, but only %d stamps repeat the one before (each hidden hit leaves one; the counter's own evidence: %s)",
+				k, c.ForeignHidden, s.ForeignPrograms[k], c.StampRepeats-c.EdgeNested, s.truthEvidence(k))
+		}
 		if c.Captured+c.Lost != c.Truth {
 			return fmt.Errorf("%s: captured %d + lost %d != truth %d (attempts %d; the counter's own evidence: %s)",
 				k, c.Captured, c.Lost, c.Truth, c.Attempts, s.truthEvidence(k))

@@ -85,7 +85,8 @@ type Capture struct {
 	rr      int    // CPU to read first
 	cmd     []byte // reused control command
 	stopped bool
-	final   *event.Stats // Stats at Close
+	final   *event.Stats   // Stats at Close
+	foreign *truth.Foreign // other tools' programs on the tracepoints
 }
 
 var _ event.Capture = (*Capture)(nil)
@@ -135,6 +136,14 @@ func Open(cfg Config) (*Capture, error) {
 		return nil, err
 	}
 	c := &Capture{cfg: cfg}
+	if cfg.Truth {
+		// The module's truth counters do not count a hit another
+		// tool's tracepoint program returns 0 for (truth.Foreign).
+		c.foreign = truth.NewForeign(nil)
+		if err := c.foreign.Note(cfg.Kinds); err != nil {
+			return nil, errors.Join(err, unloadModule())
+		}
+	}
 	if err := c.open(); err != nil {
 		c.teardown()
 		return nil, errors.Join(err, unloadModule())
@@ -337,11 +346,15 @@ func (c *Capture) stopLocked() error {
 	if c.control == nil {
 		return fmt.Errorf("relay capture: %w", os.ErrClosed)
 	}
+	var noteErr error
+	if c.foreign != nil {
+		noteErr = c.foreign.Note(c.cfg.Kinds)
+	}
 	if err := c.command([]byte("stop")); err != nil {
 		return fmt.Errorf("relay stop: %w", err)
 	}
 	c.stopped = true
-	return nil
+	return noteErr
 }
 
 // ProbeTime returns how often the module's emitting probe ran and the
@@ -380,6 +393,9 @@ func (c *Capture) Stats() (event.Stats, error) {
 
 func (c *Capture) statsLocked() (event.Stats, error) {
 	st := event.Stats{TruthChecked: c.cfg.Truth}
+	if c.foreign != nil {
+		st.ForeignPrograms = c.foreign.Seen()
+	}
 	ms, err := readModuleStats()
 	if err != nil {
 		return st, err

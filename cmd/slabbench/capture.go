@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -130,8 +131,12 @@ func printSummary(r capture.Result) {
 	if r.Hidden > 0 {
 		fmt.Printf("missed and truth include %d hits the kernel skipped the tracepoint program for, from its own count: the truth counter skips them with the program\n", r.Hidden)
 	}
-	if r.LossLowerBound {
+	if r.Stats.HiddenUncounted {
 		fmt.Printf("loss is a lower bound per kind: %s\n", capture.LowerBoundWhy)
+	}
+	if len(r.ForeignPrograms) > 0 {
+		fmt.Printf("other tools' BPF programs were on the tracepoints (%s): truth includes %d hits they hid from the counter; loss is a lower bound: %s\n",
+			foreignList(r.ForeignPrograms), r.ForeignHidden, capture.ForeignWhy)
 	}
 	if r.Stacks != nil {
 		fmt.Println(r.Stacks)
@@ -188,4 +193,13 @@ func perEvent(ns int64, events uint64) float64 {
 		return 0
 	}
 	return float64(ns) / float64(events)
+}
+
+// foreignList names other tools' programs: "kmem:kmalloc: id 57 trace_kmalloc, ...".
+func foreignList(ps []capture.ForeignProgram) string {
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, strings.TrimSpace(fmt.Sprintf("kmem:%s: id %d %s", p.Kind, p.ID, p.Name)))
+	}
+	return strings.Join(parts, ", ")
 }

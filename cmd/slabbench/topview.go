@@ -196,6 +196,10 @@ func footer(f frame) string {
 	if f.res != nil && f.res.Stacks != nil {
 		fmt.Fprintf(&b, "%s (--json lists them per stack)\n", f.res.Stacks)
 	}
+	if f.res != nil && len(f.res.ForeignPrograms) > 0 {
+		fmt.Fprintf(&b, "other tools' BPF programs on the tracepoints (%s) hid %d hits from the truth counter: the lost counts are lower bounds\n",
+			foreignList(f.res.ForeignPrograms), f.res.ForeignHidden)
+	}
 	if f.res != nil {
 		if f.res.Verified {
 			fmt.Fprintf(&b, "check: captured + lost == %s on every CPU and kind\n", f.res.Reference)
