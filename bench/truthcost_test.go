@@ -71,11 +71,11 @@ func onOff(v bool) string {
 }
 
 // BenchmarkStackCost prices capture --stacks: the same closed-loop
-// capture with stacks=on (each allocation's kernel stack into the stack
-// map, bpf_get_stackid) and stacks=off, with the probes' time measured in
-// the kernel (probe-ns/event, over every hit: frees take no stack). It is
-// not part of make bench; results/README.md gives its figures and the
-// command.
+// capture with stacks=on (each allocation's kernel stack into the BPF
+// stack map, or the relay module's table, in the VM) and stacks=off, with
+// the probes' time measured in the kernel (probe-ns/event, over every
+// hit: frees take no stack). It is not part of make bench;
+// results/README.md gives its figures and the command.
 func BenchmarkStackCost(b *testing.B) {
 	testenv.RequireRoot(b)
 	g := plan.Geometry{SubbufSize: 16 << 10, NumSubbufs: 4}
@@ -83,12 +83,21 @@ func BenchmarkStackCost(b *testing.B) {
 	attach := matrix.Attaches[0]
 	wl := matrix.Workloads[0]
 	wcfg := workloads.Config{Name: wl, Threads: matrix.Placements[0].Producers}
-	for _, path := range []capture.Path{capture.PathRingbuf, capture.PathPerfbuf} {
+	for _, path := range []capture.Path{capture.PathRingbuf, capture.PathPerfbuf, capture.PathRelay} {
 		for _, stacks := range []bool{false, true} {
 			name := fmt.Sprintf("workload=%s/path=%s/attach=%s/wakeup=every/%s/stacks=%s", wl, path, attach, geo, onOff(stacks))
+			if path == capture.PathRelay {
+				name = fmt.Sprintf("workload=%s/path=relay/%s/stacks=%s", wl, geo, onOff(stacks))
+			}
 			b.Run(name, func(b *testing.B) {
 				cfg := capture.Config{Path: path, Attach: attach, Kinds: event.AllKinds, Truth: true, Workload: wcfg,
 					SubbufSize: g.SubbufSize, NumSubbufs: g.NumSubbufs, ProbeTime: true}
+				if path == capture.PathRelay {
+					if err := relaytrace.Available(""); err != nil {
+						b.Skip("relay: ", err)
+					}
+					cfg.Attach = ""
+				}
 				if stacks {
 					cfg.StackDepth = bpftrace.DefaultStackDepth
 				}

@@ -8,6 +8,7 @@
 package capture
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
@@ -123,9 +124,6 @@ func (cfg *Config) Validate() error {
 		if cfg.WakeupBytes != 0 {
 			return fmt.Errorf("--wakeup-bytes: only for --path ringbuf or perfbuf (relay wakes the reader once per sub-buffer)")
 		}
-		if cfg.StackDepth != 0 {
-			return fmt.Errorf("--stacks: the relay module does not take stacks yet; use --path ringbuf or perfbuf")
-		}
 		if err := relaytrace.CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
 			return err
 		}
@@ -190,12 +188,14 @@ func Open(cfg Config) (event.Capture, error) {
 		return bpftrace.Open(cfg.bpfConfig())
 	case PathRelay:
 		return relaytrace.Open(relaytrace.Config{
-			SubbufSize: cfg.SubbufSize,
-			NumSubbufs: cfg.NumSubbufs,
-			Overwrite:  cfg.Overwrite,
-			Kinds:      cfg.Kinds,
-			Truth:      cfg.Truth,
-			ProbeTime:  cfg.ProbeTime,
+			SubbufSize:   cfg.SubbufSize,
+			NumSubbufs:   cfg.NumSubbufs,
+			Overwrite:    cfg.Overwrite,
+			Kinds:        cfg.Kinds,
+			Truth:        cfg.Truth,
+			ProbeTime:    cfg.ProbeTime,
+			StackDepth:   cfg.StackDepth,
+			StackEntries: cmp.Or(cfg.StackEntries, bpftrace.DefaultStackEntries),
 		})
 	}
 	return nil, fmt.Errorf("--path %q: use ringbuf, perfbuf or relay", cfg.Path)

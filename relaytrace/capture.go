@@ -48,6 +48,12 @@ type Config struct {
 	// (module parameter probe_time), for ProbeTime.
 	ProbeTime bool
 
+	// StackDepth, if not 0, makes the module store each allocation's
+	// kernel stack, up to that many frames, in a table of StackEntries
+	// distinct stacks (module parameters stack_depth, stack_entries;
+	// StackFrames reads them).
+	StackDepth, StackEntries int
+
 	// nestFirst (tests) makes a kmalloc and kfree hit nest inside the first
 	// kmalloc and kfree hit of each CPU (module parameter nest_first).
 	nestFirst bool
@@ -87,6 +93,9 @@ type Capture struct {
 	stopped bool
 	final   *event.Stats   // Stats at Close
 	foreign *truth.Foreign // other tools' programs on the tracepoints
+
+	stacksMu sync.Mutex          // StackFrames
+	stacks   map[uint32][]uint64 // the module's stack table as last read
 }
 
 var _ event.Capture = (*Capture)(nil)
@@ -392,7 +401,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 }
 
 func (c *Capture) statsLocked() (event.Stats, error) {
-	st := event.Stats{TruthChecked: c.cfg.Truth}
+	st := event.Stats{TruthChecked: c.cfg.Truth, StacksTaken: c.cfg.StackDepth > 0}
 	if c.foreign != nil {
 		st.ForeignPrograms = c.foreign.Seen()
 	}

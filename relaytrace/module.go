@@ -122,6 +122,9 @@ func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	if cfg.nestCalls {
 		s += " nest_calls=1"
 	}
+	if cfg.StackDepth > 0 {
+		s += fmt.Sprintf(" stack_depth=%d stack_entries=%d", cfg.StackDepth, cfg.StackEntries)
+	}
 	if truthIDs != (tracepointIDs{}) {
 		s += fmt.Sprintf(" truth_ids=%d,%d,%d,%d", truthIDs[0], truthIDs[1], truthIDs[2], truthIDs[3])
 	}
@@ -261,6 +264,9 @@ type kindModuleStats struct {
 	// firstEmit is the count the first emit probe read, where the window
 	// would start if nesting were ignored (kept to show the difference).
 	nested, firstEmit uint64
+	// stacks* count what became of each allocation's stack with
+	// stack_depth set (event.Counts.StacksTaken and after).
+	stacksTaken, stacksFull, stackCollisions, stacksFailed uint64
 }
 
 // readModuleStats reads and parses the loaded module's stats file.
@@ -272,7 +278,7 @@ func readModuleStats() (*moduleStats, error) {
 	return parseStats(b)
 }
 
-// parseStats parses the module's stats file (format in slabrelay.c).
+// parseStats parses the module's stats file (format in main.c).
 func parseStats(b []byte) (*moduleStats, error) {
 	ms := &moduleStats{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -343,7 +349,9 @@ func parseStats(b []byte) (*moduleStats, error) {
 			}
 			cur.kinds[k] = kindModuleStats{attempts: m["attempts"], drops: m["drops"], truthFirst: m["truth_first"],
 				truthLast: m["truth_last"], truthErrors: m["truth_errors"], overwritten: m["overwritten"],
-				nested: m["nested"], firstEmit: m["first_emit"]}
+				nested: m["nested"], firstEmit: m["first_emit"],
+				stacksTaken: m["stacks_taken"], stacksFull: m["stacks_full"],
+				stackCollisions: m["stack_collisions"], stacksFailed: m["stacks_failed"]}
 		default:
 			return nil, bad("unknown line")
 		}

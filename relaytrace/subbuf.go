@@ -311,11 +311,13 @@ func readCPU(w *Walker, rec *event.Record, consume consumeFunc) (bool, error) {
 // that this reader had not returned.
 func kindCounts(cpu int, k event.Kind, tracker *event.SeqTracker, w *Walker, km kindModuleStats, truthOn bool) (event.Counts, error) {
 	cnt := event.Counts{
-		Captured: tracker.Captured(cpu, k),
-		Attempts: km.attempts,
-		Lost:     km.drops + km.overwritten - w.Recaptured(k),
-		SeqGaps:  tracker.Gaps(cpu, k, km.attempts),
-		Disorder: tracker.Disorder(cpu, k),
+		Captured:    tracker.Captured(cpu, k),
+		Attempts:    km.attempts,
+		Lost:        km.drops + km.overwritten - w.Recaptured(k),
+		SeqGaps:     tracker.Gaps(cpu, k, km.attempts),
+		Disorder:    tracker.Disorder(cpu, k),
+		StacksTaken: km.stacksTaken, StacksFull: km.stacksFull,
+		StackCollisions: km.stackCollisions, StacksFailed: km.stacksFailed,
 	}
 	if !truthOn {
 		return cnt, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -430,7 +431,7 @@ min_subbufs %d max_subbufs %d max_cpu_bytes %d
 func TestParseStats(t *testing.T) {
 	in := `slabrelay 1 subbuf_size 4096 n_subbufs 4 overwrite 1 events 30 probes 0
 cpu 0 produced 4 consumed 1 overwritten_subbufs 2 max_backlog 4 probe_ns 900 probe_runs 9
-kind 0 1 attempts 2063 drops 5 truth_first 1 truth_last 2063 truth_errors 0 overwritten 7 nested 3 first_emit 2
+kind 0 1 attempts 2063 drops 5 truth_first 1 truth_last 2063 truth_errors 0 overwritten 7 nested 3 first_emit 2 stacks_taken 2000 stacks_full 40 stack_collisions 20 stacks_failed 3
 kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritten 0
 `
 	ms, err := parseStats([]byte(in))
@@ -442,7 +443,8 @@ kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritte
 	}
 	c := ms.cpus[0]
 	if c.produced != 4 || c.consumed != 1 || c.overwrittenSubbufs != 2 || c.backlog != 4 || c.probeNs != 900 || c.probeRuns != 9 ||
-		c.kinds[1] != (kindModuleStats{attempts: 2063, drops: 5, truthFirst: 1, truthLast: 2063, overwritten: 7, nested: 3, firstEmit: 2}) || c.kinds[2].truthFirst != 3 {
+		c.kinds[1] != (kindModuleStats{attempts: 2063, drops: 5, truthFirst: 1, truthLast: 2063, overwritten: 7, nested: 3, firstEmit: 2,
+			stacksTaken: 2000, stacksFull: 40, stackCollisions: 20, stacksFailed: 3}) || c.kinds[2].truthFirst != 3 {
 		t.Fatalf("%+v", c)
 	}
 	for _, bad := range []string{"slabrelay 2\n", "kind 0 1 attempts 1\n", "cpu x\n", "cpu 0 produced\n", "what 1\n",
@@ -453,11 +455,33 @@ kind 0 2 attempts 1 drops 0 truth_first 3 truth_last 3 truth_errors 0 overwritte
 	}
 }
 
+// TestParseStacks: the module's stacks file gives each stack id its frames
+// in order; a line without a frame or with a bad number is an error
+// naming the line.
+func TestParseStacks(t *testing.T) {
+	stacks, err := parseStacks([]byte("0 ffffffff8132bccb ffffffff81369a43\n1f ffffffff81369ead\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stacks) != 2 || !slices.Equal(stacks[0], []uint64{0xffffffff8132bccb, 0xffffffff81369a43}) || !slices.Equal(stacks[0x1f], []uint64{0xffffffff81369ead}) {
+		t.Fatalf("%x", stacks)
+	}
+	for _, bad := range []string{"7\n", "x ffff\n", "1 fffz\n"} {
+		if _, err := parseStacks([]byte(bad)); err == nil || !strings.Contains(err.Error(), "stacks line 1") {
+			t.Errorf("%q: got %v", bad, err)
+		}
+	}
+}
+
 func TestModuleParams(t *testing.T) {
 	cfg := Config{SubbufSize: 4096, NumSubbufs: 4, Overwrite: true, Kinds: []event.Kind{event.KindKmalloc, event.KindKfree}}
 	got := moduleParams(&cfg, tracepointIDs{11, 12, 0, 0})
 	if want := "subbuf_size=4096 n_subbufs=4 overwrite=1 events=6 truth_ids=11,12,0,0"; got != want {
 		t.Fatalf("got %q want %q", got, want)
+	}
+	cfg.StackDepth, cfg.StackEntries = 8, 100
+	if got := moduleParams(&cfg, tracepointIDs{}); !strings.HasSuffix(got, " stack_depth=8 stack_entries=100") {
+		t.Errorf("with stacks: %q", got)
 	}
 	for _, c := range [][2]int{{0, 4}, {100, 4}, {4100, 4}, {4096, 1}, {4096, MaxSubbufs + 1}, {32 << 20, 4}} {
 		if err := CheckSizes(c[0], c[1]); err == nil {

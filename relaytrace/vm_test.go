@@ -243,6 +243,9 @@ func TestBadParams(t *testing.T) {
 		{"events=32", "events=0x20"},
 		{"events=1", "events=0x1"},
 		{"events=2 truth_ids=0,5", "truth_ids[1]=5"},
+		{"stack_depth=128", "stack_depth=128"},
+		{"stack_depth=8 stack_entries=0", "stack_entries=0"},
+		{"stack_depth=8 stack_entries=1048577", "stack_entries=1048577"},
 	} {
 		err := loadModule(path, p.params)
 		if err == nil {

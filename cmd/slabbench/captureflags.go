@@ -42,7 +42,7 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 	fs.Var(&f.wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
 	f.stall = fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
 	f.consumerCPU = fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
-	f.stacks = fs.Bool("stacks", false, "take each allocation's kernel stack (ringbuf and perfbuf)")
+	f.stacks = fs.Bool("stacks", false, "take each allocation's kernel stack")
 	f.stackDepth = fs.Int("stack-depth", bpftrace.DefaultStackDepth, fmt.Sprintf("--stacks: frames per stack, 1..%d", bpftrace.MaxStackDepth))
 	f.stackMax = fs.Int("stack-entries", bpftrace.DefaultStackEntries, fmt.Sprintf("--stacks: distinct stacks the stack map holds, 1..%d; allocations past it are counted without a stack", bpftrace.MaxStackEntries))
 	return f

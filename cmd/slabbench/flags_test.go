@@ -32,7 +32,7 @@ var badCaptureFlags = map[string][]struct {
 	"truth":          {{[]string{"--truth", "maybe"}, []string{"--truth", "on or off"}}},
 	"json":           {{[]string{"--json=maybe"}, []string{"-json", "true or false"}}},
 	"hold":           {{[]string{"--hold", "1s"}, []string{"--hold", "fdhold"}}, {[]string{"--workload", "fdhold", "--ops", "5", "--hold", "-1s"}, []string{"--hold", ">= 0"}}},
-	"stacks":         {{[]string{"--stacks", "--path", "relay"}, []string{"--stacks", "ringbuf or perfbuf"}}},
+	"stacks":         {{[]string{"--stacks=maybe"}, []string{"-stacks", "true or false"}}},
 	"stack-depth":    {{[]string{"--stacks", "--stack-depth", "0"}, []string{"--stack-depth 0", "1..127"}}, {[]string{"--stack-depth", "200"}, []string{"--stack-depth 200", "1..127"}}},
 	"stack-entries":  {{[]string{"--stacks", "--stack-entries", "0"}, []string{"--stack-entries 0", "1..1048576"}}},
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/slabbench/slabbench/kleak"
@@ -38,8 +39,48 @@ func (n *stackNames) get(id uint32) []string {
 	for i, ip := range ips {
 		names[i] = n.syms.Resolve(ip)
 	}
+	names = names[probeFrames(names):]
 	n.named[id] = names
 	return names
+}
+
+// probeFrames returns how many of a stack's first frames ran the probe,
+// not the code it probes: a stack taken from a raw tracepoint, kprobe or
+// fentry program begins inside the machinery that ran it (the program's
+// own frame may even be named after an older symbol: kallsyms was read
+// before it was loaded), and the allocator's frames follow the last of
+// them.
+func probeFrames(names []string) int {
+	cut := 0
+	for i, name := range names[:min(len(names)-1, maxProbeFrames)] {
+		if probeFrame(name) {
+			cut = i + 1
+		}
+	}
+	return cut
+}
+
+// maxProbeFrames bounds how deep probeFrames looks for the probe's frames.
+const maxProbeFrames = 8
+
+// probeFramePrefixes begin the names of the kernel's functions that run a
+// probe (BPF dispatch, tracepoint iterators, trampolines, kprobe handlers).
+var probeFramePrefixes = []string{"bpf_prog_", "bpf_trampoline_", "bpf_trace_run", "__bpf_trace_",
+	"__traceiter_", "trace_call_bpf", "perf_trace_", "kprobe_", "opt_pre_handler", "optimized_callback"}
+
+// probeFrame says whether a named frame runs the probe, not the kernel
+// code it probes: a BPF program's own frame ([bpf]) or one of
+// probeFramePrefixes.
+func probeFrame(name string) bool {
+	if strings.HasSuffix(name, " [bpf]") {
+		return true
+	}
+	for _, p := range probeFramePrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // prefetch names every stack of ids while the capture is still open.

@@ -28,6 +28,7 @@
  *              "flush"                 close every non-empty open sub-buffer
  *              "stop"                  unregister the probes, then flush
  *   stats    text, see slabrelay_stats_show()
+ *   stacks   with stack_depth set: the allocations' stacks (stacks.c)
  *
  * Everything that touches a CPU's buffer runs on that CPU with interrupts
  * off: the probes, and the control commands through an IPI. So a consumed
@@ -58,6 +59,7 @@
 
 #include "slab_event.h"
 #include "slabrelay.h"
+#include "stacks.h"
 
 /* The Go reader decodes these layouts byte for byte. */
 static_assert(sizeof(struct slab_event) == SLAB_EVENT_SIZE, "slab_event must be SLAB_EVENT_SIZE bytes");
@@ -117,6 +119,18 @@ module_param(nest_calls, bool, 0444);
 MODULE_PARM_DESC(nest_calls,
 		 "Test: inside every kmalloc and kmem_cache_alloc hit not itself nested, allocate and free once more through __kmalloc and kmem_cache_alloc, so that each call of those functions has a same-kind call inside it, as an interrupt's would be (default 0)");
 
+static unsigned int stack_depth;
+module_param(stack_depth, uint, 0444);
+MODULE_PARM_DESC(stack_depth,
+		 "Frames of each allocation's kernel stack to store, 0..127; 0: no stacks (default 0)");
+
+static unsigned int stack_entries = 16384;
+module_param(stack_entries, uint, 0444);
+MODULE_PARM_DESC(stack_entries,
+		 "Distinct stacks stored at most, 1..1048576; allocations past it are counted without one (default 16384)");
+
+#define SLABRELAY_MAX_STACK_ENTRIES	(1u << 20)
+
 #define SLABRELAY_KIND_BITS	0x1e
 /* Probe order on a tracepoint: pre, perf's counting probe, nest, emit. */
 #define SLABRELAY_PRIO_PRE	(TRACEPOINT_DEFAULT_PRIO + 1)
@@ -145,6 +159,7 @@ struct slabrelay_cpu {
 	u64 max_backlog;	/* most sub-buffers produced and not consumed */
 	struct perf_event *truth[SLAB_EVENT_KIND_MAX];
 	struct slabrelay_window win[SLAB_EVENT_KIND_MAX];
+	u64 stacks[SLAB_EVENT_KIND_MAX][SLABRELAY_STACK_RESULTS]; /* stack_depth */
 	u64 probe_ns;		/* probe_time: time inside pre and emit probes */
 	u64 probe_runs;		/* probe_time: emit probe runs (hits) */
 };
@@ -155,6 +170,7 @@ static struct rchan *slabrelay_chan;
 static struct dentry *slabrelay_dir;
 static struct dentry *slabrelay_control;
 static struct dentry *slabrelay_stats;
+static struct dentry *slabrelay_stacks;
 /* Serializes control commands; guards slabrelay_probes. */
 static DEFINE_MUTEX(slabrelay_mutex);
 static unsigned int slabrelay_probes;	/* 1 << kind of registered probes */
@@ -353,6 +369,7 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	struct rchan_buf *buf;
 	unsigned long flags;
 	u64 seq, stamp = 0, t0;
+	u32 stack = 0;
 	u16 evflags = 0;
 
 	if (empty && !probe_time)
@@ -376,6 +393,13 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 		}
 	}
 	seq = ks->attempts++;
+	if (stack_depth && (kind == SLAB_EVENT_KMALLOC || kind == SLAB_EVENT_KMEM_CACHE_ALLOC)) {
+		enum slabrelay_stack_result r = slabrelay_stack_take(&stack);
+
+		pc->stacks[kind][r]++;
+		if (r == SLABRELAY_STACK_TAKEN)
+			evflags |= SLAB_EVENT_F_STACK;
+	}
 
 	/* a CPU that came online after load has no buffer */
 	buf = *this_cpu_ptr(slabrelay_chan->buf);
@@ -391,7 +415,7 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	ev->bytes_req = bytes_req;
 	ev->bytes_alloc = bytes_alloc;
 	ev->gfp_flags = (__force u32)gfp;
-	ev->stack_id = 0;
+	ev->stack_id = stack;
 	ev->truth = stamp;
 	/*
 	 * In interrupt context current is whoever was interrupted, and a
@@ -824,10 +848,11 @@ static const struct file_operations slabrelay_control_fops = {
  * stats, one record per line, "key value" pairs separated by spaces:
  *   slabrelay 1 subbuf_size S n_subbufs N overwrite 0|1 events MASK probes MASK
  *   cpu C produced P consumed Q overwritten_subbufs O max_backlog B probe_ns T probe_runs R
- *   kind C K attempts A drops D truth_first F truth_last L truth_errors E overwritten W nested N first_emit S
+ *   kind C K attempts A drops D truth_first F truth_last L truth_errors E overwritten W nested N first_emit S stacks_taken T stacks_full U stack_collisions V stacks_failed X
  * (nested: handled hits that ran inside another hit of the kind; first_emit:
  * the count the first emit probe read, the window start were nesting
- * ignored.)
+ * ignored; stacks_*: with stack_depth, what became of each allocation's
+ * stack, enum slabrelay_stack_result.)
  * A cpu line precedes the kind lines of that CPU (K = 1..4). Values read
  * while probes run are a snapshot; after "stop" they are final.
  */
@@ -855,7 +880,7 @@ static int slabrelay_stats_show(struct seq_file *m, void *v)
 			   READ_ONCE(pc->probe_runs));
 		for (k = 1; k < SLAB_EVENT_KIND_MAX; k++) {
 			ks = &pc->kinds[k];
-			seq_printf(m, "kind %d %d attempts %llu drops %llu truth_first %llu truth_last %llu truth_errors %llu overwritten %llu nested %llu first_emit %llu\n",
+			seq_printf(m, "kind %d %d attempts %llu drops %llu truth_first %llu truth_last %llu truth_errors %llu overwritten %llu nested %llu first_emit %llu stacks_taken %llu stacks_full %llu stack_collisions %llu stacks_failed %llu\n",
 				   cpu, k, READ_ONCE(ks->attempts),
 				   READ_ONCE(ks->drops),
 				   READ_ONCE(ks->truth_first),
@@ -863,12 +888,17 @@ static int slabrelay_stats_show(struct seq_file *m, void *v)
 				   READ_ONCE(ks->truth_errors),
 				   READ_ONCE(pc->overwritten[k]),
 				   READ_ONCE(pc->win[k].nested),
-				   READ_ONCE(pc->win[k].first_emit));
+				   READ_ONCE(pc->win[k].first_emit),
+				   READ_ONCE(pc->stacks[k][SLABRELAY_STACK_TAKEN]),
+				   READ_ONCE(pc->stacks[k][SLABRELAY_STACK_FULL]),
+				   READ_ONCE(pc->stacks[k][SLABRELAY_STACK_COLLISION]),
+				   READ_ONCE(pc->stacks[k][SLABRELAY_STACK_FAILED]));
 		}
 	}
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(slabrelay_stats);
+DEFINE_SHOW_ATTRIBUTE(slabrelay_stacks);
 
 /*
  * nest_calls: a size the compiler cannot see, so that kmalloc() calls
@@ -974,6 +1004,16 @@ static int __init slabrelay_check_params(void)
 		       events);
 		return -EINVAL;
 	}
+	if (stack_depth > SLABRELAY_MAX_STACK_DEPTH) {
+		pr_err("stack_depth=%u: want 0..%u\n", stack_depth,
+		       SLABRELAY_MAX_STACK_DEPTH);
+		return -EINVAL;
+	}
+	if (!stack_entries || stack_entries > SLABRELAY_MAX_STACK_ENTRIES) {
+		pr_err("stack_entries=%u: want 1..%u\n", stack_entries,
+		       SLABRELAY_MAX_STACK_ENTRIES);
+		return -EINVAL;
+	}
 	for (i = 0; i < n_truth_ids; i++) {
 		if (truth_ids[i] && !(events & (1u << (i + 1)))) {
 			pr_err("truth_ids[%d]=%u: kind %d is not in events=%#x; pass 0 for it\n",
@@ -1008,9 +1048,15 @@ static int __init slabrelay_init(void)
 		goto remove_dir;
 	}
 
+	if (stack_depth) {
+		err = slabrelay_stacks_init(stack_depth, stack_entries);
+		if (err)
+			goto close_relay;
+	}
+
 	err = slabrelay_create_truth();
 	if (err)
-		goto close_relay;
+		goto free_stacks;
 
 	err = slabrelay_register_probes();
 	if (err)
@@ -1034,8 +1080,19 @@ static int __init slabrelay_init(void)
 		pr_err("creating debugfs file stats failed: %d\n", err);
 		goto remove_control;
 	}
+	if (stack_depth) {
+		slabrelay_stacks = debugfs_create_file("stacks", 0400, slabrelay_dir,
+						       NULL, &slabrelay_stacks_fops);
+		if (IS_ERR(slabrelay_stacks)) {
+			err = PTR_ERR(slabrelay_stacks);
+			pr_err("creating debugfs file stacks failed: %d\n", err);
+			goto remove_stats;
+		}
+	}
 	return 0;
 
+remove_stats:
+	debugfs_remove(slabrelay_stats);
 remove_control:
 	debugfs_remove(slabrelay_control);
 unregister_nest_calls:
@@ -1044,6 +1101,8 @@ unregister_probes:
 	slabrelay_unregister_probes();
 release_truth:
 	slabrelay_release_truth();
+free_stacks:
+	slabrelay_stacks_exit();
 close_relay:
 	relay_close(slabrelay_chan);
 remove_dir:
@@ -1053,12 +1112,14 @@ remove_dir:
 
 static void __exit slabrelay_exit(void)
 {
-	/* debugfs_remove() waits for control and stats calls in flight */
+	/* debugfs_remove() waits for calls in flight on its file */
+	debugfs_remove(slabrelay_stacks);
 	debugfs_remove(slabrelay_stats);
 	debugfs_remove(slabrelay_control);
 	slabrelay_unregister_nest_calls();
 	slabrelay_unregister_probes();
 	slabrelay_release_truth();
+	slabrelay_stacks_exit();
 	/* open cpuN files and their mappings keep their buffers alive */
 	relay_close(slabrelay_chan);
 	debugfs_remove_recursive(slabrelay_dir);
