@@ -60,6 +60,9 @@ func kernelFunctions(kinds []event.Kind) (map[event.Kind]string, error) {
 }
 
 func (c *Capture) attach() error {
+	if err := c.noteForeignPrograms(); err != nil {
+		return err
+	}
 	if c.cfg.Attach == AttachTracepoint {
 		// cilium/ebpf finds tracepoints in tracefs but does not mount
 		// it: a fresh machine may have none mounted.
@@ -100,14 +103,16 @@ func (c *Capture) attach() error {
 			c.links = append(c.links, l)
 		}
 	}
-	return c.noteForeignPrograms()
+	return nil
 }
 
 // noteForeignPrograms lists the programs on the kmem tracepoints other
-// than ours (truth.Foreign), when the window opens and before it closes:
-// the truth counter does not count a hit one of them returns 0 for.
-// Function probes are checked against kprobes of their own, which no
-// other program shares.
+// than ours (truth.Foreign), just before the window opens and just after
+// it closes (the listing opens a perf event: a struct file allocated and
+// freed inside the window would be the capture's own event): the truth
+// counter does not count a hit one of them returns 0 for. Function probes
+// are checked against kprobes of their own, which no other program
+// shares.
 func (c *Capture) noteForeignPrograms() error {
 	if !c.cfg.Truth || c.cfg.Attach.IsFunctionProbe() {
 		return nil

@@ -102,9 +102,6 @@ func (c *Capture) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
 		attached := len(c.links) > 0
-		if attached {
-			errs = append(errs, c.noteForeignPrograms())
-		}
 		// In the reverse order of attaching: entry programs (fentry
 		// mode) before the exit programs whose stamps they push.
 		for _, l := range slices.Backward(c.links) {
@@ -120,6 +117,7 @@ func (c *Capture) Stop() error {
 				errs = append(errs, v.Set(uint32(1)))
 			}
 			waitForRunningPrograms()
+			errs = append(errs, c.noteForeignPrograms())
 		}
 		c.stopErr = errors.Join(errs...)
 	})

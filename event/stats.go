@@ -130,7 +130,7 @@ type Stats struct {
 	StacksTaken bool
 	// ForeignPrograms lists, per kind, the BPF programs not the
 	// capture's own that the kernel had attached to the kind's
-	// tracepoint when the window opened or closed
+	// tracepoint just before the window opened or after it closed
 	// (truth.TracepointPrograms). One that returns 0 for a hit hides it
 	// from the truth counter; Kind counts the attempts beyond the
 	// counter's as ForeignHidden, and the loss is then a lower bound.

@@ -141,17 +141,19 @@ func Open(cfg Config) (*Capture, error) {
 			}
 		}
 	}
-	if err := loadModule(path, moduleParams(&cfg, ids)); err != nil {
-		return nil, err
-	}
 	c := &Capture{cfg: cfg}
 	if cfg.Truth {
 		// The module's truth counters do not count a hit another
 		// tool's tracepoint program returns 0 for (truth.Foreign).
+		// Listed before the window opens and after it closes: listing
+		// opens a perf event.
 		c.foreign = truth.NewForeign(nil)
 		if err := c.foreign.Note(cfg.Kinds); err != nil {
-			return nil, errors.Join(err, unloadModule())
+			return nil, err
 		}
+	}
+	if err := loadModule(path, moduleParams(&cfg, ids)); err != nil {
+		return nil, err
 	}
 	if err := c.open(); err != nil {
 		c.teardown()
@@ -355,15 +357,15 @@ func (c *Capture) stopLocked() error {
 	if c.control == nil {
 		return fmt.Errorf("relay capture: %w", os.ErrClosed)
 	}
-	var noteErr error
-	if c.foreign != nil {
-		noteErr = c.foreign.Note(c.cfg.Kinds)
-	}
 	if err := c.command([]byte("stop")); err != nil {
 		return fmt.Errorf("relay stop: %w", err)
 	}
 	c.stopped = true
-	return noteErr
+	// After the window: listing opens a perf event (truth.Foreign).
+	if c.foreign != nil {
+		return c.foreign.Note(c.cfg.Kinds)
+	}
+	return nil
 }
 
 // ProbeTime returns how often the module's emitting probe ran and the

@@ -52,8 +52,8 @@ func TracepointPrograms(k event.Kind) ([]uint32, error) {
 }
 
 // Foreign keeps the programs found on the kmem tracepoints other than a
-// capture's own, each time Note looks: a capture notes them when its
-// window opens and again before it closes.
+// capture's own, each time Note looks: a capture notes them just before
+// its window opens and again just after it closes.
 type Foreign struct {
 	own  map[uint32]bool
 	seen [event.NumKinds][]uint32
