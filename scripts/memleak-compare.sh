@@ -73,19 +73,18 @@ window() {
 	wait "$top" || echo "exit status $?" >>"$O/$name.err"
 }
 
-echo "leak: files" >&2
-HOLD_ARGS="files 900 $HOLD"
-start_memleak files
-window files-relay $RELAY
-window files-ringbuf --path ringbuf --attach rawtp --stacks
-stop_memleak
+# leak NAME HOLDER-ARGS: memleak, and slabbench on each path, on one leak.
+leak() {
+	echo "leak: $1" >&2
+	HOLD_ARGS=$2
+	start_memleak "$1"
+	window "$1-relay" $RELAY
+	window "$1-ringbuf" --path ringbuf --attach rawtp --stacks
+	stop_memleak
+}
 
-echo "leak: pipes" >&2
-HOLD_ARGS="pipes 4000 300 $HOLD"
-start_memleak pipes
-window pipes-relay $RELAY
-window pipes-ringbuf --path ringbuf --attach rawtp --stacks
-stop_memleak
+leak files "files 900 $HOLD"
+leak pipes "pipes 4000 300 $HOLD"
 
 echo "slowdown: 20000 pipes made and closed, 3 runs each" >&2
 for _ in 1 2 3; do $HOLDER pipes 20000 0 0 "$O/slow-none.txt"; done

@@ -105,14 +105,17 @@ func stackRows(sites []kleak.Site) []kleak.Site {
 	return rows
 }
 
-// callers are the first frames of a stack past the allocator's own (up to
-// and including the call site's function), at most stackFrames.
-func callers(frames []string) []string {
+// callers are the first frames of a stack past the allocator's own and
+// past the call site (the row names it already), at most stackFrames.
+func callers(frames []string, site string) []string {
 	for i, fr := range frames {
 		if !strings.HasPrefix(fr, "kmem_cache_alloc") && !strings.HasPrefix(fr, "__kmalloc") && !strings.HasPrefix(fr, "kmalloc") {
 			frames = frames[i:]
 			break
 		}
+	}
+	if len(frames) > 1 && frames[0] == site {
+		frames = frames[1:]
 	}
 	return frames[:min(len(frames), stackFrames)]
 }
@@ -148,11 +151,12 @@ func renderFrame(f frame, opts topOptions, syms *kleak.Symbols, width int) strin
 		if s.Outstanding > 0 {
 			oldest = fmt.Sprintf("%.1fs", s.Oldest.Seconds())
 		}
-		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s %8s\n", cut(syms.Resolve(s.Address), 40), s.Family,
+		site := syms.Resolve(s.Address)
+		fmt.Fprintf(&b, "%-40s %-10s %9.0f %9.0f %10s %11d %11s %8s\n", cut(site, 40), s.Family,
 			perSecond(s.Allocs, secs), perSecond(s.Frees, secs), bytesize.Approx(perSecond(s.Bytes, secs)),
 			s.Outstanding, bytesize.Approx(float64(s.OutstandingBytes)), oldest)
 		if opts.byStack {
-			for _, fr := range callers(opts.stacks.get(s.Stack)) {
+			for _, fr := range callers(opts.stacks.get(s.Stack), site) {
 				fmt.Fprintf(&b, "    <- %s\n", fr)
 			}
 		}
