@@ -149,8 +149,6 @@ func (t topRun) interactive() bool {
 // Ctrl-C, then the final frame with the exact accounting.
 func (t topRun) run(interrupted context.Context, syms *kleak.Symbols) error {
 	cfg, opts := t.cfg, t.opts
-	ctx, cancel := t.context(interrupted)
-	defer cancel()
 	// The first use of the local time zone (the frames' clock) reads
 	// /etc/localtime: do it now, not in the window, where that file would
 	// count as this process's allocation (--pid self).
@@ -178,13 +176,18 @@ func (t topRun) run(interrupted context.Context, syms *kleak.Symbols) error {
 	// The window begins once the view is up, and the workload with it:
 	// what the capture and the view allocate for themselves is not
 	// followed. A program's exit ends the view.
-	wctx, stopWorkload := context.WithCancel(ctx)
+	wctx, stopWorkload := context.WithCancel(interrupted)
 	defer stopWorkload()
-	vctx, endView := context.WithCancel(ctx)
+	vctx, endView := context.WithCancel(interrupted)
 	defer endView()
 	workloadDone := make(chan workloadEnd, 1)
 	begin := func() {
 		fr.begin()
+		// --duration is the window's: start-up (loading the module under
+		// a slow VM takes seconds) must not eat into it.
+		if t.duration > 0 {
+			time.AfterFunc(t.duration, endView)
+		}
 		if cfg.Workload.Name == "none" && len(cfg.Command) == 0 {
 			workloadDone <- workloadEnd{}
 			return
@@ -251,14 +254,6 @@ func (fr *framer) take(final bool) frame {
 	f := frame{snap: fr.tr.Snapshot(monotonicNow(), fr.minAge), at: time.Now(), started: fr.started, final: final}
 	f.interval, fr.prev = f.at.Sub(fr.prev), f.at
 	return f
-}
-
-// context ends at Ctrl-C, SIGTERM or the end of --duration.
-func (t topRun) context(interrupted context.Context) (context.Context, context.CancelFunc) {
-	if t.duration <= 0 {
-		return context.WithCancel(interrupted)
-	}
-	return context.WithTimeout(interrupted, t.duration)
 }
 
 // topError is how top ended, once the final frame is out: the view's
