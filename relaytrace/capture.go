@@ -88,8 +88,9 @@ type Capture struct {
 
 	mu      sync.Mutex // ReadInto, Stats and teardown
 	tracker event.SeqTracker
-	rr      int    // CPU to read first
-	cmd     []byte // reused control command
+	rr      int     // CPU to read first
+	reading *cpuBuf // c.cpus[c.rr], read by ReadInto's fast path
+	cmd     []byte  // reused control command
 	stopped bool
 	final   *event.Stats   // Stats at Close
 	foreign *truth.Foreign // other tools' programs on the tracepoints
@@ -231,11 +232,17 @@ func (c *Capture) open() error {
 		// PROT_READ + MAP_PRIVATE: nothing is ever written through
 		// the mapping, so no page is ever copied and every page stays
 		// the kernel's own buffer page, seeing the module's writes.
-		if cb.mem, err = unix.Mmap(int(f.Fd()), 0, mapLen, unix.PROT_READ, unix.MAP_PRIVATE); err != nil {
+		// MAP_POPULATE: relay maps a page at its first touch, and a
+		// fault per page read cost more than the records on it under
+		// the VM (BenchmarkConsumer).
+		if cb.mem, err = unix.Mmap(int(f.Fd()), 0, mapLen, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE); err != nil {
 			return fmt.Errorf("mmap %s: %w", f.Name(), err)
 		}
 		if cb.w, err = NewWalker(cb.mem, c.cfg.SubbufSize, c.cfg.NumSubbufs, cpu); err != nil {
 			return err
+		}
+		if !c.cfg.Overwrite {
+			cb.w.NoOverwrite()
 		}
 		cb.consume = func(next uint64) (bool, error) { return c.consume(cb.cpu, next) }
 		fds = append(fds, int(f.Fd()))
@@ -270,7 +277,10 @@ func (c *Capture) consume(cpu int, next uint64) (stale bool, err error) {
 // step tries every CPU once for a record.
 func (c *Capture) step(rec *event.Record) (bool, error) {
 	for i := range c.cpus {
-		idx := (c.rr + i) % len(c.cpus)
+		idx := c.rr + i
+		if idx >= len(c.cpus) {
+			idx -= len(c.cpus)
+		}
 		cb := c.cpus[idx]
 		ok, err := readCPU(cb.w, rec, cb.consume)
 		if err != nil {
@@ -278,7 +288,7 @@ func (c *Capture) step(rec *event.Record) (bool, error) {
 		}
 		if ok {
 			c.tracker.Observe(rec)
-			c.rr = idx
+			c.rr, c.reading = idx, cb
 			return true, nil
 		}
 	}
@@ -292,7 +302,36 @@ func (c *Capture) step(rec *event.Record) (bool, error) {
 // come in order; CPUs are interleaved by sub-buffer.
 func (c *Capture) ReadInto(rec *event.Record) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	// The next record of the sub-buffer being read, without a call per
+	// layer or a deferred unlock: under the VM each costs about what
+	// decoding does (BenchmarkConsumer).
+	var lost *cpuBuf
+	if cb := c.reading; cb != nil && cb.w.open && cb.w.off < cb.w.end && !c.waiter.Closed() {
+		st, err := cb.w.record(rec)
+		if err == nil && st == StepRecord {
+			c.tracker.Observe(rec)
+			c.mu.Unlock()
+			return nil
+		}
+		if err == nil { // StepLost: overwritten while read
+			lost = cb
+		}
+	}
+	err := c.readLocked(rec, lost)
+	c.mu.Unlock()
+	return err
+}
+
+// readLocked is ReadInto past the fast path: the next sub-buffer of some
+// CPU, or a wait for one; first, as readCPU does, it tells the module
+// about the sub-buffer of lost that the fast path found overwritten.
+// c.mu is held.
+func (c *Capture) readLocked(rec *event.Record, lost *cpuBuf) error {
+	if lost != nil {
+		if _, err := lost.consume(lost.w.Next()); err != nil {
+			return err
+		}
+	}
 	for {
 		if c.waiter.Closed() {
 			return fmt.Errorf("relay capture: %w", os.ErrClosed)
@@ -463,7 +502,7 @@ func (c *Capture) teardown() error {
 		}
 		errs = append(errs, cb.file.Close())
 	}
-	c.cpus = nil
+	c.cpus, c.reading = nil, nil
 	if c.control != nil {
 		errs = append(errs, c.control.Close())
 		c.control = nil

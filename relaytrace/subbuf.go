@@ -127,6 +127,10 @@ type Walker struct {
 
 	recaptured  [event.NumKinds]uint64
 	lostSubbufs uint64
+
+	// overwrite: the module may overwrite the sub-buffer being read,
+	// so every record is checked against its header (NoOverwrite).
+	overwrite bool
 }
 
 // NewWalker walks buf as the buffer of cpu with n sub-buffers of size
@@ -139,8 +143,13 @@ func NewWalker(buf []byte, size, n, cpu int) (*Walker, error) {
 	if uintptr(unsafe.Pointer(&buf[0]))%8 != 0 {
 		return nil, errors.New("relay buffer is not 8-byte aligned")
 	}
-	return &Walker{buf: buf, size: size, n: n, cpu: uint32(cpu)}, nil
+	return &Walker{buf: buf, size: size, n: n, cpu: uint32(cpu), overwrite: true}, nil
 }
+
+// NoOverwrite says that the module does not overwrite unread sub-buffers
+// (no-overwrite mode): a sub-buffer cannot change while it is read, so
+// records need no check against its header.
+func (w *Walker) NoOverwrite() { w.overwrite = false }
 
 // Next returns the sequence number of the next sub-buffer to read: the
 // ones before it are consumed.
@@ -195,6 +204,15 @@ func (w *Walker) lost() Step {
 
 // Step decodes the next record into rec, or says why there is none.
 func (w *Walker) Step(rec *event.Record) (Step, error) {
+	if w.open && w.off < w.end {
+		return w.record(rec)
+	}
+	return w.boundary(rec)
+}
+
+// boundary is Step where no sub-buffer is open or the open one has been
+// read to its end.
+func (w *Walker) boundary(rec *event.Record) (Step, error) {
 	if w.settle {
 		w.Settle(false)
 	}
@@ -228,12 +246,17 @@ func (w *Walker) Step(rec *event.Record) (Step, error) {
 		w.settle, w.settleCounted = true, w.delivered
 		return StepDone, nil
 	}
+	return w.record(rec)
+}
+
+// record decodes the record at off of the open sub-buffer.
+func (w *Walker) record(rec *event.Record) (Step, error) {
 	if err := rec.Decode(w.buf[w.base+w.off : w.base+w.off+event.RecordSize]); err != nil {
 		return StepEmpty, err
 	}
 	// Records are written after the header's seq: if seq still holds
 	// cur, the bytes just decoded are the ones of sub-buffer cur.
-	if w.load64(w.base+8) != w.cur {
+	if w.overwrite && w.load64(w.base+8) != w.cur {
 		return w.lost(), nil
 	}
 	if rec.CPU != w.cpu || !rec.Kind.Valid() {
@@ -241,7 +264,9 @@ func (w *Walker) Step(rec *event.Record) (Step, error) {
 			ErrCorrupt, w.cpu, w.cur, w.off, rec.CPU, rec.Kind)
 	}
 	w.off += event.RecordSize
-	w.delivered[rec.Kind]++
+	if w.overwrite { // only an overwrite needs what was returned from a sub-buffer
+		w.delivered[rec.Kind]++
+	}
 	return StepRecord, nil
 }
 

@@ -195,6 +195,7 @@ func TestWalkerNoOverwriteDrops(t *testing.T) {
 	}
 	// 3 sub-buffers of 2 records: 6 kept, 14 refused.
 	w, _ := NewWalker(f.buf, f.size, f.n, 0)
+	w.NoOverwrite()
 	r := &reader{w: w, f: f}
 	var rec event.Record
 	n := 0
@@ -240,6 +241,9 @@ func TestWalkerRandom(t *testing.T) {
 				w, err := NewWalker(f.buf, f.size, f.n, 3)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if !overwrite {
+					w.NoOverwrite() // as Capture reads that mode
 				}
 				r := &reader{w: w, f: f}
 				var rec event.Record

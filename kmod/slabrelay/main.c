@@ -30,9 +30,11 @@
  *   stats    text, see slabrelay_stats_show()
  *   stacks   with stack_depth set: the allocations' stacks (stacks.c)
  *
- * Everything that touches a CPU's buffer runs on that CPU with interrupts
- * off: the probes, and the control commands through an IPI. So a consumed
- * count and an overwrite are ordered, and the lost-record count is exact.
+ * Everything that writes a CPU's buffer runs on that CPU with interrupts
+ * off: the probes, and the control commands through an IPI (a consumed
+ * count only in overwrite mode, where the producer moves it too). So a
+ * consumed count and an overwrite are ordered, and the lost-record count
+ * is exact.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -743,34 +745,66 @@ struct slabrelay_consume {
 	int err;
 };
 
-/* IPI on the buffer's CPU: interrupts are off, no probe runs here. */
-static void slabrelay_consume_on_cpu(void *info)
+/*
+ * Moves buf's consumed count to c->seq. Only an overwrite moves consumed
+ * without the reader: if it is at seq already, the sub-buffers before seq
+ * were overwritten and their records counted as lost. Tell the reader,
+ * which then learns exactly which records it returned were also counted
+ * as lost.
+ */
+static void slabrelay_consume(struct rchan_buf *buf,
+			      struct slabrelay_consume *c)
 {
-	struct slabrelay_consume *c = info;
-	struct rchan_buf *buf = *this_cpu_ptr(slabrelay_chan->buf);
+	size_t consumed = READ_ONCE(buf->subbufs_consumed);
 
-	if (!buf) {
-		c->err = -ENODEV;
-		return;
-	}
-	if (c->seq > buf->subbufs_produced) {
+	if (c->seq > READ_ONCE(buf->subbufs_produced)) {
 		c->err = -EINVAL;
 		return;
 	}
-	/*
-	 * Only an overwrite moves consumed without the reader: if it is at
-	 * seq already, the sub-buffers before seq were overwritten and their
-	 * records counted as lost. Tell the reader, which consumes one
-	 * sub-buffer at a time and so learns exactly which records it
-	 * returned were also counted as lost.
-	 */
-	if (c->seq <= buf->subbufs_consumed) {
+	if (c->seq <= consumed) {
 		c->err = -ESTALE;
 		return;
 	}
-	relay_subbufs_consumed(slabrelay_chan, buf->cpu,
-			       c->seq - buf->subbufs_consumed);
+	relay_subbufs_consumed(slabrelay_chan, buf->cpu, c->seq - consumed);
 	c->err = 0;
+}
+
+/*
+ * IPI on the buffer's CPU, for overwrite mode: interrupts are off and no
+ * probe runs here, so an overwrite and this are ordered.
+ */
+static void slabrelay_consume_on_cpu(void *info)
+{
+	struct rchan_buf *buf = *this_cpu_ptr(slabrelay_chan->buf);
+
+	if (!buf) {
+		((struct slabrelay_consume *)info)->err = -ENODEV;
+		return;
+	}
+	slabrelay_consume(buf, info);
+}
+
+/*
+ * Without overwrite only the reader moves consumed (the producer reads it
+ * in relay_buf_full), so no IPI is needed: under a VM an IPI costs as much
+ * as reading hundreds of records. Caller holds slabrelay_mutex.
+ */
+static int slabrelay_consume_cpu(unsigned int cpu, struct slabrelay_consume *c)
+{
+	struct rchan_buf *buf;
+	int err;
+
+	if (overwrite) {
+		c->err = -EINVAL;
+		err = smp_call_function_single(cpu, slabrelay_consume_on_cpu,
+					       c, 1);
+		return err ? err : c->err;
+	}
+	buf = *per_cpu_ptr(slabrelay_chan->buf, cpu);
+	if (!buf)
+		return -ENODEV;
+	slabrelay_consume(buf, c);
+	return c->err;
 }
 
 /* IPI: close the open sub-buffer if it holds records. */
@@ -814,14 +848,8 @@ static ssize_t slabrelay_control_write(struct file *file,
 	if (sscanf(cmd, "consumed %u %llu", &cpu, &c.seq) == 2) {
 		err = -EINVAL;
 		cpus_read_lock();
-		if (cpu < nr_cpu_ids && cpu_online(cpu)) {
-			c.err = -EINVAL;
-			err = smp_call_function_single(cpu,
-						       slabrelay_consume_on_cpu,
-						       &c, 1);
-			if (!err)
-				err = c.err;
-		}
+		if (cpu < nr_cpu_ids && cpu_online(cpu))
+			err = slabrelay_consume_cpu(cpu, &c);
 		cpus_read_unlock();
 	} else if (!strcmp(cmd, "flush")) {
 		slabrelay_flush();
