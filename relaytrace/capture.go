@@ -82,15 +82,27 @@ type cpuBuf struct {
 // Capture is a running relay capture; it implements event.Capture.
 type Capture struct {
 	cfg     Config
-	cpus    []*cpuBuf
 	control *os.File
 	waiter  *wait.Waiter // the CPUs' files; Close, SetDeadline and Flush wake it
 
-	mu      sync.Mutex // ReadInto, Stats and teardown
-	tracker event.SeqTracker
-	rr      int     // CPU to read first
-	reading *cpuBuf // c.cpus[c.rr], read by ReadInto's fast path
-	cmd     []byte  // reused control command
+	// mu keeps Close from unmapping under a read. The reading goroutine
+	// leases it (lease): it keeps it between the records of one
+	// sub-buffer, so that a record costs no locked instruction (the lock
+	// per record was a fifth of the reader's cost in the VM), and lets
+	// go at each sub-buffer's end, before it waits and when ReadInto
+	// fails. The walkers, the tracker and the read position belong to
+	// the reading goroutine.
+	mu       sync.Mutex
+	leased   bool // reading goroutine only: it holds mu
+	cpus     []*cpuBuf
+	tracker  event.SeqTracker
+	rr       int     // CPU to read first
+	reading  *cpuBuf // c.cpus[c.rr], read by ReadInto's fast path
+	cmd      []byte  // reused control command
+	freeOnce sync.Once
+	freeErr  error
+
+	ctlMu   sync.Mutex // Stop, Stats and Close
 	stopped bool
 	final   *event.Stats   // Stats at Close
 	foreign *truth.Foreign // other tools' programs on the tracepoints
@@ -157,8 +169,7 @@ func Open(cfg Config) (*Capture, error) {
 		return nil, err
 	}
 	if err := c.open(); err != nil {
-		c.teardown()
-		return nil, errors.Join(err, unloadModule())
+		return nil, errors.Join(err, c.free(), c.closeControl(), unloadModule())
 	}
 	return c, nil
 }
@@ -301,40 +312,68 @@ func (c *Capture) step(rec *event.Record) (bool, error) {
 // capture is closed (an error wrapping os.ErrClosed). Records of one CPU
 // come in order; CPUs are interleaved by sub-buffer.
 func (c *Capture) ReadInto(rec *event.Record) error {
-	c.mu.Lock()
+	c.lease()
 	// The next record of the sub-buffer being read, without a call per
-	// layer or a deferred unlock: under the VM each costs about what
-	// decoding does (BenchmarkConsumer).
+	// layer: under the VM each costs about what decoding does
+	// (BenchmarkConsumer).
 	var lost *cpuBuf
 	if cb := c.reading; cb != nil && cb.w.open && cb.w.off < cb.w.end && !c.waiter.Closed() {
 		st, err := cb.w.record(rec)
 		if err == nil && st == StepRecord {
 			c.tracker.Observe(rec)
-			c.mu.Unlock()
 			return nil
 		}
 		if err == nil { // StepLost: overwritten while read
 			lost = cb
 		}
 	}
+	// A sub-buffer's end: let Close and Stats in.
+	c.unlease()
+	c.lease()
 	err := c.readLocked(rec, lost)
-	c.mu.Unlock()
+	if err != nil {
+		c.unlease()
+	}
 	return err
+}
+
+// lease takes mu for the reading goroutine, unless it holds it.
+func (c *Capture) lease() {
+	if !c.leased {
+		c.mu.Lock()
+		c.leased = true
+	}
+}
+
+// unlease lets go of mu, and frees the mappings if Close could not
+// because the reader held it.
+func (c *Capture) unlease() {
+	if !c.leased {
+		return
+	}
+	c.leased = false
+	c.mu.Unlock()
+	if c.waiter.Closed() {
+		c.mu.Lock()
+		c.free()
+		c.mu.Unlock()
+	}
 }
 
 // readLocked is ReadInto past the fast path: the next sub-buffer of some
 // CPU, or a wait for one; first, as readCPU does, it tells the module
 // about the sub-buffer of lost that the fast path found overwritten.
-// c.mu is held.
+// The reader holds its lease.
 func (c *Capture) readLocked(rec *event.Record, lost *cpuBuf) error {
-	if lost != nil {
-		if _, err := lost.consume(lost.w.Next()); err != nil {
-			return err
-		}
-	}
 	for {
 		if c.waiter.Closed() {
 			return fmt.Errorf("relay capture: %w", os.ErrClosed)
+		}
+		if lost != nil {
+			if _, err := lost.consume(lost.w.Next()); err != nil {
+				return err
+			}
+			lost = nil
 		}
 		ok, err := c.step(rec)
 		if ok || err != nil {
@@ -384,8 +423,8 @@ func (c *Capture) Publish() error {
 // Stop detaches the probes and flushes the open sub-buffers: no record is
 // written after it returns, and all written ones are readable. Idempotent.
 func (c *Capture) Stop() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
 	return c.stopLocked()
 }
 
@@ -433,10 +472,15 @@ func (c *Capture) BufferBytes() int {
 // has been called and ReadInto has drained the buffers; after Close it
 // returns what it was at Close.
 func (c *Capture) Stats() (event.Stats, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
 	if c.final != nil {
 		return *c.final, nil
+	}
+	// The reader holds mu while it reads; after it drained (or from
+	// its own goroutine) nothing moves.
+	if c.mu.TryLock() {
+		defer c.mu.Unlock()
 	}
 	return c.statsLocked()
 }
@@ -472,43 +516,69 @@ func (c *Capture) statsLocked() (event.Stats, error) {
 }
 
 // Close stops the capture, unmaps the buffers and unloads the module. A
-// blocked ReadInto returns an error wrapping os.ErrClosed. Idempotent.
+// blocked ReadInto returns an error wrapping os.ErrClosed. Idempotent. A
+// reader that returned a record and has not read since holds the
+// mappings: Close waits a moment for it to let go, then unloads the
+// module anyway (relay's buffer files hold no reference to it) and the
+// reader unmaps them at its next read.
 func (c *Capture) Close() error {
 	if !c.waiter.Shutdown() {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var errs []error
-	if c.control != nil {
-		errs = append(errs, c.stopLocked())
-		if st, err := c.statsLocked(); err == nil {
-			c.final = &st
-		} else {
-			errs = append(errs, err)
-		}
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
+	errs := []error{c.stopLocked()}
+	locked := c.lockWithin(100 * time.Millisecond)
+	if st, err := c.statsLocked(); err == nil {
+		c.final = &st
+	} else {
+		errs = append(errs, err)
 	}
-	errs = append(errs, c.teardown(), unloadModule())
-	return errors.Join(errs...)
+	if locked {
+		errs = append(errs, c.free())
+		c.mu.Unlock()
+	}
+	return errors.Join(append(errs, c.closeControl(), unloadModule())...)
 }
 
-// teardown releases the mappings and files (the module stays loaded).
-func (c *Capture) teardown() error {
-	var errs []error
-	for _, cb := range c.cpus {
-		if cb.mem != nil {
-			errs = append(errs, unix.Munmap(cb.mem))
-			cb.mem = nil
+// lockWithin takes mu unless the reader holds it for longer than d: a
+// reading one lets go at its next record, which sees the Close.
+func (c *Capture) lockWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !c.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
 		}
-		errs = append(errs, cb.file.Close())
+		time.Sleep(time.Millisecond)
 	}
-	c.cpus, c.reading = nil, nil
-	if c.control != nil {
-		errs = append(errs, c.control.Close())
-		c.control = nil
+	return true
+}
+
+// free unmaps the buffers and closes their files and the waiter, once;
+// mu is held (or the capture never ran).
+func (c *Capture) free() error {
+	c.freeOnce.Do(func() {
+		var errs []error
+		for _, cb := range c.cpus {
+			if cb.mem != nil {
+				errs = append(errs, unix.Munmap(cb.mem))
+				cb.mem = nil
+			}
+			errs = append(errs, cb.file.Close())
+		}
+		c.reading = nil
+		if c.waiter != nil {
+			errs = append(errs, c.waiter.Release())
+		}
+		c.freeErr = errors.Join(errs...)
+	})
+	return c.freeErr
+}
+
+// closeControl closes the control file: the module can then be unloaded.
+func (c *Capture) closeControl() error {
+	if c.control == nil {
+		return nil
 	}
-	if c.waiter != nil {
-		errs = append(errs, c.waiter.Release())
-	}
-	return errors.Join(errs...)
+	return c.control.Close()
 }

@@ -372,6 +372,46 @@ func TestUnloadWithOpenFiles(t *testing.T) {
 	}
 }
 
+// TestCloseFromTheReader: a reader that returned a record and has not
+// read since holds its lease on the mappings; Close from that goroutine
+// must still unload the module, and the next read must say closed.
+func TestCloseFromTheReader(t *testing.T) {
+	needModule(t)
+	c, err := Open(Config{SubbufSize: 4096, NumSubbufs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	openClose(context.Background(), 200)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var rec event.Record
+	for range 2 { // the second comes from the fast path, mid-sub-buffer
+		if err := c.ReadInto(&rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatal("Close: ", err)
+	}
+	if Loaded() {
+		t.Fatal("Close from the reading goroutine left the module loaded")
+	}
+	t.Logf("Close took %v", time.Since(start))
+	if err := c.ReadInto(&rec); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("ReadInto after Close: %v, want an error wrapping os.ErrClosed", err)
+	}
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal("Stats after Close: ", err)
+	}
+	if got := st.Total().Captured; got != 2 {
+		t.Fatalf("Stats after Close: %d captured, the reader returned 2", got)
+	}
+}
+
 // TestProbeTime: with probe_time the module sums the time inside its
 // probes; every handled hit ran the emitting probe once.
 func TestProbeTime(t *testing.T) {
