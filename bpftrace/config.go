@@ -52,6 +52,9 @@ type Config struct {
 	// Empty attaches programs that return at once: the floor every
 	// capture path pays. Nothing is recorded or counted.
 	Empty bool
+	// Part runs only part of the capture program (BenchmarkProbeParts);
+	// the zero value runs all of it.
+	Part ProbePart
 	// Detached loads the programs without attaching them: records then
 	// come only from Inject (the consumer benchmarks).
 	Detached bool
@@ -70,6 +73,26 @@ type Config struct {
 	StackDepth   int
 	StackEntries int
 }
+
+// ProbePart is how much of the capture program runs, to price its parts
+// (slab.c, enum slab_probe_part).
+type ProbePart uint32
+
+// The parts, each adding to the one before.
+const (
+	// PartCapture is the whole capture program.
+	PartCapture ProbePart = iota
+	// PartFloor writes a zeroed record into the transport (ring buffer
+	// reserve and submit, or perf buffer output), counts nothing and
+	// never wakes the reader: the transport's floor.
+	PartFloor
+	// PartFill fills the record's fields.
+	PartFill
+	// PartAccounted is the capture without its wakeup policy: the
+	// per-CPU accounting, sequence numbers and, with Truth, the truth
+	// stamp; it never wakes the reader.
+	PartAccounted
+)
 
 // Stack limits: the kernel walks at most 127 frames (PERF_MAX_STACK_DEPTH).
 const (
@@ -151,6 +174,9 @@ func (cfg *Config) Validate() error {
 	}
 	if len(cfg.Kinds) == 0 {
 		return errors.New("no events selected (--events)")
+	}
+	if cfg.Part > PartAccounted {
+		return fmt.Errorf("probe part %d: want 0..%d", cfg.Part, PartAccounted)
 	}
 	if cfg.StackDepth < 0 || cfg.StackDepth > MaxStackDepth {
 		return fmt.Errorf("--stack-depth %d: want 1..%d frames", cfg.StackDepth, MaxStackDepth)

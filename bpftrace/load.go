@@ -174,6 +174,7 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 		"truth_on":     boolToU32(cfg.Truth),
 		"wakeup_bytes": uint64(cfg.WakeupBytes),
 		"empty_probe":  boolToU32(cfg.Empty),
+		"probe_part":   uint32(cfg.Part),
 		"stacks_on":    boolToU32(cfg.StackDepth > 0),
 	}
 	for name, v := range consts {

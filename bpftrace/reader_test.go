@@ -1,6 +1,9 @@
 package bpftrace
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -132,5 +135,66 @@ func TestProbeTime(t *testing.T) {
 				t.Fatalf("%d runs taking %v for %d attempts; want runs == attempts >= 200 and time > 0", runs, total, attempts)
 			}
 		})
+	}
+}
+
+// TestProbeParts runs the program's parts (BenchmarkProbeParts) on both
+// transports: every run of the floor and fill parts writes one record,
+// zeroed or filled, and counts nothing; the accounted part stamps
+// sequence numbers and balances.
+func TestProbeParts(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tr := range []Transport{Ringbuf, Perfbuf} {
+		for _, part := range []ProbePart{PartFloor, PartFill, PartAccounted} {
+			t.Run(fmt.Sprintf("%s/part=%d", tr, part), func(t *testing.T) {
+				c, err := Open(Config{Transport: tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmemCacheAlloc},
+					RingbufSize: 1 << 20, PerCPUBufferSize: 1 << 20, WakeupBytes: 1<<20 - 1, Part: part, ProbeTime: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				slabActivity(t)
+				if err := c.Stop(); err != nil {
+					t.Fatal(err)
+				}
+				runs, _, err := c.ProbeTime()
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(-time.Second)) // what is there, then ErrDeadlineExceeded
+				var rec event.Record
+				var records, filled uint64
+				for {
+					err := c.ReadInto(&rec)
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					records++
+					if rec.Kind == event.KindKmemCacheAlloc && rec.TsNs != 0 && rec.Ptr != 0 {
+						filled++
+					} else if rec != (event.Record{}) {
+						t.Fatalf("record neither zeroed nor filled: %+v", rec)
+					}
+				}
+				st, err := c.Stats()
+				if err != nil {
+					t.Fatal(err)
+				}
+				attempts := st.Kind(event.KindKmemCacheAlloc).Attempts
+				t.Logf("%d runs, %d records (%d filled), %d attempts", runs, records, filled, attempts)
+				want := map[ProbePart][3]uint64{PartFloor: {runs, 0, 0}, PartFill: {runs, runs, 0}, PartAccounted: {runs, runs, runs}}[part]
+				if runs < 200 || records != want[0] || filled != want[1] || attempts != want[2] {
+					t.Fatalf("%d records, %d filled, %d attempts of %d runs; want %v (and >= 200 runs)", records, filled, attempts, runs, want)
+				}
+				if part == PartAccounted {
+					if err := st.Verify(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -40,6 +40,21 @@ const volatile __u64 wakeup_bytes = 0;
 /* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
 /*
+ * The probe's cost part by part (BenchmarkProbeParts): the whole capture
+ * (PART_CAPTURE), or only the transport's floor, writing a zeroed record
+ * (PART_FLOOR), or that record filled (PART_FILL), or the capture without
+ * its wakeup policy (PART_ACCOUNTED: accounting, sequence numbers and,
+ * with truth_on, the truth stamp). Parts below the capture never wake
+ * the reader; the floor and fill count nothing.
+ */
+enum slab_probe_part {
+	PART_CAPTURE = 0,
+	PART_FLOOR = 1,
+	PART_FILL = 2,
+	PART_ACCOUNTED = 3,
+};
+const volatile __u32 probe_part = PART_CAPTURE;
+/*
  * Take each allocation's kernel stack into the stacks map (capture
  * --stacks); its depth and size are set from Go with the map's value size
  * and entries.
@@ -276,7 +291,9 @@ static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *
 			return;
 		}
 		fill(ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, stack);
-		if (wakeup_bytes) {
+		if (probe_part != PART_CAPTURE) {
+			wake = BPF_RB_NO_WAKEUP;
+		} else if (wakeup_bytes) {
 			/* pending bytes include this record once submitted */
 			if (bpf_ringbuf_query(&events_ringbuf, BPF_RB_AVAIL_DATA) + sizeof(*ev) >= wakeup_bytes)
 				wake = BPF_RB_FORCE_WAKEUP;
@@ -294,6 +311,32 @@ static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *
 }
 
 /*
+ * write_bare is the transport's floor (PART_FLOOR: a zeroed record) or the
+ * floor with the record filled (PART_FILL): no accounting, no wakeup.
+ */
+static __always_inline void write_bare(void *ctx, __u16 kind, __u64 call_site, __u64 ptr,
+				       __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags)
+{
+	if (transport == SLAB_TRANSPORT_RINGBUF) {
+		struct slab_event *ev = bpf_ringbuf_reserve(&events_ringbuf, sizeof(*ev), 0);
+
+		if (!ev)
+			return;
+		if (probe_part == PART_FILL)
+			fill(ev, kind, 0, 0, 0, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, 0);
+		else
+			__builtin_memset(ev, 0, sizeof(*ev));
+		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+	} else {
+		struct slab_event ev = {};
+
+		if (probe_part == PART_FILL)
+			fill(&ev, kind, 0, 0, 0, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, 0);
+		bpf_perf_event_output(ctx, &events_perfbuf, BPF_F_CURRENT_CPU, &ev, sizeof(ev));
+	}
+}
+
+/*
  * emit handles one hit: its truth stamp, then its record. The same program
  * never runs nested on one CPU (the kernel skips and counts such a hit as
  * a recursion miss), so the per-CPU counters of one kind need no atomics.
@@ -301,9 +344,15 @@ static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *
 static __always_inline void emit(void *ctx, __u16 kind, __u16 flags, __u64 call_site, __u64 ptr,
 				 __u64 bytes_req, __u64 bytes_alloc, __u64 gfp_flags, int at_entry)
 {
-	struct slab_bpf_kind_stats *bst = running_stats(kind);
+	struct slab_bpf_kind_stats *bst;
 	__u64 truth = 0;
 
+	/* Every run writes, even once stopped: records read == runs. */
+	if (probe_part == PART_FLOOR || probe_part == PART_FILL) {
+		write_bare(ctx, kind, call_site, ptr, bytes_req, bytes_alloc, gfp_flags);
+		return;
+	}
+	bst = running_stats(kind);
 	if (!bst)
 		return;
 	if (truth_on)

@@ -88,6 +88,7 @@ const (
 	slabProgTpKmemCacheAlloc     = "tp_kmem_cache_alloc"
 	slabProgTpKmemCacheFree      = "tp_kmem_cache_free"
 	slabVarEmptyProbe            = "empty_probe"
+	slabVarProbePart             = "probe_part"
 	slabVarStacksOn              = "stacks_on"
 	slabVarStopped               = "stopped"
 	slabVarTransport             = "transport"
@@ -179,6 +180,7 @@ type slabMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabVariableSpecs struct {
 	EmptyProbe      *ebpf.VariableSpec `ebpf:"empty_probe"`
+	ProbePart       *ebpf.VariableSpec `ebpf:"probe_part"`
 	StacksOn        *ebpf.VariableSpec `ebpf:"stacks_on"`
 	Stopped         *ebpf.VariableSpec `ebpf:"stopped"`
 	Transport       *ebpf.VariableSpec `ebpf:"transport"`
@@ -239,6 +241,7 @@ func (m *slabMaps) Close() error {
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabVariables struct {
 	EmptyProbe      *ebpf.Variable `ebpf:"empty_probe"`
+	ProbePart       *ebpf.Variable `ebpf:"probe_part"`
 	StacksOn        *ebpf.Variable `ebpf:"stacks_on"`
 	Stopped         *ebpf.Variable `ebpf:"stopped"`
 	Transport       *ebpf.Variable `ebpf:"transport"`

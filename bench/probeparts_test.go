@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
+	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/workloads"
+)
+
+// partsMemory is each part row's buffer memory, all CPUs together: room
+// for what a reader polling every millisecond leaves when busy producers
+// keep it off the CPUs for most of a second, so that nothing is refused
+// (4 MiB refused a fifth of the records natively).
+const partsMemory = 64 << 20
+
+// partsCapture is the capture rows' geometry: small enough to be written
+// 20 times in a second with every wakeup (benchCapture's steady rule).
+const partsSubbuf, partsSubbufs = 128 << 10, 2
+
+// partsPoll is how often the part rows' reader looks: their programs
+// never wake it.
+const partsPoll = time.Millisecond
+
+// BenchmarkProbeParts decomposes the eBPF capture program's time per
+// event (probe-ns/event, the kernel's own measure) by adding one part at
+// a time, in one run, on the closed loop's first workload and attach
+// mode, with the first placement's producers and with one: part=empty
+// (attached, returns at once); part=floor (the transport takes a zeroed
+// 80-byte record: ring buffer reserve and submit, perf buffer output);
+// part=fill (the record's fields: clock, pid, CPU and the event's own);
+// part=accounted/truth=off (the per-CPU accounting and sequence numbers);
+// part=accounted/truth=on (the truth stamp); then the capture itself,
+// whose reader each wakeup policy wakes (part=capture/truth=on/wakeup=
+// every|batched, and truth=off batched). The part rows never wake their
+// reader, which polls every millisecond instead.
+func BenchmarkProbeParts(b *testing.B) {
+	testenv.RequireRoot(b)
+	attach, wl := matrix.Attaches[0], matrix.Workloads[0]
+	for _, producers := range slices.Compact([]int{matrix.Placements[0].Producers, 1}) {
+		wcfg := workloads.Config{Name: wl, Threads: producers}
+		for _, tr := range []bpftrace.Transport{bpftrace.Ringbuf, bpftrace.Perfbuf} {
+			prefix := fmt.Sprintf("workload=%s/producers=%d/path=%s/attach=%s/", wl, producers, tr, attach)
+			b.Run(prefix+"part=empty", func(b *testing.B) {
+				benchPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Empty: true})
+			})
+			for _, part := range []struct {
+				name  string
+				part  bpftrace.ProbePart
+				truth bool
+			}{
+				{"part=floor", bpftrace.PartFloor, false},
+				{"part=fill", bpftrace.PartFill, false},
+				{"part=accounted/truth=off", bpftrace.PartAccounted, false},
+				{"part=accounted/truth=on", bpftrace.PartAccounted, true},
+			} {
+				b.Run(prefix+part.name, func(b *testing.B) {
+					benchPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Part: part.part, Truth: part.truth})
+				})
+			}
+			for _, c := range []struct {
+				truth bool
+				wake  string
+			}{{true, "every"}, {true, "batched"}, {false, "batched"}} {
+				b.Run(fmt.Sprintf("%spart=capture/truth=%s/wakeup=%s", prefix, onOff(c.truth), c.wake), func(b *testing.B) {
+					cfg := capture.Config{Path: capture.Path(tr), Attach: attach, Kinds: event.AllKinds, Truth: c.truth,
+						Workload: wcfg, SubbufSize: partsSubbuf, NumSubbufs: partsSubbufs, ProbeTime: true}
+					if c.wake == "batched" {
+						cfg.WakeupBytes = cfg.SubbufSize
+					}
+					benchCapture(b, cfg)
+				})
+			}
+		}
+	}
+}
+
+// benchPart times b.N ops of wcfg with one part of the capture program
+// attached and read by a reader polling every millisecond, and reports
+// the kernel's time per program run. The floor and fill parts count
+// nothing, so the records read must equal the runs; the accounted part's
+// accounting must balance.
+func benchPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
+	cfg.Kinds, cfg.ProbeTime = event.AllKinds, true
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.RingbufSize, cfg.PerCPUBufferSize = partsMemory, partsMemory/ncpu
+	if cfg.Transport == bpftrace.Perfbuf {
+		cfg.WakeupBytes = cfg.PerCPUBufferSize - 1 // the watermark: no wakeup
+	}
+	c, err := bpftrace.Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	read := make(chan pollResult, 1)
+	go func() { read <- pollReader(c, stop) }()
+	timeWorkload(b, wcfg)
+	stopErr := c.Stop()
+	close(stop)
+	res := <-read
+	if stopErr != nil || res.err != nil {
+		b.Fatal(errors.Join(stopErr, res.err))
+	}
+	runs, total, err := c.ProbeTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	switch {
+	case cfg.Empty:
+	case cfg.Part == bpftrace.PartAccounted:
+		st, err := c.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Verify(); err != nil {
+			b.Fatal(err)
+		}
+		if tot := st.Total(); tot.Lost > tot.Missed {
+			b.Fatalf("%d records refused: the buffer of %d bytes is too small for a reader polling every %v",
+				tot.Lost-tot.Missed, partsMemory, partsPoll)
+		}
+	case res.records != runs:
+		b.Fatalf("%d records read of %d program runs: the buffer of %d bytes is too small for a reader polling every %v",
+			res.records, runs, partsMemory, partsPoll)
+	}
+	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
+}
+
+// pollResult is what pollReader read.
+type pollResult struct {
+	records uint64
+	err     error
+}
+
+// pollReader reads c until stop is closed and then what is left, waking
+// every partsPoll.
+func pollReader(c *bpftrace.Capture, stop <-chan struct{}) pollResult {
+	var rec event.Record
+	var res pollResult
+	stopped := false
+	c.SetDeadline(time.Now().Add(partsPoll))
+	for {
+		// The deadline only ends a wait on an empty buffer: it is set
+		// again once it did, not per record (it may wake the poll).
+		err := c.ReadInto(&rec)
+		switch {
+		case err == nil:
+			res.records++
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if stopped {
+				return res
+			}
+			select {
+			case <-stop:
+				stopped = true // one more round drains what is left
+			default:
+			}
+			c.SetDeadline(time.Now().Add(partsPoll))
+		default:
+			res.err = err
+			return res
+		}
+	}
+}
