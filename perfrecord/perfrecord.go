@@ -546,14 +546,17 @@ func (s *Session) attribute(res *Result, counts dataCounts) error {
 		res.LostOther += n
 	}
 	switch {
-	case counts.haveLostSamples:
+	case counts.haveLostSamples && counts.lostRecords <= kindsLost+res.LostOther:
 		res.Lost = kindsLost
-	case counts.lostRecords == 0:
+	case !counts.haveLostSamples && counts.lostRecords == 0:
 		// No loss at all: the zero counts per kind are exact.
 	default:
-		// perf or the kernel predates PERF_FORMAT_LOST: only the ring
-		// buffers' totals are known, sideband records included.
-		res.Lost = counts.lostRecords
+		// perf or the kernel predates PERF_FORMAT_LOST, or the ring
+		// buffers lost more than perf's per-event counts say (perf
+		// skips an event whose count it fails to read, saying so only
+		// in its debug output): only the totals are known, sideband
+		// records included.
+		res.Lost = max(counts.lostRecords, kindsLost+res.LostOther)
 		res.LostByKind = nil
 	}
 	return nil
