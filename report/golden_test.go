@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -63,4 +64,36 @@ func firstDifference(want, got string) string {
 		}
 	}
 	return "(same lines, different endings)"
+}
+
+// TestProbePartsGolden renders the probe's parts from a native
+// BenchmarkProbeParts run (both placements and transports) and compares
+// it with testdata/probeparts.golden.md.
+func TestProbePartsGolden(t *testing.T) {
+	const in, golden = "testdata/probeparts-native.txt", "testdata/probeparts.golden.md"
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sections, err := parse(f, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	writeProbeParts(&b, sections)
+	got := b.String()
+	if *update {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test ./report -update writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("parts of %s differ from %s (go test ./report -run ProbePartsGolden -update, then read the diff):\n%s", in, golden, firstDifference(string(want), got))
+	}
 }

@@ -47,6 +47,7 @@ func WriteMarkdown(w io.Writer, sections []*Section, opt Options) error {
 		}
 	}
 	writeCosts(&b, sections, opt.CostPlotLinks)
+	writeProbeParts(&b, sections)
 	writeMethod(&b, sections)
 	for _, s := range sections {
 		writeSection(&b, s, opt)

@@ -149,6 +149,20 @@ func ReadFile(path string) ([]*Section, error) {
 // errors. Lines benchfmt cannot parse (e.g. a last line cut off while the
 // file is still being written) become the sections' Warnings.
 func Read(r io.Reader, file string) ([]*Section, error) {
+	sections, err := parse(r, file)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sections {
+		if slices.ContainsFunc(s.Rows, func(r *Row) bool { return r.Bench == "Capture" }) {
+			return sections, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w: pass a results file written by `go test -bench BenchmarkCapture ./bench` (make bench writes results/<environment>-<kernel>.txt)", file, ErrNoCaptureRows)
+}
+
+// parse reads the sections of a results file, whatever benchmarks it holds.
+func parse(r io.Reader, file string) ([]*Section, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -187,20 +201,13 @@ func Read(r io.Reader, file string) ([]*Section, error) {
 	if err := br.Err(); err != nil {
 		return nil, err
 	}
-	captures := 0
 	for _, s := range sections {
 		s.Warnings = warnings
 		s.Skipped = skipped
 		for _, row := range s.Rows {
 			row.summarise()
-			if row.Bench == "Capture" {
-				captures++
-			}
 		}
 		s.Attach = PrimaryAttach(s.Rows)
-	}
-	if captures == 0 {
-		return nil, fmt.Errorf("%s: %w: pass a results file written by `go test -bench BenchmarkCapture ./bench` (make bench writes results/<environment>-<kernel>.txt)", file, ErrNoCaptureRows)
 	}
 	return sections, nil
 }

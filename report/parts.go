@@ -1,0 +1,159 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// A probe part is one BenchmarkProbeParts row, named by its part, truth
+// and wakeup keys; partStep is what one row adds to another.
+type partStep struct {
+	label     string
+	row, base string // base "" is the row itself
+}
+
+// partSteps add up to the batched capture with its truth stamp: every
+// step but the last two is one more part of the program; the truth stamp
+// and the wakeup decision are each measured on the accounted program, so
+// their sum is checked against the capture row measured on its own.
+var partSteps = []partStep{
+	{"the program attached, returning at once (part=empty)", "part=empty", ""},
+	{"the transport writes a zeroed record: its floor (part=floor)", "part=floor", "part=empty"},
+	{"the record filled: clock, pid, CPU, the event's fields (part=fill)", "part=fill", "part=floor"},
+	{"accounting and sequence numbers (part=accounted/truth=off)", "part=accounted/truth=off", "part=fill"},
+	{"the truth stamp (part=accounted/truth=on)", "part=accounted/truth=on", "part=accounted/truth=off"},
+	{"the batched wakeup decision (part=capture/truth=off/wakeup=batched)", "part=capture/truth=off/wakeup=batched", "part=accounted/truth=off"},
+}
+
+const (
+	partsCaptureRow = "part=capture/truth=on/wakeup=batched"
+	partsEveryRow   = "part=capture/truth=on/wakeup=every"
+	partsFloorRow   = "part=floor"
+	partsLeanRow    = "part=capture/truth=off/wakeup=batched"
+	// partsSumTolerance is how far the parts' sum may be from the capture
+	// row for the report to call them a decomposition of it.
+	partsSumTolerance = 0.10
+)
+
+// partName is a ProbeParts row's part, truth and wakeup keys.
+func partName(r *Row) string {
+	n := "part=" + r.Keys["part"]
+	for _, k := range []string{"truth", "wakeup"} {
+		if v, ok := r.Keys[k]; ok {
+			n += "/" + k + "=" + v
+		}
+	}
+	return n
+}
+
+// partGroup is the ProbeParts rows of one placement, path and attach mode.
+type partGroup struct {
+	producers, path, attach, workload string
+	rows                              map[string]*Row
+}
+
+// probePartGroups collects a section's ProbeParts rows, in file order.
+func (s *Section) probePartGroups() []*partGroup {
+	var groups []*partGroup
+	for _, r := range s.Rows {
+		if r.Bench != "ProbeParts" {
+			continue
+		}
+		i := slices.IndexFunc(groups, func(g *partGroup) bool {
+			return g.producers == r.Keys["producers"] && g.path == r.Keys["path"] && g.attach == r.Keys["attach"] && g.workload == r.Keys["workload"]
+		})
+		if i < 0 {
+			groups = append(groups, &partGroup{r.Keys["producers"], r.Keys["path"], r.Keys["attach"], r.Keys["workload"], map[string]*Row{}})
+			i = len(groups) - 1
+		}
+		groups[i].rows[partName(r)] = r
+	}
+	return groups
+}
+
+// probe returns a row's probe-ns/event metric, or nil.
+func (g *partGroup) probe(name string) *Metric {
+	if r := g.rows[name]; r != nil {
+		return r.Metric(UnitProbe)
+	}
+	return nil
+}
+
+// stepCell is a step's ns/event: the difference of the two rows' medians,
+// with the widest difference their ranges allow.
+func (g *partGroup) stepCell(st partStep) (float64, string) {
+	m := g.probe(st.row)
+	if m == nil {
+		return math.NaN(), "—"
+	}
+	if st.base == "" {
+		return m.Median, cell(m, g.rows[st.row].Runs)
+	}
+	b := g.probe(st.base)
+	if b == nil {
+		return math.NaN(), "—"
+	}
+	d := m.Median - b.Median
+	return d, fmt.Sprintf("%s [%s–%s]", num(d), num(m.Min-b.Max), num(m.Max-b.Min))
+}
+
+// writeProbeParts writes the probe's time part by part, per file,
+// placement and transport, where the file has BenchmarkProbeParts rows.
+func writeProbeParts(b *bytes.Buffer, sections []*Section) {
+	var any bool
+	for _, s := range sections {
+		any = any || len(s.probePartGroups()) > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintf(b, "## The probe's time, part by part\n\n")
+	fmt.Fprintf(b, "BenchmarkProbeParts: the capture program run with one more part each row, in one run (probe-ns/event, the kernel's own measure). "+
+		"A step is the difference of two rows' medians, [the widest difference their ranges allow]. The part rows never wake their reader "+
+		"(it polls every millisecond); the truth stamp and the wakeup decision are each measured on the accounted program, so the parts' sum "+
+		"is a prediction of the capture row, which was measured on its own.\n\n")
+	for _, s := range sections {
+		for _, g := range s.probePartGroups() {
+			writePartGroup(b, s, g)
+		}
+	}
+}
+
+func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
+	producers := g.producers + " producers"
+	if g.producers == "1" {
+		producers = "1 producer"
+	}
+	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, g.path, g.attach, producers, g.workload, s.File)
+	fmt.Fprintf(b, "| part | adds, %s |\n|---|---|\n", UnitProbe)
+	sum := 0.0
+	for _, st := range partSteps {
+		d, c := g.stepCell(st)
+		sum += d
+		fmt.Fprintf(b, "| %s | %s |\n", st.label, c)
+	}
+	capture := g.probe(partsCaptureRow)
+	fmt.Fprintf(b, "| **sum of the parts** | **%s** |\n", num(sum))
+	if capture != nil {
+		fmt.Fprintf(b, "| the capture, truth stamp on, batched wakeups (%s), measured | %s |\n", partsCaptureRow, cell(capture, g.rows[partsCaptureRow].Runs))
+	}
+	every := partStep{row: partsEveryRow, base: partsCaptureRow}
+	if _, c := g.stepCell(every); c != "—" {
+		fmt.Fprintf(b, "| a wakeup for every record instead (%s) | %s |\n", partsEveryRow, c)
+	}
+	fmt.Fprintln(b)
+	if capture != nil && !math.IsNaN(sum) {
+		off := sum/capture.Median - 1
+		verdict := "within"
+		if math.Abs(off) > partsSumTolerance {
+			verdict = "not within"
+		}
+		fmt.Fprintf(b, "The parts sum to %s%% of the capture row: %s %.0f%% of it.", num(100*(1+off)), verdict, 100*partsSumTolerance)
+	}
+	if lean, floor := g.probe(partsLeanRow), g.probe(partsFloorRow); lean != nil && floor != nil {
+		fmt.Fprintf(b, " The capture with the truth stamp off and batched wakeups costs %s× its floor (medians).", num(lean.Median/floor.Median))
+	}
+	fmt.Fprintf(b, "\n\n")
+}
