@@ -63,6 +63,10 @@ func (c *Capture) attach() error {
 	if err := c.noteForeignPrograms(); err != nil {
 		return err
 	}
+	var err error
+	if c.idleAtAttach, err = c.readTruthIdle(); err != nil {
+		return err
+	}
 	if c.cfg.Attach == AttachTracepoint {
 		// cilium/ebpf finds tracepoints in tracefs but does not mount
 		// it: a fresh machine may have none mounted.

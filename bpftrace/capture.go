@@ -30,12 +30,15 @@ type Capture struct {
 	funcs      map[event.Kind]string        // function probes: the allocator function of each kind
 	links      []link.Link
 	truth      *truth.Counter
-	foreign    *truth.Foreign  // programs of others on the tracepoints
-	ring       *ringbuf.Reader // Config.CiliumReader
-	perfReader *perf.Reader    // Config.CiliumReader
-	own        ownReader       // slabbench's reader of the mapping otherwise
-	bufBytes   int
-	runStats   io.Closer // BPF_ENABLE_STATS while open (Config.ProbeTime)
+	foreign    *truth.Foreign // programs of others on the tracepoints
+	// idleAtAttach and idleAtStop are the truth counter's idle times
+	// when the programs were attached and once they were detached.
+	idleAtAttach, idleAtStop *truthIdle
+	ring                     *ringbuf.Reader // Config.CiliumReader
+	perfReader               *perf.Reader    // Config.CiliumReader
+	own                      ownReader       // slabbench's reader of the mapping otherwise
+	bufBytes                 int
+	runStats                 io.Closer // BPF_ENABLE_STATS while open (Config.ProbeTime)
 
 	// deadline is the consumer's deadline (unix ns, 0: none); every
 	// SetDeadline bumps deadlineGen so that ReadInto re-arms the library
@@ -118,6 +121,9 @@ func (c *Capture) Stop() error {
 			}
 			waitForRunningPrograms()
 			errs = append(errs, c.noteForeignPrograms())
+			var err error
+			c.idleAtStop, err = c.readTruthIdle()
+			errs = append(errs, err)
 		}
 		c.stopErr = errors.Join(errs...)
 	})

@@ -173,9 +173,12 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 		"transport":    transport,
 		"truth_on":     boolToU32(cfg.Truth),
 		"wakeup_bytes": uint64(cfg.WakeupBytes),
-		"empty_probe":  boolToU32(cfg.Empty),
-		"probe_part":   uint32(cfg.Part),
-		"stacks_on":    boolToU32(cfg.StackDepth > 0),
+		// 1/16 of the batch: a look at the pending bytes every few
+		// records, a wakeup at most 1/16 of the batch per CPU late.
+		"wakeup_query_bytes": uint64(cfg.WakeupBytes / 16),
+		"empty_probe":        boolToU32(cfg.Empty),
+		"probe_part":         uint32(cfg.Part),
+		"stacks_on":          boolToU32(cfg.StackDepth > 0),
 	}
 	for name, v := range consts {
 		if err := spec.Variables[name].Set(v); err != nil {

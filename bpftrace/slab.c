@@ -37,6 +37,12 @@ const volatile __u32 truth_on = 1;
  * least W bytes are pending, then forces one.
  */
 const volatile __u64 wakeup_bytes = 0;
+/*
+ * With wakeup_bytes, how many bytes a CPU writes between two looks at the
+ * pending bytes (a look per record cost a sixth of the capture): a wakeup
+ * comes at most this many bytes per CPU after wakeup_bytes are pending.
+ */
+const volatile __u64 wakeup_query_bytes = 0;
 /* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
 /*
@@ -89,10 +95,8 @@ struct {
 /*
  * The accounting both producers keep (struct slab_kind_stats) and, for
  * the BPF programs only, evidence of hits the truth counter may not have
- * counted, so that a mismatch names what happened:
- * truth_descheduled: stamps at which the counting event's enabled time
- *   had grown more than its running time since the hit before (it was
- *   not counting for a while: scheduled out or stopped);
+ * counted, so that a mismatch names what happened (user space adds the
+ * time the counting event was idle: scheduled out or stopped):
  * truth_stamp_repeats: stamps equal to the hit before's on this CPU and
  *   kind (one of the two hits was not counted, or one nested in the
  *   other between its stamp and its count);
@@ -105,8 +109,6 @@ struct {
 struct slab_bpf_kind_stats {
 	struct slab_kind_stats s;
 	__u64 truth_stamps;	/* stamps taken: the window opens at the first */
-	__u64 truth_idle_ns;
-	__u64 truth_descheduled;
 	__u64 truth_stamp_repeats;
 	__u64 truth_stamps_fell;
 	__u64 truth_leading_repeats;	/* repeats before the stamps first rose */
@@ -119,6 +121,14 @@ struct slab_bpf_kind_stats {
 	__u64 stack_collisions;	/* another stack held its hash bucket */
 	__u64 stacks_failed;		/* the kernel could not walk it */
 };
+
+/* Bytes this CPU has written since it last looked at the pending bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unqueried_bytes SEC(".maps");
 
 /* Per-CPU, per-kind accounting, indexed by enum slab_event_kind. */
 struct {
@@ -147,18 +157,24 @@ TRUTH_MAP(truth_kmem_cache_free);
 /* Keeps struct slab_event in the BTF for bpf2go -type and the layout test. */
 const struct slab_event *unused_slab_event __attribute__((unused));
 
-static __always_inline long read_truth(__u16 kind, struct bpf_perf_event_value *val)
+/*
+ * read_truth returns the truth counter's count on this CPU, or a negative
+ * error. The count alone: bpf_perf_event_read_value's enabled and running
+ * times cost a clock read more on every hit (user space reads them once,
+ * at the window's edges, to see whether the counter ever stopped).
+ */
+static __always_inline __s64 read_truth(__u16 kind)
 {
 	/* kind is a constant in every caller, so this folds to one call. */
 	switch (kind) {
 	case SLAB_EVENT_KMALLOC:
-		return bpf_perf_event_read_value(&truth_kmalloc, BPF_F_CURRENT_CPU, val, sizeof(*val));
+		return bpf_perf_event_read(&truth_kmalloc, BPF_F_CURRENT_CPU);
 	case SLAB_EVENT_KFREE:
-		return bpf_perf_event_read_value(&truth_kfree, BPF_F_CURRENT_CPU, val, sizeof(*val));
+		return bpf_perf_event_read(&truth_kfree, BPF_F_CURRENT_CPU);
 	case SLAB_EVENT_KMEM_CACHE_ALLOC:
-		return bpf_perf_event_read_value(&truth_kmem_cache_alloc, BPF_F_CURRENT_CPU, val, sizeof(*val));
+		return bpf_perf_event_read(&truth_kmem_cache_alloc, BPF_F_CURRENT_CPU);
 	default:
-		return bpf_perf_event_read_value(&truth_kmem_cache_free, BPF_F_CURRENT_CPU, val, sizeof(*val));
+		return bpf_perf_event_read(&truth_kmem_cache_free, BPF_F_CURRENT_CPU);
 	}
 }
 
@@ -207,15 +223,15 @@ static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 
 					 __u16 *flags, int at_entry)
 {
 	struct slab_kind_stats *st = &bst->s;
-	struct bpf_perf_event_value truth_val;
-	__u64 truth, idle;
+	__s64 val = read_truth(kind);
+	__u64 truth;
 
-	if (read_truth(kind, &truth_val) != 0) {
+	/* the helper's errors are -MAX_ERRNO..-1; a count never gets there */
+	if (val < 0 && val >= -4095) {
 		st->truth_errors++;
 		return 0;
 	}
-	idle = truth_val.enabled - truth_val.running;
-	truth = truth_val.counter;
+	truth = val;
 	*flags |= SLAB_EVENT_F_TRUTH;
 	if (bst->truth_stamps == 0) {
 		st->truth_first = truth;
@@ -233,11 +249,8 @@ static __always_inline __u64 stamp_truth(struct slab_bpf_kind_stats *bst, __u16 
 			if (truth < st->truth_last)
 				bst->truth_stamps_fell++;
 		}
-		if (idle != bst->truth_idle_ns)
-			bst->truth_descheduled++;
 	}
 	bst->truth_stamps++;
-	bst->truth_idle_ns = idle;
 	st->truth_last = truth;
 	return truth;
 }
@@ -269,6 +282,28 @@ static __always_inline __u32 take_stack(void *ctx, struct slab_bpf_kind_stats *b
 }
 
 /*
+ * batched_wakeup is the ring buffer's batched wakeup decision: wake the
+ * reader once wakeup_bytes are pending, looking only every
+ * wakeup_query_bytes this CPU writes.
+ */
+static __always_inline __u64 batched_wakeup(__u64 size)
+{
+	__u32 zero = 0;
+	__u64 *unqueried = bpf_map_lookup_elem(&unqueried_bytes, &zero);
+
+	if (!unqueried)
+		return BPF_RB_NO_WAKEUP;
+	*unqueried += size;
+	if (*unqueried < wakeup_query_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*unqueried = 0;
+	/* pending bytes include this record once submitted */
+	if (bpf_ringbuf_query(&events_ringbuf, BPF_RB_AVAIL_DATA) + size >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/*
  * write_record takes the hit's sequence number and writes its record,
  * counting a refused write as a drop.
  */
@@ -294,11 +329,7 @@ static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *
 		if (probe_part != PART_CAPTURE) {
 			wake = BPF_RB_NO_WAKEUP;
 		} else if (wakeup_bytes) {
-			/* pending bytes include this record once submitted */
-			if (bpf_ringbuf_query(&events_ringbuf, BPF_RB_AVAIL_DATA) + sizeof(*ev) >= wakeup_bytes)
-				wake = BPF_RB_FORCE_WAKEUP;
-			else
-				wake = BPF_RB_NO_WAKEUP;
+			wake = batched_wakeup(sizeof(*ev));
 		}
 		bpf_ringbuf_submit(ev, wake);
 	} else {

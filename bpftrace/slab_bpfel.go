@@ -31,8 +31,6 @@ type slabSlabBpfKindStats struct {
 	_                    structs.HostLayout
 	S                    slabSlabKindStats
 	TruthStamps          uint64
-	TruthIdleNs          uint64
-	TruthDescheduled     uint64
 	TruthStampRepeats    uint64
 	TruthStampsFell      uint64
 	TruthLeadingRepeats  uint64
@@ -69,6 +67,7 @@ const (
 	slabMapTruthKmalloc          = "truth_kmalloc"
 	slabMapTruthKmemCacheAlloc   = "truth_kmem_cache_alloc"
 	slabMapTruthKmemCacheFree    = "truth_kmem_cache_free"
+	slabMapUnqueriedBytes        = "unqueried_bytes"
 	slabProgFentryKfree          = "fentry_kfree"
 	slabProgFentryKmalloc        = "fentry_kmalloc"
 	slabProgFentryKmemCacheAlloc = "fentry_kmem_cache_alloc"
@@ -95,6 +94,7 @@ const (
 	slabVarTruthOn               = "truth_on"
 	slabVarUnusedSlabEvent       = "unused_slab_event"
 	slabVarWakeupBytes           = "wakeup_bytes"
+	slabVarWakeupQueryBytes      = "wakeup_query_bytes"
 )
 
 // loadSlab returns the embedded CollectionSpec for slab.
@@ -173,20 +173,22 @@ type slabMapSpecs struct {
 	TruthKmalloc          *ebpf.MapSpec `ebpf:"truth_kmalloc"`
 	TruthKmemCacheAlloc   *ebpf.MapSpec `ebpf:"truth_kmem_cache_alloc"`
 	TruthKmemCacheFree    *ebpf.MapSpec `ebpf:"truth_kmem_cache_free"`
+	UnqueriedBytes        *ebpf.MapSpec `ebpf:"unqueried_bytes"`
 }
 
 // slabVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type slabVariableSpecs struct {
-	EmptyProbe      *ebpf.VariableSpec `ebpf:"empty_probe"`
-	ProbePart       *ebpf.VariableSpec `ebpf:"probe_part"`
-	StacksOn        *ebpf.VariableSpec `ebpf:"stacks_on"`
-	Stopped         *ebpf.VariableSpec `ebpf:"stopped"`
-	Transport       *ebpf.VariableSpec `ebpf:"transport"`
-	TruthOn         *ebpf.VariableSpec `ebpf:"truth_on"`
-	UnusedSlabEvent *ebpf.VariableSpec `ebpf:"unused_slab_event"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	EmptyProbe       *ebpf.VariableSpec `ebpf:"empty_probe"`
+	ProbePart        *ebpf.VariableSpec `ebpf:"probe_part"`
+	StacksOn         *ebpf.VariableSpec `ebpf:"stacks_on"`
+	Stopped          *ebpf.VariableSpec `ebpf:"stopped"`
+	Transport        *ebpf.VariableSpec `ebpf:"transport"`
+	TruthOn          *ebpf.VariableSpec `ebpf:"truth_on"`
+	UnusedSlabEvent  *ebpf.VariableSpec `ebpf:"unused_slab_event"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupQueryBytes *ebpf.VariableSpec `ebpf:"wakeup_query_bytes"`
 }
 
 // slabObjects contains all objects after they have been loaded into the kernel.
@@ -219,6 +221,7 @@ type slabMaps struct {
 	TruthKmalloc          *ebpf.Map `ebpf:"truth_kmalloc"`
 	TruthKmemCacheAlloc   *ebpf.Map `ebpf:"truth_kmem_cache_alloc"`
 	TruthKmemCacheFree    *ebpf.Map `ebpf:"truth_kmem_cache_free"`
+	UnqueriedBytes        *ebpf.Map `ebpf:"unqueried_bytes"`
 }
 
 func (m *slabMaps) Close() error {
@@ -233,6 +236,7 @@ func (m *slabMaps) Close() error {
 		m.TruthKmalloc,
 		m.TruthKmemCacheAlloc,
 		m.TruthKmemCacheFree,
+		m.UnqueriedBytes,
 	)
 }
 
@@ -240,14 +244,15 @@ func (m *slabMaps) Close() error {
 //
 // It can be passed to loadSlabObjects or ebpf.CollectionSpec.LoadAndAssign.
 type slabVariables struct {
-	EmptyProbe      *ebpf.Variable `ebpf:"empty_probe"`
-	ProbePart       *ebpf.Variable `ebpf:"probe_part"`
-	StacksOn        *ebpf.Variable `ebpf:"stacks_on"`
-	Stopped         *ebpf.Variable `ebpf:"stopped"`
-	Transport       *ebpf.Variable `ebpf:"transport"`
-	TruthOn         *ebpf.Variable `ebpf:"truth_on"`
-	UnusedSlabEvent *ebpf.Variable `ebpf:"unused_slab_event"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	EmptyProbe       *ebpf.Variable `ebpf:"empty_probe"`
+	ProbePart        *ebpf.Variable `ebpf:"probe_part"`
+	StacksOn         *ebpf.Variable `ebpf:"stacks_on"`
+	Stopped          *ebpf.Variable `ebpf:"stopped"`
+	Transport        *ebpf.Variable `ebpf:"transport"`
+	TruthOn          *ebpf.Variable `ebpf:"truth_on"`
+	UnusedSlabEvent  *ebpf.Variable `ebpf:"unused_slab_event"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupQueryBytes *ebpf.Variable `ebpf:"wakeup_query_bytes"`
 }
 
 // slabPrograms contains all programs after they have been loaded into the kernel.

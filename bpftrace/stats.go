@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -144,7 +145,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 					counts.EdgeNested = c.edgeNested(bks)
 					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats + counts.EdgeNested
 					counts.Uncounted = ks.TruthRepeats
-					counts.TruthDescheduled = bks.TruthDescheduled
+					counts.TruthIdleNs = c.truthIdleNs(k, cpu)
 					counts.StampRepeats = bks.TruthStampRepeats
 					counts.StampsFell = bks.TruthStampsFell
 				}
@@ -250,4 +251,47 @@ func (c *Capture) StackFrames(id uint32) ([]uint64, error) {
 		frames = append(frames, ip)
 	}
 	return frames, nil
+}
+
+// truthIdle is the truth counter's idle time (truth.Counter.Idle) per kind
+// and counted CPU.
+type truthIdle [event.NumKinds][]uint64
+
+// readTruthIdle reads the truth counter's idle times; nil without one.
+func (c *Capture) readTruthIdle() (*truthIdle, error) {
+	if c.truth == nil {
+		return nil, nil
+	}
+	var ti truthIdle
+	for _, k := range c.cfg.Kinds {
+		for i := range c.truth.CPUs() {
+			v, err := c.truth.Idle(k, i)
+			if err != nil {
+				return nil, err
+			}
+			ti[k] = append(ti[k], v)
+		}
+	}
+	return &ti, nil
+}
+
+// truthIdleNs returns how long the truth counter of kind k on cpu was
+// idle while the programs were attached: until they were detached, or
+// until now while they still are.
+func (c *Capture) truthIdleNs(k event.Kind, cpu int) uint64 {
+	if c.truth == nil || c.idleAtAttach == nil {
+		return 0
+	}
+	i := slices.Index(c.truth.CPUs(), cpu)
+	if i < 0 {
+		return 0
+	}
+	end := c.idleAtStop
+	if end == nil {
+		var err error
+		if end, err = c.readTruthIdle(); err != nil || end == nil {
+			return 0
+		}
+	}
+	return end[k][i] - c.idleAtAttach[k][i]
 }

@@ -68,9 +68,9 @@ func TestVerify(t *testing.T) {
 	// Attempts above the truth: the error names the CPU where the
 	// counter's own evidence (idle spells, repeated stamps) points.
 	st = good()
-	st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 47, TruthDescheduled: 1, StampRepeats: 3, StampsFell: 2}
+	st.PerCPU[1].Kinds[KindKmalloc] = Counts{Captured: 50, Attempts: 50, Truth: 47, TruthIdleNs: 1500, StampRepeats: 3, StampsFell: 2}
 	err := st.Verify()
-	if err == nil || !strings.Contains(err.Error(), "cpu 1: 50 hits, 47 counted, 1 after the counter was idle, 3 repeated stamps, 2 below the one before") {
+	if err == nil || !strings.Contains(err.Error(), "cpu 1: 50 hits, 47 counted, the counter idle for 1500 ns, 3 repeated stamps, 2 below the one before") {
 		t.Errorf("attempts above truth: %v; want the evidence of cpu 1 named", err)
 	}
 }

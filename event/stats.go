@@ -43,15 +43,16 @@ type Counts struct {
 	// and its stamp moves the span past the outer hit's count (raw
 	// tracepoints at the start, tracepoint programs at the end).
 	EdgeNested uint64 `json:"edge_nested,omitempty"`
-	// TruthDescheduled, StampRepeats and StampsFell are evidence, kept by
-	// the eBPF programs, of hits the truth counter may not have counted:
-	// stamps after which the counting event had been idle (enabled time
-	// grown past running time), stamps equal to the hit before's on the
-	// same CPU and kind, and stamps below it (the span of stamps then
-	// undercounts). Verify names them when the truth disagrees.
-	TruthDescheduled uint64 `json:"truth_descheduled,omitempty"`
-	StampRepeats     uint64 `json:"stamp_repeats,omitempty"`
-	StampsFell       uint64 `json:"stamps_fell,omitempty"`
+	// TruthIdleNs, StampRepeats and StampsFell are evidence, kept by the
+	// eBPF paths, of hits the truth counter may not have counted: the
+	// nanoseconds the counting event was enabled but idle (scheduled out
+	// or stopped) while the programs were attached, stamps equal to the
+	// hit before's on the same CPU and kind, and stamps below it (the
+	// span of stamps then undercounts). Verify names them when the truth
+	// disagrees.
+	TruthIdleNs  uint64 `json:"truth_idle_ns,omitempty"`
+	StampRepeats uint64 `json:"stamp_repeats,omitempty"`
+	StampsFell   uint64 `json:"stamps_fell,omitempty"`
 	// With stacks taken (capture --stacks), every allocation the probe
 	// handled is in exactly one of: StacksTaken (its record carries a
 	// stack id), StacksFull (the stack map had no room), StackCollisions
@@ -76,7 +77,7 @@ func (c *Counts) Add(o Counts) {
 	c.Hidden += o.Hidden
 	c.ForeignHidden += o.ForeignHidden
 	c.EdgeNested += o.EdgeNested
-	c.TruthDescheduled += o.TruthDescheduled
+	c.TruthIdleNs += o.TruthIdleNs
 	c.StampRepeats += o.StampRepeats
 	c.StampsFell += o.StampsFell
 	c.StacksTaken += o.StacksTaken
@@ -234,14 +235,13 @@ func (s *Stats) Verify() error {
 
 // truthEvidence says, per CPU, what the probes saw of the truth counter
 // for kind k: the hits they handled against the hits it counted, how
-// often it had been idle between two hits and how often two hits carried
-// the same stamp.
+// long it was idle and how often two hits carried the same stamp.
 func (s *Stats) truthEvidence(k Kind) string {
 	var parts []string
 	for _, cs := range s.PerCPU {
 		c := cs.Kinds[k]
-		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, %d after the counter was idle, %d repeated stamps, %d below the one before",
-			cs.CPU, c.Attempts, c.Truth, c.TruthDescheduled, c.StampRepeats, c.StampsFell))
+		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, the counter idle for %d ns, %d repeated stamps, %d below the one before",
+			cs.CPU, c.Attempts, c.Truth, c.TruthIdleNs, c.StampRepeats, c.StampsFell))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -3,7 +3,7 @@
 // from tracefs), one per kind; for function probes, of calls of the
 // allocator functions (counting kprobes through the kprobe PMU). The
 // capture code never touches them; the BPF programs only read them
-// (bpf_perf_event_read_value) to stamp the window they handled, so a
+// (bpf_perf_event_read) to stamp the window they handled, so a
 // capture can be checked against the kernel's own count.
 package truth
 
@@ -165,6 +165,9 @@ func open(kinds []event.Kind, attrFor func(event.Kind) (attr unix.PerfEventAttr,
 			return nil, fmt.Errorf("truth counter: %w", err)
 		}
 		attr.Size = uint32(unsafe.Sizeof(unix.PerfEventAttr{}))
+		// Enabled and running time tell whether the event ever stopped
+		// counting while enabled (Idle); the probes read the count alone.
+		attr.Read_format = unix.PERF_FORMAT_TOTAL_TIME_ENABLED | unix.PERF_FORMAT_TOTAL_TIME_RUNNING
 		for _, cpu := range cpus {
 			fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
 			if err != nil {
@@ -190,16 +193,34 @@ func (c *Counter) FD(k event.Kind, i int) int {
 
 // Read returns the current count of kind k on the i-th counted CPU.
 func (c *Counter) Read(k event.Kind, i int) (uint64, error) {
+	v, err := c.read(k, i)
+	return v[0], err
+}
+
+// Idle returns how long, in nanoseconds, the counting event of kind k on
+// the i-th counted CPU has been enabled but not counting (scheduled out
+// or stopped) since it was opened: hits in that time are not counted.
+func (c *Counter) Idle(k event.Kind, i int) (uint64, error) {
+	v, err := c.read(k, i)
+	return v[1] - v[2], err
+}
+
+// read returns the count, enabled time and running time of one event.
+func (c *Counter) read(k event.Kind, i int) ([3]uint64, error) {
+	var v [3]uint64
 	fd := c.FD(k, i)
 	if fd < 0 {
-		return 0, fmt.Errorf("truth counter: kind %s is not counted", k)
+		return v, fmt.Errorf("truth counter: kind %s is not counted", k)
 	}
-	var buf [8]byte
+	var buf [24]byte
 	if _, err := unix.Read(fd, buf[:]); err != nil {
-		return 0, fmt.Errorf("truth counter: read kmem:%s cpu %d: %w", k, c.cpus[i], err)
+		return v, fmt.Errorf("truth counter: read kmem:%s cpu %d: %w", k, c.cpus[i], err)
 	}
 	runtime.KeepAlive(c)
-	return binary.NativeEndian.Uint64(buf[:]), nil
+	for j := range v {
+		v[j] = binary.NativeEndian.Uint64(buf[8*j:])
+	}
+	return v, nil
 }
 
 // Total returns the count of kind k summed over all counted CPUs.
