@@ -13,8 +13,9 @@
 // From these rows the package derives the sizing model's input
 // (Observations) and fits it (FitModel, package sizing): the report leads
 // with the model's answer (memory per CPU for a rate, per path), the
-// model's fit and its check on held-out rows, and the cost split per
-// event; then, per file, the headline table (closed loop, tracepoint
+// model's fit and its check on held-out rows, the cost split per event
+// and, where the file has BenchmarkProbeParts rows, the probe's time part
+// by part; then, per file, the headline table (closed loop, tracepoint
 // attachment, ring buffer woken for every record), per-rate sizing as
 // measured (the smallest per-CPU memory that lost no event in any run),
 // the attach modes side by side, the consumer table against the copy

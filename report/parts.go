@@ -102,11 +102,11 @@ func (g *partGroup) stepCell(st partStep) (float64, string) {
 // writeProbeParts writes the probe's time part by part, per file,
 // placement and transport, where the file has BenchmarkProbeParts rows.
 func writeProbeParts(b *bytes.Buffer, sections []*Section) {
-	var any bool
+	var found bool
 	for _, s := range sections {
-		any = any || len(s.probePartGroups()) > 0
+		found = found || len(s.probePartGroups()) > 0
 	}
-	if !any {
+	if !found {
 		return
 	}
 	fmt.Fprintf(b, "## The probe's time, part by part\n\n")
