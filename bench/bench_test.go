@@ -94,6 +94,9 @@ func printConfig() {
 		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a run below 95% of its target is skipped ('below target'), and so is one with late-% above " + fmt.Sprint(plan.MaxLatePercent) + " ('off schedule')",
 		"runs: " + flag.Lookup("test.count").Value.String() + " per row (go test -count); scripts/bench.sh runs a row that lost a run to a rule again whole, and takes out of the file one still short after three tries",
 	}
+	if l := matrix.HeldOutLine(); l != "" {
+		lines = append(lines, "held-out: "+l)
+	}
 	if err := relaytrace.Available(""); err != nil {
 		lines = append(lines, "relay: rows skipped here: "+err.Error())
 	}
@@ -274,7 +277,7 @@ func benchPlacement(b *testing.B, wl string, rate float64, pl int, total int) {
 		// the program's wakeup threshold; perfbuf: the watermark).
 		for _, path := range []capture.Path{capture.PathRingbuf, capture.PathPerfbuf} {
 			for _, a := range matrix.AttachesAt(pl, rate, g) {
-				for _, wake := range matrix.Wakeups {
+				for _, wake := range matrix.WakeupsAt(rate) {
 					leaf(fmt.Sprintf("path=%s/attach=%s/wakeup=%s/%s", path, a, wake, geo), g, func(b *testing.B, r row) {
 						cfg := config(r, path)
 						cfg.Attach = a

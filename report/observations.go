@@ -18,6 +18,7 @@ func (s *Section) Observations() []sizing.Observation {
 	if err != nil || cpus <= 0 {
 		return nil
 	}
+	p, planned := s.plan()
 	var obs []sizing.Observation
 	for _, r := range s.Rows {
 		path := r.Keys["path"]
@@ -59,6 +60,9 @@ func (s *Section) Observations() []sizing.Observation {
 		}
 		if m := r.Metric(UnitLost); m != nil {
 			o.LostPct = m.Median
+		}
+		if ops, err := strconv.ParseFloat(r.Keys["rate"], 64); err == nil && planned && o.Workload == p.Workloads[0] {
+			o.HeldOut = p.IsHeldOut(ops)
 		}
 		unit := r.opsUnit()
 		for _, run := range r.PerRun(UnitDropped, UnitMaxBacklogB, "events/op", unit, Iterations, "ns/op") {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slabbench/slabbench/sizing"
 )
 
 // testdata/handwritten.txt is hand-written test input, not a measurement;
@@ -274,8 +276,8 @@ func TestPartialPlannedFile(t *testing.T) {
 	if vm.Environment != "vm-tcg" {
 		t.Fatalf("second section %s", vm.Environment)
 	}
-	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,3000,10000" {
-		t.Errorf("rates %s, want the vm plan's max,3000,10000", got)
+	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,3000,5000,10000" {
+		t.Errorf("rates %s, want the vm plan's max,3000,5000,10000 (5000: held out)", got)
 	}
 	rs := vm.Sizing("openclose", "max")
 	relay := sizingOf(t, rs, Variant{Path: "relay"})
@@ -425,5 +427,32 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 		if !strings.Contains(md, row) {
 			t.Errorf("the bursts of %s (%+v) are not in the report as %q", m.Env, m.Burst, row)
 		}
+	}
+}
+
+// TestHeldOutDeclaredByThePlan: the rows at a rate the file's bench-level
+// plan declares held out (the vm plan: rate=5000) are marked so, and the
+// model is then fitted on every other open loop and scored on them.
+func TestHeldOutDeclaredByThePlan(t *testing.T) {
+	row := func(rate string) string {
+		return "BenchmarkCapture/workload=openclose/rate=" + rate + "/producers=2/consumer=shared/path=relay/subbuf=4KiB/n=4-2 \t 1000 \t 1000000 ns/op \t 7 events/op \t 0 dropped-% \t 0 lost-% \t 2048 max-backlog-B\n"
+	}
+	in := "environment: vm-tcg\nkernel: 6.1-test\ncpus: 2\nbench-level: vm\n" + row("3000") + row("5000") + row("10000")
+	sections, err := Read(strings.NewReader(in), "inline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := sections[0].Observations()
+	if len(obs) != 3 {
+		t.Fatalf("%d observations, want 3", len(obs))
+	}
+	for _, o := range obs {
+		if want := o.Rate == "5000"; o.HeldOut != want {
+			t.Errorf("rate %s: held out %v, want %v", o.Rate, o.HeldOut, want)
+		}
+	}
+	fit, held, declared := sizing.Split(obs, FitWorkload)
+	if !declared || len(fit) != 2 || len(held) != 1 || held[0].Rate != "5000" {
+		t.Errorf("split: declared %v, %d fitted, held %v; want the 2 other rates fitted and rate=5000 held out", declared, len(fit), held)
 	}
 }

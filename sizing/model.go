@@ -53,6 +53,9 @@ type Observation struct {
 	Key
 	Workload string
 	Rate     string // the row's rate key: "max" or ops/s
+	// HeldOut: the benchmark plan declared the row held out of the fit
+	// before it was measured (plan.Plan.HeldOut).
+	HeldOut bool
 	// PerCPURate is events/s per CPU: the row's events over its time,
 	// divided among the CPUs the workload ran on.
 	PerCPURate  float64

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -118,7 +119,10 @@ func TestFitAndValidate(t *testing.T) {
 		for range 4 { // four times the benchmark's rows: a fit of the tail, not of the noise
 			obs = append(obs, synthetic(k, "openclose", tail, Burst{}, 1, []float64{30e3, 90e3, 300e3}, 8<<10, 2<<20, rng)...)
 		}
-		fit, held := Split(obs, "openclose")
+		fit, held, declared := Split(obs, "openclose")
+		if declared {
+			t.Fatalf("%v: no observation is declared held out, but Split says the split was declared", k)
+		}
 		for _, o := range fit {
 			if o.PerCPURate == 90e3 {
 				t.Fatalf("%v: the middle rate was fitted (%s); Split fits every other rate", k, o.Source)
@@ -347,5 +351,37 @@ func TestExpected(t *testing.T) {
 	v := Validation{Checks: []Check{{HasModel: true, DropChance: 0.9}, {HasModel: true, DropChance: 0.5}, {DropChance: 1}}}
 	if right, n := v.Expected(); math.Abs(right-1.4) > 1e-12 || n != 2 {
 		t.Errorf("expected %v of %d, want 1.4 of 2", right, n)
+	}
+}
+
+// TestSplitDeclared: once rows are declared held out, exactly they, the
+// closed loops and the other workloads are held out, and every other open
+// loop of the fit workload is fitted, the middle rate included.
+func TestSplitDeclared(t *testing.T) {
+	k := Key{Env: "native x", Path: "ringbuf", Wakeup: "batched", Consumer: "shared"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	tail := Tail{Rate: 3, Scale: 0.002}
+	obs := synthetic(k, "openclose", tail, Burst{}, 1, []float64{30e3, 90e3, 300e3}, 8<<10, 1<<20, rng)
+	declared := synthetic(k, "openclose", tail, Burst{}, 1, []float64{150e3}, 8<<10, 1<<20, rng)
+	for i := range declared {
+		declared[i].HeldOut = true
+	}
+	other := synthetic(k, "pipecreate", tail, Burst{}, 1, []float64{45e3}, 8<<10, 1<<20, rng)
+	closed := Observation{Key: k, Workload: "openclose", Rate: "max"}
+	all := append(append(append(slices.Clone(obs), declared...), other...), closed)
+	fit, held, isDeclared := Split(all, "openclose")
+	if !isDeclared {
+		t.Fatal("rows declared held out, but Split used the every-other-rate rule")
+	}
+	if len(fit) != len(obs) {
+		t.Errorf("fitted %d observations, want the %d undeclared open loops of openclose", len(fit), len(obs))
+	}
+	for _, o := range fit {
+		if o.HeldOut || o.Workload != "openclose" || o.Rate == "max" {
+			t.Errorf("fitted %s (held out %v, workload %s, rate %s)", o.Source, o.HeldOut, o.Workload, o.Rate)
+		}
+	}
+	if want := len(declared) + len(other) + 1; len(held) != want {
+		t.Errorf("held out %d observations, want %d (declared, other workload, closed loop)", len(held), want)
 	}
 }

@@ -13,8 +13,11 @@ type Set struct {
 	FitWorkload  string
 	Observations []Observation
 	Fitted, Held []Observation
-	Models       []Model
-	Validation   Validation
+	// HeldOutDeclared says the held-out open loops are the ones the
+	// benchmark plan declared before they were measured (Split).
+	HeldOutDeclared bool
+	Models          []Model
+	Validation      Validation
 }
 
 // MissedTarget is an open-loop row that missed its target rate in every
@@ -29,7 +32,7 @@ type MissedTarget struct {
 // them on the others, and marks each model's lowest missed target.
 func FitSet(obs []Observation, missed []MissedTarget, fitWorkload string) Set {
 	s := Set{FitWorkload: fitWorkload, Observations: obs}
-	s.Fitted, s.Held = Split(obs, fitWorkload)
+	s.Fitted, s.Held, s.HeldOutDeclared = Split(obs, fitWorkload)
 	s.Models = Fit(s.Fitted)
 	for i := range s.Models {
 		m := &s.Models[i]

@@ -8,10 +8,25 @@ import (
 )
 
 // Split divides observations into the ones the model is fitted on and
-// the held-out rest: per key, the open loops of workload at every other
-// rate (the lowest, the third lowest, ...). Everything else (the rates
-// between, other workloads, closed loops) is held out.
-func Split(obs []Observation, workload string) (fit, held []Observation) {
+// the held-out rest. Where some observations are declared held out
+// (Observation.HeldOut: by the benchmark plan, before they were measured),
+// the model is fitted on the other open loops of workload; else, per key,
+// on the open loops of workload at every other rate (the lowest, the
+// third lowest, ...), a rule chosen after the results were seen, which
+// declared says. Everything else (other workloads, closed loops) is held
+// out either way.
+func Split(obs []Observation, workload string) (fit, held []Observation, declared bool) {
+	declared = slices.ContainsFunc(obs, func(o Observation) bool { return o.HeldOut })
+	if declared {
+		for _, o := range obs {
+			if _, err := strconv.ParseFloat(o.Rate, 64); err == nil && o.Workload == workload && !o.HeldOut {
+				fit = append(fit, o)
+			} else {
+				held = append(held, o)
+			}
+		}
+		return fit, held, true
+	}
 	rates := map[Key][]float64{}
 	for _, o := range obs {
 		if v, err := strconv.ParseFloat(o.Rate, 64); err == nil && o.Workload == workload && !slices.Contains(rates[o.Key], v) {
@@ -29,7 +44,7 @@ func Split(obs []Observation, workload string) (fit, held []Observation) {
 			held = append(held, o)
 		}
 	}
-	return fit, held
+	return fit, held, false
 }
 
 // Check is one held-out observation against its model.

@@ -6,6 +6,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +88,16 @@ type Plan struct {
 	// with a longer -benchtime: the consumer's rare long absences, which
 	// a long capture meets and a 1 s run seldom does.
 	Soak map[float64][]Geometry
-	// Group is BENCH_GROUP: short, long, soak, or all rows ("").
+	// HeldOut: open loops of the first workload and placement at these
+	// rates and geometries, held out of the sizing model's fit and
+	// scored against it (sizing.Split). Declared here before they were
+	// first measured, at rates no earlier results file has; runs long
+	// enough to meet the host's bursts several times (the heldout group,
+	// BENCH_GROUP=heldout, with its own -benchtime in scripts/bench.sh).
+	// HeldOutWakeups are their eBPF rows' wakeups (relay has none).
+	HeldOut        map[float64][]Geometry
+	HeldOutWakeups []string
+	// Group is BENCH_GROUP: short, long, soak, heldout, or all rows ("").
 	Group string
 	// SteadyFactor: a capture row reports only if it wrote at least this
 	// many times its buffer (0: no check, for the smoke level's one op).
@@ -109,12 +119,47 @@ func (p Plan) PerfRecordRows(rate float64, i int) bool {
 // without a buffer, g zero, are short).
 func (p Plan) GroupOf(rate float64, g Geometry) string {
 	switch {
+	case p.IsHeldOut(rate):
+		return "heldout"
 	case rate > 0 && slices.Contains(p.Soak[rate], g):
 		return "soak"
 	case p.LongBytes > 0 && g.SubbufSize*g.NumSubbufs >= p.LongBytes:
 		return "long"
 	}
 	return "short"
+}
+
+// IsHeldOut says whether the rows at rate are the declared held-out ones.
+func (p Plan) IsHeldOut(rate float64) bool {
+	_, ok := p.HeldOut[rate]
+	return ok && rate > 0
+}
+
+// HeldOutLine describes the held-out rows for a results file's
+// configuration ("" without any).
+func (p Plan) HeldOutLine() string {
+	if len(p.HeldOut) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(p.HeldOut)) {
+		var sizes []string
+		for _, g := range p.HeldOut[r] {
+			sizes = append(sizes, fmt.Sprintf("%dKiB", g.SubbufSize*g.NumSubbufs>>10))
+		}
+		parts = append(parts, fmt.Sprintf("rate=%s at %s per CPU", RateName(r), strings.Join(sizes, ", ")))
+	}
+	return fmt.Sprintf("the open loops of %s, %s, at %s (wakeup %s; relay where it runs) are held out of the sizing model's fit and scored against it; "+
+		"declared in bench/plan before they were first measured; their runs are longer (scripts/bench.sh: BENCH_GROUP=heldout)",
+		p.Workloads[0], p.Placements[0].Name(), strings.Join(parts, "; "), strings.Join(p.WakeupsAt(slices.Sorted(maps.Keys(p.HeldOut))[0]), ", "))
+}
+
+// WakeupsAt returns the eBPF rows' wakeups at rate.
+func (p Plan) WakeupsAt(rate float64) []string {
+	if p.IsHeldOut(rate) && p.HeldOutWakeups != nil {
+		return p.HeldOutWakeups
+	}
+	return p.Wakeups
 }
 
 // InGroup says whether rows with g at rate run in this invocation's group.
@@ -148,6 +193,8 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 		return nil
 	case rate == 0:
 		return p.Geometries
+	case p.IsHeldOut(rate):
+		return p.HeldOut[rate]
 	}
 	g, ok := p.RateGrids[rate]
 	if !ok {
@@ -159,12 +206,21 @@ func (p Plan) GeometriesAt(pl int, rate float64) []Geometry {
 	return g
 }
 
-// RatesOf returns the rates a workload runs.
+// RatesOf returns the rates a workload runs: the first workload's held-out
+// rates after the others.
 func (p Plan) RatesOf(workload string) []float64 {
 	if r, ok := p.OpenLoopRates[workload]; ok && workload != p.Workloads[0] {
 		return r
 	}
-	return p.Rates
+	rates := slices.Clone(p.Rates)
+	if workload == p.Workloads[0] {
+		for _, r := range slices.Sorted(maps.Keys(p.HeldOut)) {
+			if !slices.Contains(rates, r) {
+				rates = append(rates, r)
+			}
+		}
+	}
+	return rates
 }
 
 // AttachesAt returns the attach modes of the first placement's closed
@@ -243,10 +299,10 @@ func (p Plan) Narrow(workloads, group string) (Plan, error) {
 		p.Workloads = strings.FieldsFunc(workloads, func(r rune) bool { return r == ',' })
 	}
 	switch group {
-	case "", "short", "long", "soak":
+	case "", "short", "long", "soak", "heldout":
 		p.Group = group
 	default:
-		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, or nothing for every row", group)
+		return p, fmt.Errorf("BENCH_GROUP=%q: use short, long, soak, heldout, or nothing for every row", group)
 	}
 	return p, nil
 }
@@ -273,6 +329,11 @@ func fullLevel(p *Plan) {
 	// large enough to hold the host's bursts whole, in runs of 6 s
 	// (scripts/bench.sh), long enough to meet one (docs/sizing.md).
 	p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
+	// Held out of the sizing model's fit: a rate between the fitted
+	// 30,000 and 100,000, at the sizes around the paths' loss boundary
+	// there; batched readers only, to stay within make bench's budget.
+	p.HeldOut = map[float64][]Geometry{50000: doubling(16<<10, 128<<10, 4)}
+	p.HeldOutWakeups = []string{"batched"}
 	p.PinnedRates = []float64{10000, 30000}
 	p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 	p.AttachGeometries = p.Geometries[:1]
@@ -303,6 +364,10 @@ func vmLevel(p *Plan) {
 	p.Geometries = []Geometry{{16 << 10, 8}, {4 << 10, 2}, {16 << 10, 2}, {64 << 10, 4}}
 	p.PlacementGeometries = p.Geometries[:1]
 	p.RateGeometries = []Geometry{{4 << 10, 4}}
+	// Held out of the sizing model's fit: a rate between the fitted
+	// ones, batched readers and relay.
+	p.HeldOut = map[float64][]Geometry{5000: doubling(4<<10, 32<<10, 4)}
+	p.HeldOutWakeups = []string{"batched"}
 	p.Attaches = vmAttaches
 	p.LongBytes = 256 << 10
 	p.Omitted = map[string]string{"perf-record": "not run at the vm level: perf record's start-up (synthesizing every task) is too slow under TCG to repeat once per ramp-up round"}
@@ -384,7 +449,7 @@ func (p Plan) workloadRows(wl string) int {
 				if !p.InGroup(rate, g) {
 					continue
 				}
-				rows += relay + 2*len(p.AttachesAt(pl, rate, g))*len(p.Wakeups) // relay, ringbuf, perfbuf
+				rows += relay + 2*len(p.AttachesAt(pl, rate, g))*len(p.WakeupsAt(rate)) // relay, ringbuf, perfbuf
 				if p.PerfRecordRows(rate, i) && pl == 0 {
 					rows++
 				}
