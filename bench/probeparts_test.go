@@ -41,8 +41,9 @@ const partsPoll = time.Millisecond
 // part=accounted/truth=off (the per-CPU accounting and sequence numbers);
 // part=accounted/truth=on (the truth stamp); then the capture itself,
 // whose reader each wakeup policy wakes (part=capture/truth=on/wakeup=
-// every|batched, and truth=off batched). The part rows never wake their
-// reader, which polls every millisecond instead.
+// every|batched, and truth=off batched) or that polls every millisecond,
+// never woken (wakeup=poll, Config.PollInterval). The part rows never wake
+// their reader, which polls every millisecond too.
 func BenchmarkProbeParts(b *testing.B) {
 	testenv.RequireRoot(b)
 	attach, wl := matrix.Attaches[0], matrix.Workloads[0]
@@ -70,12 +71,15 @@ func BenchmarkProbeParts(b *testing.B) {
 			for _, c := range []struct {
 				truth bool
 				wake  string
-			}{{true, "every"}, {true, "batched"}, {false, "batched"}} {
+			}{{true, "every"}, {true, "batched"}, {true, "poll"}, {false, "batched"}} {
 				b.Run(fmt.Sprintf("%spart=capture/truth=%s/wakeup=%s", prefix, onOff(c.truth), c.wake), func(b *testing.B) {
 					cfg := capture.Config{Path: capture.Path(tr), Attach: attach, Kinds: event.AllKinds, Truth: c.truth,
 						Workload: wcfg, SubbufSize: partsSubbuf, NumSubbufs: partsSubbufs, ProbeTime: true}
-					if c.wake == "batched" {
+					switch c.wake {
+					case "batched":
 						cfg.WakeupBytes = cfg.SubbufSize
+					case "poll":
+						cfg.PollInterval = partsPoll
 					}
 					benchCapture(b, cfg)
 				})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
+	"time"
 
 	"github.com/slabbench/slabbench/event"
 )
@@ -49,6 +50,12 @@ type Config struct {
 	// kernel's default, a wakeup whenever the reader has caught up); for
 	// the perf buffer it is the watermark.
 	WakeupBytes int
+	// PollInterval, if > 0, makes the reader look for records on a timer,
+	// this often, and the transport never wake it: no wakeup costs the
+	// producer anything (the ring buffer's programs ask for none; the
+	// perf buffer's watermark is its whole size), at the cost of up to
+	// this much lag. Not with WakeupBytes or CiliumReader.
+	PollInterval time.Duration
 	// Empty attaches programs that return at once: the floor every
 	// capture path pays. Nothing is recorded or counted.
 	Empty bool
@@ -92,6 +99,14 @@ const (
 	// per-CPU accounting, sequence numbers and, with Truth, the truth
 	// stamp; it never wakes the reader.
 	PartAccounted
+)
+
+// Polling intervals (Config.PollInterval): below 100 µs a reader spends
+// more time looking than a wakeup costs; above a second its lag is no
+// longer live.
+const (
+	MinPollInterval = 100 * time.Microsecond
+	MaxPollInterval = time.Second
 )
 
 // Stack limits: the kernel walks at most 127 frames (PERF_MAX_STACK_DEPTH).
@@ -168,6 +183,16 @@ func (cfg *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--path %q: use ringbuf or perfbuf for eBPF", cfg.Transport)
+	}
+	if cfg.PollInterval != 0 {
+		switch {
+		case cfg.PollInterval < MinPollInterval || cfg.PollInterval > MaxPollInterval:
+			return fmt.Errorf("--poll %v: want %v..%v (0: the transport wakes the reader)", cfg.PollInterval, MinPollInterval, MaxPollInterval)
+		case cfg.WakeupBytes != 0:
+			return errors.New("--poll and --wakeup-bytes: use one (a polling reader is never woken)")
+		case cfg.CiliumReader:
+			return errors.New("polling: slabbench's own readers only, not cilium/ebpf's")
+		}
 	}
 	if _, ok := programNames[cfg.Attach]; !ok {
 		return fmt.Errorf("--attach %q: use tracepoint, rawtp, kprobe or fentry", cfg.Attach)

@@ -110,9 +110,12 @@ func (c *Capture) openReader() error {
 			}
 			c.bufBytes = c.ring.BufferSize()
 		} else {
-			if c.own, err = newRingReader(m.FD(), int(m.MaxEntries())); err != nil {
+			rr, err := newRingReader(m.FD(), int(m.MaxEntries()))
+			if err != nil {
 				return err
 			}
+			rr.waiter.Interval = c.cfg.PollInterval
+			c.own = rr
 			c.bufBytes = int(m.MaxEntries())
 		}
 	case Perfbuf:
@@ -128,10 +131,16 @@ func (c *Capture) openReader() error {
 			}
 			c.bufBytes = c.perfReader.BufferSize() * cpus
 		} else {
-			pr, err := newPerfReader(m, c.cfg.PerCPUBufferSize, c.cfg.WakeupBytes)
+			wakeup := c.cfg.WakeupBytes
+			if c.cfg.PollInterval > 0 {
+				// The least the kernel allows: a wakeup per buffer written.
+				wakeup = c.cfg.PerCPUBufferSize
+			}
+			pr, err := newPerfReader(m, c.cfg.PerCPUBufferSize, wakeup)
 			if err != nil {
 				return err
 			}
+			pr.waiter.Interval = c.cfg.PollInterval
 			c.own = pr
 			c.bufBytes = pr.bufferSize() * cpus
 		}
@@ -176,6 +185,7 @@ func (c *Capture) configure(spec *ebpf.CollectionSpec) error {
 		// 1/16 of the batch: a look at the pending bytes every few
 		// records, a wakeup at most 1/16 of the batch per CPU late.
 		"wakeup_query_bytes": uint64(cfg.WakeupBytes / 16),
+		"wakeup_never":       boolToU32(cfg.PollInterval > 0),
 		"empty_probe":        boolToU32(cfg.Empty),
 		"probe_part":         uint32(cfg.Part),
 		"stacks_on":          boolToU32(cfg.StackDepth > 0),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,13 +47,15 @@ func TestReaderContract(t *testing.T) {
 		name   string
 		tr     Transport
 		cilium bool
-	}{{"ringbuf", Ringbuf, false}, {"ringbuf-cilium", Ringbuf, true}, {"perfbuf", Perfbuf, false}, {"perfbuf-cilium", Perfbuf, true}} {
+		poll   time.Duration
+	}{{"ringbuf", Ringbuf, false, 0}, {"ringbuf-cilium", Ringbuf, true, 0}, {"perfbuf", Perfbuf, false, 0}, {"perfbuf-cilium", Perfbuf, true, 0},
+		{"ringbuf-poll", Ringbuf, false, 2 * time.Millisecond}, {"perfbuf-poll", Perfbuf, false, 2 * time.Millisecond}} {
 		t.Run(r.name, func(t *testing.T) {
 			eventtest.Run(t, eventtest.Harness{
 				Open: func(t *testing.T) event.Capture {
 					testenv.RequireRoot(t)
 					c, err := Open(Config{Transport: r.tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmalloc},
-						RingbufSize: 1 << 20, PerCPUBufferSize: 256 << 10, Detached: true, CiliumReader: r.cilium})
+						RingbufSize: 1 << 20, PerCPUBufferSize: 256 << 10, Detached: true, CiliumReader: r.cilium, PollInterval: r.poll})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -197,4 +200,88 @@ func TestProbeParts(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestPollingReader: a reader that looks on a timer is never woken by the
+// transport and still reads every record, each within about one interval
+// of its writing: its lag is the interval's, where a woken reader's is a
+// wakeup's.
+func TestPollingReader(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	for _, tr := range []Transport{Ringbuf, Perfbuf} {
+		t.Run(string(tr), func(t *testing.T) {
+			testenv.RequireRoot(t)
+			c, err := Open(Config{Transport: tr, Attach: AttachTracepoint, Kinds: event.AllKinds, Truth: true,
+				RingbufSize: 4 << 20, PerCPUBufferSize: 2 << 20, PollInterval: interval})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			type read struct {
+				n      int
+				lagsNs []int64
+				err    error
+			}
+			done := make(chan read, 1)
+			go func() {
+				var r read
+				var rec event.Record
+				for {
+					err := c.ReadInto(&rec)
+					if errors.Is(err, event.ErrFlushed) {
+						done <- r
+						return
+					}
+					if err != nil {
+						r.err = err
+						done <- r
+						return
+					}
+					r.n++
+					r.lagsNs = append(r.lagsNs, monoNow()-int64(rec.TsNs))
+				}
+			}()
+			for range 5 {
+				slabActivity(t)
+				time.Sleep(30 * time.Millisecond)
+			}
+			if err := c.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * interval) // the reader looks again and takes the rest
+			if err := c.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			st, err := c.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Verify(); err != nil {
+				t.Fatal(err)
+			}
+			if w := c.Wakeups(); w != 0 {
+				t.Errorf("the transport woke a polling reader %d times", w)
+			}
+			slices.Sort(r.lagsNs)
+			p50, p99 := time.Duration(r.lagsNs[len(r.lagsNs)/2]), time.Duration(r.lagsNs[len(r.lagsNs)*99/100])
+			t.Logf("%d records, lag p50 %v, p99 %v, polling every %v", r.n, p50, p99, interval)
+			if p50 < interval/10 {
+				t.Errorf("lag p50 %v: a reader polling every %v was woken, not polling", p50, interval)
+			}
+			if p99 > interval+200*time.Millisecond {
+				t.Errorf("lag p99 %v: a reader polling every %v looked late", p99, interval)
+			}
+		})
+	}
+}
+
+// monoNow is CLOCK_MONOTONIC in ns, the clock the records are stamped with.
+func monoNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }

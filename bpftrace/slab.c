@@ -43,6 +43,8 @@ const volatile __u64 wakeup_bytes = 0;
  * comes at most this many bytes per CPU after wakeup_bytes are pending.
  */
 const volatile __u64 wakeup_query_bytes = 0;
+/* A reader that looks on a timer (Config.PollInterval): never wake it. */
+const volatile __u32 wakeup_never = 0;
 /* Attached but returns at once: the floor any capture path pays. */
 const volatile __u32 empty_probe = 0;
 /*
@@ -326,7 +328,7 @@ static __always_inline void write_record(void *ctx, struct slab_bpf_kind_stats *
 			return;
 		}
 		fill(ev, kind, flags, seq, truth, call_site, ptr, bytes_req, bytes_alloc, gfp_flags, stack);
-		if (probe_part != PART_CAPTURE) {
+		if (probe_part != PART_CAPTURE || wakeup_never) {
 			wake = BPF_RB_NO_WAKEUP;
 		} else if (wakeup_bytes) {
 			wake = batched_wakeup(sizeof(*ev));

@@ -94,6 +94,7 @@ const (
 	slabVarTruthOn               = "truth_on"
 	slabVarUnusedSlabEvent       = "unused_slab_event"
 	slabVarWakeupBytes           = "wakeup_bytes"
+	slabVarWakeupNever           = "wakeup_never"
 	slabVarWakeupQueryBytes      = "wakeup_query_bytes"
 )
 
@@ -188,6 +189,7 @@ type slabVariableSpecs struct {
 	TruthOn          *ebpf.VariableSpec `ebpf:"truth_on"`
 	UnusedSlabEvent  *ebpf.VariableSpec `ebpf:"unused_slab_event"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupNever      *ebpf.VariableSpec `ebpf:"wakeup_never"`
 	WakeupQueryBytes *ebpf.VariableSpec `ebpf:"wakeup_query_bytes"`
 }
 
@@ -252,6 +254,7 @@ type slabVariables struct {
 	TruthOn          *ebpf.Variable `ebpf:"truth_on"`
 	UnusedSlabEvent  *ebpf.Variable `ebpf:"unused_slab_event"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupNever      *ebpf.Variable `ebpf:"wakeup_never"`
 	WakeupQueryBytes *ebpf.Variable `ebpf:"wakeup_query_bytes"`
 }
 

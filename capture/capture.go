@@ -56,6 +56,9 @@ type Config struct {
 	NumSubbufs  int
 	RingbufSize int
 	WakeupBytes int
+	// PollInterval makes the eBPF paths' reader look on a timer, never
+	// woken (bpftrace.Config.PollInterval).
+	PollInterval time.Duration
 	// Overwrite puts the relay channel in flight-recorder mode.
 	Overwrite bool
 
@@ -124,6 +127,9 @@ func (cfg *Config) Validate() error {
 		if cfg.WakeupBytes != 0 {
 			return fmt.Errorf("--wakeup-bytes: only for --path ringbuf or perfbuf (relay wakes the reader once per sub-buffer)")
 		}
+		if cfg.PollInterval != 0 {
+			return fmt.Errorf("--poll: only for --path ringbuf or perfbuf (relay wakes the reader once per sub-buffer)")
+		}
 		if err := relaytrace.CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
 			return err
 		}
@@ -174,6 +180,7 @@ func (cfg *Config) bpfConfig() bpftrace.Config {
 		RingbufSize:      ring,
 		PerCPUBufferSize: cfg.SubbufSize * cfg.NumSubbufs,
 		WakeupBytes:      cfg.WakeupBytes,
+		PollInterval:     cfg.PollInterval,
 		ProbeTime:        cfg.ProbeTime,
 		StackDepth:       cfg.StackDepth,
 		StackEntries:     cfg.StackEntries,
@@ -220,7 +227,7 @@ type Session struct {
 // Benchmarks use it to time the workload alone; Run wraps it.
 func Start(cfg Config) (*Session, error) {
 	res := Result{Path: cfg.Path, Workload: cfg.Workload.Name, Threads: cfg.Workload.Threads,
-		SubbufSize: cfg.SubbufSize, NumSubbufs: cfg.NumSubbufs, WakeupBytes: cfg.WakeupBytes,
+		SubbufSize: cfg.SubbufSize, NumSubbufs: cfg.NumSubbufs, WakeupBytes: cfg.WakeupBytes, PollNs: cfg.PollInterval.Nanoseconds(),
 		CPUs: runtime.NumCPU(), TruthChecked: cfg.Truth}
 	if res.Workload == "" {
 		res.Workload = "none"

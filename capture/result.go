@@ -108,11 +108,13 @@ type Result struct {
 	SubbufSize  int    `json:"subbuf_size"`
 	NumSubbufs  int    `json:"subbufs"`
 	WakeupBytes int    `json:"wakeup_bytes"`
-	Captured    uint64 `json:"captured"`
-	Lost        uint64 `json:"lost"`             // Dropped + Missed
-	Dropped     uint64 `json:"dropped"`          // buffer full: a bigger buffer or faster reader helps
-	Missed      uint64 `json:"missed"`           // probe not run: no buffer helps
-	Hidden      uint64 `json:"hidden,omitempty"` // in Missed and Truth; see KindResult.Hidden
+	// PollNs is how often a reader that is never woken looked (--poll).
+	PollNs   int64  `json:"poll_ns,omitempty"`
+	Captured uint64 `json:"captured"`
+	Lost     uint64 `json:"lost"`             // Dropped + Missed
+	Dropped  uint64 `json:"dropped"`          // buffer full: a bigger buffer or faster reader helps
+	Missed   uint64 `json:"missed"`           // probe not run: no buffer helps
+	Hidden   uint64 `json:"hidden,omitempty"` // in Missed and Truth; see KindResult.Hidden
 	// LossLowerBound says Missed, Lost and Truth may leave hits out: the
 	// kernel keeps no count of the hits it skips a tracepoint program for
 	// (before 6.7), or another tool's programs were on the tracepoints

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // A probe part is one BenchmarkProbeParts row, named by its part, truth
@@ -30,6 +31,7 @@ var partSteps = []partStep{
 const (
 	partsCaptureRow = "part=capture/truth=on/wakeup=batched"
 	partsEveryRow   = "part=capture/truth=on/wakeup=every"
+	partsPollRow    = "part=capture/truth=on/wakeup=poll"
 	partsFloorRow   = "part=floor"
 	partsLeanRow    = "part=capture/truth=off/wakeup=batched"
 	// partsSumTolerance is how far the parts' sum may be from the capture
@@ -139,9 +141,13 @@ func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
 	if capture != nil {
 		fmt.Fprintf(b, "| the capture, truth stamp on, batched wakeups (%s), measured | %s |\n", partsCaptureRow, cell(capture, g.rows[partsCaptureRow].Runs))
 	}
-	every := partStep{row: partsEveryRow, base: partsCaptureRow}
-	if _, c := g.stepCell(every); c != "—" {
-		fmt.Fprintf(b, "| a wakeup for every record instead (%s) | %s |\n", partsEveryRow, c)
+	for _, alt := range []struct{ label, row string }{
+		{"a wakeup for every record instead", partsEveryRow},
+		{"a reader polling every millisecond instead, never woken", partsPollRow},
+	} {
+		if _, c := g.stepCell(partStep{row: alt.row, base: partsCaptureRow}); c != "—" {
+			fmt.Fprintf(b, "| %s (%s) | %s |\n", alt.label, alt.row, c)
+		}
 	}
 	fmt.Fprintln(b)
 	if capture != nil && !math.IsNaN(sum) {
@@ -156,4 +162,21 @@ func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
 		fmt.Fprintf(b, " The capture with the truth stamp off and batched wakeups costs %s× its floor (medians).", num(lean.Median/floor.Median))
 	}
 	fmt.Fprintf(b, "\n\n")
+	g.writeLag(b)
+}
+
+// writeLag says what each wakeup policy costs in lag (lag-p99-us), where
+// the capture rows report it.
+func (g *partGroup) writeLag(b *bytes.Buffer) {
+	var parts []string
+	for _, w := range []struct{ name, row string }{{"batched", partsCaptureRow}, {"every record", partsEveryRow}, {"polling", partsPollRow}} {
+		if r := g.rows[w.row]; r != nil {
+			if m := r.Metric(UnitLagP99); m != nil {
+				parts = append(parts, fmt.Sprintf("%s %s µs", w.name, cell(m, r.Runs)))
+			}
+		}
+	}
+	if len(parts) > 1 {
+		fmt.Fprintf(b, "Lag p99 (%s) of the capture rows: %s.\n\n", UnitLagP99, strings.Join(parts, "; "))
+	}
 }

@@ -20,7 +20,7 @@ type captureFlags struct {
 	ops                    *int64
 	threads                *int
 	rate                   *float64
-	hold, stall            *time.Duration
+	hold, stall, poll      *time.Duration
 	subbuf, wakeup, ring   bytesize.Flag
 	subbufs, consumerCPU   *int
 	stacks                 *bool
@@ -40,6 +40,7 @@ func addCaptureFlags(fs *flag.FlagSet, defaultWorkload string) *captureFlags {
 	f.subbufs = fs.Int("subbufs", 8, "sub-buffers per CPU")
 	fs.Var(&f.ring, "ringbuf-size", "ring buffer size (default subbuf-size x subbufs x CPUs, rounded to a power of two)")
 	fs.Var(&f.wakeup, "wakeup-bytes", "wake the reader only once this many bytes are pending (0: every record)")
+	f.poll = fs.Duration("poll", 0, fmt.Sprintf("ringbuf, perfbuf: the reader looks this often and is never woken (%v..%v; costs up to this much lag; 0: woken)", bpftrace.MinPollInterval, bpftrace.MaxPollInterval))
 	f.stall = fs.Duration("consumer-stall", 0, "start draining this late, to provoke loss")
 	f.consumerCPU = fs.Int("consumer-cpu", -1, "pin the consumer to this CPU and the workload to the others (-1: not pinned)")
 	f.stacks = fs.Bool("stacks", false, "take each allocation's kernel stack")
@@ -76,6 +77,7 @@ func (f *captureFlags) config(kinds []event.Kind, truth bool, duration time.Dura
 		NumSubbufs:    *f.subbufs,
 		RingbufSize:   f.ring.Bytes,
 		WakeupBytes:   f.wakeup.Bytes,
+		PollInterval:  *f.poll,
 		ConsumerStall: *f.stall,
 		PinConsumer:   *f.consumerCPU != -1,
 		ConsumerCPU:   *f.consumerCPU,

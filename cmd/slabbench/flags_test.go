@@ -33,6 +33,7 @@ var badCaptureFlags = map[string][]struct {
 	"json":           {{[]string{"--json=maybe"}, []string{"-json", "true or false"}}},
 	"hold":           {{[]string{"--hold", "1s"}, []string{"--hold", "fdhold"}}, {[]string{"--workload", "fdhold", "--ops", "5", "--hold", "-1s"}, []string{"--hold", ">= 0"}}},
 	"stacks":         {{[]string{"--stacks=maybe"}, []string{"-stacks", "true or false"}}},
+	"poll":           {{[]string{"--poll", "5s"}, []string{"--poll 5s", "100µs..1s"}}, {[]string{"--poll", "1ms", "--wakeup-bytes", "4096"}, []string{"--poll and --wakeup-bytes"}}, {[]string{"--path", "relay", "--poll", "1ms"}, []string{"--poll", "ringbuf or perfbuf"}}},
 	"stack-depth":    {{[]string{"--stacks", "--stack-depth", "0"}, []string{"--stack-depth 0", "1..127"}}, {[]string{"--stack-depth", "200"}, []string{"--stack-depth 200", "1..127"}}},
 	"stack-entries":  {{[]string{"--stacks", "--stack-entries", "0"}, []string{"--stack-entries 0", "1..1048576"}}},
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/bytesize"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/sizing"
@@ -64,6 +66,9 @@ func dropHint(r capture.Result, cal *sizing.Calibration) string {
 	secs := max(float64(r.DurationNs)/1e9, 1)
 	if rate <= 0 {
 		return generic
+	}
+	if r.PollNs > 0 {
+		return pollDropHint(r, lead, rate)
 	}
 	if h, ok := calibratedDropHint(r, cal, k, lead, rate, secs); ok {
 		return h
@@ -132,4 +137,15 @@ func calibratedDropHint(r capture.Result, cal *sizing.Calibration, k sizing.Key,
 			from, bytesize.Format(o.PerCPUBytes), secs, bytesize.Format(have)), true
 	}
 	return lead + trySize(bufferFlags(o.SubbufBytes, o.WakeupBytes), o.PerCPUBytes, o.Extrapolated, from, rate, k.Path, secs), true
+}
+
+// pollDropHint is the drop hint of a reader that polls (--poll): the
+// sizing model has no polling rows, but what one interval leaves waiting
+// is known.
+func pollDropHint(r capture.Result, lead string, rate float64) string {
+	d := time.Duration(r.PollNs)
+	perLook := rate * d.Seconds() * float64(event.RecordBytesIn(string(r.Path)))
+	return fmt.Sprintf("%s: a reader polling every %v finds about %.0f KiB per CPU waiting at this rate, and more when it looks late; "+
+		"give the buffer several times that (--subbuf-size, --subbufs) or poll more often (--poll); the sizing model has no polling rows to size it from",
+		lead, d, perLook/1024)
 }

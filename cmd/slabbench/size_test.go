@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/bits"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/slabbench/slabbench/capture"
+	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/report"
 	"github.com/slabbench/slabbench/sizing"
@@ -282,4 +284,43 @@ func noCalibration() *sizing.Calibration { return nil }
 
 func calibrated(c *sizing.Calibration) func() *sizing.Calibration {
 	return func() *sizing.Calibration { return c }
+}
+
+// TestPollingCaptureHint: a polling reader's drop hint sizes one interval's
+// worth of events (rate x interval x record bytes), not a woken reader's.
+func TestPollingCaptureHint(t *testing.T) {
+	testenv.RequireRoot(t)
+	out, err := exec.Command(binary, "capture", "--path", "perfbuf", "--workload", "openclose", "--ops", "20000", "--threads", "2",
+		"--subbuf-size", "4KiB", "--subbufs", "2", "--poll", "20ms", "--json").Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var r struct {
+		Dropped    uint64 `json:"dropped"`
+		Lost       uint64 `json:"lost"`
+		Captured   uint64 `json:"captured"`
+		DurationNs int64  `json:"duration_ns"`
+		PollNs     int64  `json:"poll_ns"`
+		Hint       string `json:"hint"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.PollNs != 20e6 {
+		t.Errorf("poll_ns %d, want 20000000", r.PollNs)
+	}
+	if r.Dropped == 0 {
+		t.Fatalf("nothing dropped: 8 KiB per CPU read every 20 ms cannot hold a closed loop\n%s", out)
+	}
+	rate := float64(r.Captured+r.Lost) / (float64(r.DurationNs) / 1e9) / 2 // 2 threads, one per CPU
+	var kib float64
+	if _, err := fmt.Sscanf(r.Hint[strings.Index(r.Hint, "finds about ")+len("finds about "):], "%f KiB", &kib); err != nil {
+		t.Fatalf("hint %q: want the KiB one interval leaves waiting (%v)", r.Hint, err)
+	}
+	if want := rate * 0.02 * float64(event.RecordBytesIn("perfbuf")) / 1024; math.Abs(kib-want) > 0.05*want+1 {
+		t.Errorf("hint says %.0f KiB per CPU wait per look; rate %.0f/s per CPU x 20 ms x record = %.0f KiB", kib, rate, want)
+	}
+	if !strings.Contains(r.Hint, "polling every 20ms") || !strings.Contains(r.Hint, "--poll") {
+		t.Errorf("hint %q: want the polling interval named and --poll offered", r.Hint)
+	}
 }

@@ -34,6 +34,10 @@ type Waiter struct {
 	// Wakeups counts polls that returned with a transport descriptor
 	// ready (reading goroutine only).
 	Wakeups uint64
+	// Interval, if > 0, makes Empty wait this long instead of for the
+	// transport's wakeup: a reader that looks on a timer. Set it before
+	// the first read.
+	Interval time.Duration
 }
 
 // New waits on fds (readable) and its own eventfd.
@@ -116,23 +120,26 @@ func (w *Waiter) Empty(unlock, lock func()) error {
 		w.flushing = true
 		return nil
 	}
-	timeout := int(MaxPoll / time.Millisecond)
+	timeout, fds := MaxPoll, w.fds
+	if w.Interval > 0 {
+		// Only SetDeadline, Flush and Close end the wait early.
+		timeout, fds = w.Interval, w.fds[len(w.fds)-1:]
+	}
 	if d := w.deadline.Load(); d != 0 {
 		left := time.Until(time.Unix(0, d))
 		if left <= 0 {
 			return os.ErrDeadlineExceeded
 		}
-		if ms := int(left/time.Millisecond) + 1; ms < timeout {
-			timeout = ms
-		}
+		timeout = min(timeout, left)
 	}
+	ts := unix.NsecToTimespec(timeout.Nanoseconds())
 	unlock()
-	_, err := unix.Poll(w.fds, timeout)
+	_, err := unix.Ppoll(fds, &ts, nil)
 	lock()
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("slab event reader: poll: %w", err)
 	}
-	for _, pfd := range w.fds[:len(w.fds)-1] {
+	for _, pfd := range fds[:len(fds)-1] {
 		if pfd.Revents&unix.POLLIN != 0 {
 			w.Wakeups++
 			break
