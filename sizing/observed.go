@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 )
 
 // tailMin is the fewest samples a fitted tail stands on; it stands on the
@@ -107,7 +108,8 @@ func (c Calibration) Answer(path, wakeup string, rate, seconds float64) (Observe
 	case rate < lo/rateSlack || rate > hi*rateSlack:
 		a.Extrapolated = fmt.Sprintf("the rate is outside the calibrated %.0f-%.0f events/s per CPU", lo, hi)
 	case tail:
-		a.Extrapolated = fmt.Sprintf("a %.0f%% chance over %.0f s is beyond what %.0f s of samples show: a fitted tail", 100*Risk, seconds, a.Nearest.Seconds())
+		a.Extrapolated = fmt.Sprintf("a %.0f%% chance over %.0f s is beyond what %s s of samples show: a fitted tail", 100*Risk, seconds,
+			strconv.FormatFloat(math.Round(10*a.Nearest.Seconds())/10, 'f', -1, 64))
 	}
 	a.PerCPUBytes, a.SubbufBytes = RoundUp(a.Need)
 	if wakeup == "batched" {

@@ -35,7 +35,12 @@ type Recommendation struct {
 }
 
 // Margin is the recommended memory over the model's minimum.
-func (r Recommendation) Margin() float64 { return float64(r.PerCPUBytes) / r.Need }
+func (r Recommendation) Margin() float64 {
+	if r.Need <= 0 {
+		return 0 // nothing to hold: no margin to state
+	}
+	return float64(r.PerCPUBytes) / r.Need
+}
 
 // RiskAt is the model's chance of a drop in the capture at the
 // recommended memory (at most Risk: the memory is rounded up).

@@ -70,10 +70,7 @@ func sampleBacklog(ctx context.Context, cfg capture.Config, wakeup string, inter
 					tick()
 				}
 			case <-done:
-				// The last, partial interval: a program that ran
-				// less than one interval still gets its sample.
-				b, _ := s.TakeBacklogBytes()
-				sampled <- append(samples, float64(b)/share)
+				sampled <- samples
 				return
 			}
 		}
@@ -82,6 +79,12 @@ func sampleBacklog(ctx context.Context, cfg capture.Config, wakeup string, inter
 	close(done)
 	out.Backlog = <-sampled
 	res, err := s.Finish(wr)
+	// The last, partial interval, once the reader has drained it: a
+	// program that ran less than one interval, or ended before the
+	// reader first looked, still gets its sample, with what it left
+	// unread.
+	b, _ := s.TakeBacklogBytes()
+	out.Backlog = append(out.Backlog, float64(b)/share)
 	if werr != nil {
 		return out, res, fmt.Errorf("workload: %w", werr)
 	}

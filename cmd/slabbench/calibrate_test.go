@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/workloads"
 )
@@ -186,5 +187,27 @@ func TestSizeObserveACommand(t *testing.T) {
 	}
 	if len(a.Paths) != 1 || a.Paths[0].Verdict != "extrapolated" || a.Paths[0].PerCPUBytes == 0 {
 		t.Errorf("-- true: %s; want an extrapolated size", js)
+	}
+}
+
+// TestBacklogOfAProgramTheReaderNeverSaw: a program that ends before the
+// reader first looks still leaves a backlog sample with what it wrote (the
+// last, partial interval is sampled once the reader has drained it): a
+// sample of 0 made size --observe -- true divide by it (margin +Inf) about
+// one run in eight, whenever the reader had not looked yet.
+func TestBacklogOfAProgramTheReaderNeverSaw(t *testing.T) {
+	testenv.RequireRoot(t)
+	cfg := samplingConfig(capture.PathRingbuf, samplingWakeupBytes, workloads.Config{Name: "none", Duration: 5 * time.Second})
+	cfg.Command = []string{"true"}
+	cfg.ConsumerStall = 300 * time.Millisecond // the reader first looks after the program has ended
+	s, res, err := sampleBacklog(context.Background(), cfg, "batched", observeInterval, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Captured == 0 || len(s.Backlog) == 0 {
+		t.Fatalf("captured %d, samples %v: want the program's records and a sample", res.Captured, s.Backlog)
+	}
+	if last := s.Backlog[len(s.Backlog)-1]; last <= 0 {
+		t.Errorf("samples %v after %d records the reader read only after the program ended: want the last sample to hold their backlog", s.Backlog, res.Captured)
 	}
 }
