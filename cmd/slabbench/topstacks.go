@@ -51,6 +51,9 @@ func (n *stackNames) get(id uint32) []string {
 // before it was loaded), and the allocator's frames follow the last of
 // them.
 func probeFrames(names []string) int {
+	if len(names) == 0 {
+		return 0 // an empty stack: nothing to cut
+	}
 	cut := 0
 	for i, name := range names[:min(len(names)-1, maxProbeFrames)] {
 		if probeFrame(name) {

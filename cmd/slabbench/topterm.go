@@ -84,14 +84,16 @@ func (m topModel) View() string {
 	opts := m.v.opts
 	text := renderFrame(*m.frame, opts, m.v.syms, m.width)
 	// The renderer keeps the bottom of a view taller than the terminal:
-	// show fewer call sites instead, so the header and footer stay.
-	if excess := strings.Count(text, "\n") + 1 - m.height; m.height > 0 && excess > 0 {
-		shown := len(topSites(tableRows(*m.frame, opts), opts.sort, opts.top))
-		perRow := 1
-		if opts.byStack {
-			perRow += stackFrames
+	// show fewer call sites instead, so the header and footer stay. A
+	// row by stack takes 1 to 1+stackFrames lines, so drop rows until it
+	// fits, at least one a round.
+	opts.top = len(topSites(tableRows(*m.frame, opts), opts.sort, opts.top))
+	for m.height > 0 && opts.top > 1 {
+		excess := strings.Count(text, "\n") + 1 - m.height
+		if excess <= 0 {
+			break
 		}
-		opts.top = max(1, shown-(excess+perRow-1)/perRow)
+		opts.top = max(1, opts.top-max(1, excess/(1+stackFrames)))
 		text = renderFrame(*m.frame, opts, m.v.syms, m.width)
 	}
 	return text + keys

@@ -67,3 +67,31 @@ func TestRowsByStack(t *testing.T) {
 		t.Errorf("want the 4-outstanding stack (0x10 <- 0x40) first, then the other with both callers past its call site 0xa0:\n%s", text)
 	}
 }
+
+// TestViewFitsTheTerminal: rows by stack take 1 to 1+stackFrames lines
+// each; the view drops rows until header, table, footer and keys fit the
+// terminal's height, whatever the stacks' depths (a deep stack first and
+// shallow ones after once pushed the header off a 24-line terminal).
+func TestViewFitsTheTerminal(t *testing.T) {
+	now := time.Now()
+	deep := []uint64{0xa0, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26}
+	frames := map[uint32][]uint64{1: deep, 2: deep, 3: deep}
+	var sites []kleak.Site
+	for i := range 20 {
+		id := uint32(i + 1) // stacks 1-3 deep, the rest no callers
+		sites = append(sites, kleak.Site{Address: 0xa0 + uint64(i), Stack: id, HasStack: true, Outstanding: uint64(100 - i)})
+	}
+	opts := topOptions{path: "ringbuf", attach: "tracepoint", interval: time.Second, sort: sortOutstanding, byStack: true, top: 20,
+		stacks: newStackNames(func(id uint32) ([]uint64, error) { return frames[id], nil }, &kleak.Symbols{})}
+	f := frame{snap: kleak.Snapshot{Sites: sites, MaxTracked: 1000}, at: now, started: now.Add(-time.Second), interval: time.Second}
+	for _, height := range []int{16, 24, 40} {
+		m := topModel{v: newInteractiveViewer(opts, &kleak.Symbols{}), frame: &f, width: 150, height: height}
+		view := m.View()
+		if lines := strings.Count(view, "\n") + 1; lines > height {
+			t.Errorf("height %d: the view has %d lines:\n%s", height, lines, view)
+		}
+		if !strings.HasPrefix(view, "slabbench top ") || !strings.Contains(view, "q: quit") || !strings.Contains(view, "rows by stack") {
+			t.Errorf("height %d: the header or the keys are gone:\n%s", height, view)
+		}
+	}
+}
