@@ -108,26 +108,35 @@ func TestPerfLostRecordsBoundedByDrops(t *testing.T) {
 	}
 }
 
+// probedActivity opens a capture of cfg, makes slab activity, stops it and
+// returns it (closed at the test's end) with its programs' run count and
+// time (cfg.ProbeTime).
+func probedActivity(t *testing.T, cfg Config) (*Capture, uint64, time.Duration) {
+	t.Helper()
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	slabActivity(t)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	runs, total, err := c.ProbeTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, runs, total
+}
+
 // TestProbeTime: with the kernel's run-time statistics on, the programs'
 // run count is exactly the hits they handled, and they took some time.
 func TestProbeTime(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, attach := range []Attach{AttachTracepoint, AttachRawTP} {
 		t.Run(string(attach), func(t *testing.T) {
-			c, err := Open(Config{Transport: Ringbuf, Attach: attach, Kinds: []event.Kind{event.KindKmemCacheAlloc},
+			c, runs, total := probedActivity(t, Config{Transport: Ringbuf, Attach: attach, Kinds: []event.Kind{event.KindKmemCacheAlloc},
 				RingbufSize: 1 << 20, ProbeTime: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			slabActivity(t)
-			if err := c.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			runs, total, err := c.ProbeTime()
-			if err != nil {
-				t.Fatal(err)
-			}
 			st, err := c.Stats()
 			if err != nil {
 				t.Fatal(err)
@@ -150,20 +159,8 @@ func TestProbeParts(t *testing.T) {
 	for _, tr := range []Transport{Ringbuf, Perfbuf} {
 		for _, part := range []ProbePart{PartFloor, PartFill, PartAccounted} {
 			t.Run(fmt.Sprintf("%s/part=%d", tr, part), func(t *testing.T) {
-				c, err := Open(Config{Transport: tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmemCacheAlloc},
+				c, runs, _ := probedActivity(t, Config{Transport: tr, Attach: AttachRawTP, Kinds: []event.Kind{event.KindKmemCacheAlloc},
 					RingbufSize: 1 << 20, PerCPUBufferSize: 1 << 20, WakeupBytes: 1<<20 - 1, Part: part, ProbeTime: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				slabActivity(t)
-				if err := c.Stop(); err != nil {
-					t.Fatal(err)
-				}
-				runs, _, err := c.ProbeTime()
-				if err != nil {
-					t.Fatal(err)
-				}
 				c.SetDeadline(time.Now().Add(-time.Second)) // what is there, then ErrDeadlineExceeded
 				var rec event.Record
 				var records, filled uint64

@@ -118,6 +118,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 	for cpu := range st.PerCPU {
 		st.PerCPU[cpu].CPU = cpu
 	}
+	idle := c.idleSinceAttach()
 	for _, k := range c.cfg.Kinds {
 		for cpu, bks := range kc.perCPU[k] {
 			ks := bks.S
@@ -145,7 +146,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 					counts.EdgeNested = c.edgeNested(bks)
 					counts.Truth = ks.TruthLast - ks.TruthFirst + 1 + ks.TruthRepeats + counts.EdgeNested
 					counts.Uncounted = ks.TruthRepeats
-					counts.TruthIdleNs = c.truthIdleNs(k, cpu)
+					counts.TruthIdleNs = idle.ns(c.truth.CPUs(), k, cpu)
 					counts.StampRepeats = bks.TruthStampRepeats
 					counts.StampsFell = bks.TruthStampsFell
 				}
@@ -275,23 +276,34 @@ func (c *Capture) readTruthIdle() (*truthIdle, error) {
 	return &ti, nil
 }
 
-// truthIdleNs returns how long the truth counter of kind k on cpu was
-// idle while the programs were attached: until they were detached, or
-// until now while they still are.
-func (c *Capture) truthIdleNs(k event.Kind, cpu int) uint64 {
+// idleSinceAttach returns the truth counter's idle times while the
+// programs were attached: until they were detached, or until now while
+// they still are (one read of every counter); nil without them.
+func (c *Capture) idleSinceAttach() *truthIdle {
 	if c.truth == nil || c.idleAtAttach == nil {
-		return 0
-	}
-	i := slices.Index(c.truth.CPUs(), cpu)
-	if i < 0 {
-		return 0
+		return nil
 	}
 	end := c.idleAtStop
 	if end == nil {
 		var err error
 		if end, err = c.readTruthIdle(); err != nil || end == nil {
-			return 0
+			return nil
 		}
 	}
-	return end[k][i] - c.idleAtAttach[k][i]
+	var d truthIdle
+	for k := range end {
+		for i := range end[k] {
+			d[k] = append(d[k], end[k][i]-c.idleAtAttach[k][i])
+		}
+	}
+	return &d
+}
+
+// ns returns kind k's idle time on cpu, 0 where there is none.
+func (ti *truthIdle) ns(cpus []int, k event.Kind, cpu int) uint64 {
+	i := slices.Index(cpus, cpu)
+	if ti == nil || i < 0 || i >= len(ti[k]) {
+		return 0
+	}
+	return ti[k][i]
 }

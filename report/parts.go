@@ -104,9 +104,11 @@ func (g *partGroup) stepCell(st partStep) (float64, string) {
 // writeProbeParts writes the probe's time part by part, per file,
 // placement and transport, where the file has BenchmarkProbeParts rows.
 func writeProbeParts(b *bytes.Buffer, sections []*Section) {
-	var found bool
-	for _, s := range sections {
-		found = found || len(s.probePartGroups()) > 0
+	groups := make([][]*partGroup, len(sections))
+	found := false
+	for i, s := range sections {
+		groups[i] = s.probePartGroups()
+		found = found || len(groups[i]) > 0
 	}
 	if !found {
 		return
@@ -116,8 +118,8 @@ func writeProbeParts(b *bytes.Buffer, sections []*Section) {
 		"A step is the difference of two rows' medians, [the widest difference their ranges allow]. The part rows never wake their reader "+
 		"(it polls every millisecond); the truth stamp and the wakeup decision are each measured on the accounted program, so the parts' sum "+
 		"is a prediction of the capture row, which was measured on its own.\n\n")
-	for _, s := range sections {
-		for _, g := range s.probePartGroups() {
+	for i, s := range sections {
+		for _, g := range groups[i] {
 			writePartGroup(b, s, g)
 		}
 	}
