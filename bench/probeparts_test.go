@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -46,8 +45,11 @@ const partsPoll = time.Millisecond
 // their reader, which polls every millisecond too.
 func BenchmarkProbeParts(b *testing.B) {
 	testenv.RequireRoot(b)
+	if len(matrix.PartsProducers) == 0 {
+		b.Skipf("BENCH=%s has no part rows (bench/plan: PartsProducers)", matrix.Level)
+	}
 	attach, wl := matrix.Attaches[0], matrix.Workloads[0]
-	for _, producers := range slices.Compact([]int{matrix.Placements[0].Producers, 1}) {
+	for _, producers := range matrix.PartsProducers {
 		wcfg := workloads.Config{Name: wl, Threads: producers}
 		for _, tr := range []bpftrace.Transport{bpftrace.Ringbuf, bpftrace.Perfbuf} {
 			prefix := fmt.Sprintf("workload=%s/producers=%d/path=%s/attach=%s/", wl, producers, tr, attach)

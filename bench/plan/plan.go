@@ -97,6 +97,9 @@ type Plan struct {
 	// HeldOutWakeups are their eBPF rows' wakeups (relay has none).
 	HeldOut        map[float64][]Geometry
 	HeldOutWakeups []string
+	// PartsProducers: the producer counts BenchmarkProbeParts runs its
+	// rows with (none: the level has no part rows).
+	PartsProducers []int
 	// Group is BENCH_GROUP: short, long, soak, heldout, or all rows ("").
 	Group string
 	// SteadyFactor: a capture row reports only if it wrote at least this
@@ -334,7 +337,12 @@ func fullLevel(p *Plan) {
 	// there; batched readers only, to stay within make bench's budget.
 	p.HeldOut = map[float64][]Geometry{50000: doubling(16<<10, 128<<10, 4)}
 	p.HeldOutWakeups = []string{"batched"}
-	p.PinnedRates = []float64{10000, 30000}
+	// The probe's parts with one producer: the decomposition's question
+	// is the program's own cost, which a second producer only shares.
+	p.PartsProducers = []int{1}
+	// A pinned consumer at one fitted rate: its lag enters the sizing
+	// model as a placement; a second rate did not pay for its minutes.
+	p.PinnedRates = []float64{10000}
 	p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 	p.AttachGeometries = p.Geometries[:1]
 	p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
@@ -415,6 +423,7 @@ func smokeLevel(p *Plan) {
 	p.PlacementGeometries = p.Geometries
 	p.Attaches = p.Attaches[:1]
 	p.Wakeups = p.Wakeups[:1]
+	p.PartsProducers = []int{2, 1}
 }
 
 // CaptureRows counts the leaf benchmarks of BenchmarkCapture in this
