@@ -49,8 +49,7 @@ type Comparable struct {
 }
 
 // comparable returns the section's best Comparable set of workload's
-// transport rows (the file's attach mode): the lowest loss class with
-// two rows or more, then the largest set, the fastest, the most memory;
+// transport rows (the file's attach mode) of two rows or more (beats);
 // false when no two rows compare.
 func (s *Section) comparable(workload string) (Comparable, bool) {
 	cpus, err := strconv.Atoi(s.ConfigValue("cpus"))
@@ -86,23 +85,31 @@ func (s *Section) comparable(workload string) (Comparable, bool) {
 	for _, key := range keys {
 		g := groups[key]
 		g.keepSameRate(cpus)
-		if len(g.Rows) < 2 {
-			continue
-		}
-		switch {
-		case len(best.Rows) == 0 || g.Class < best.Class:
-			best = *g
-		case g.Class > best.Class:
-		case len(g.Rows) != len(best.Rows):
-			if len(g.Rows) > len(best.Rows) {
-				best = *g
-			}
-		case g.PerCPURate > best.PerCPURate*(1+SameRate),
-			g.PerCPURate >= best.PerCPURate*(1-SameRate) && g.PerCPUBytes > best.PerCPUBytes:
+		if len(g.Rows) >= 2 && g.beats(&best) {
 			best = *g
 		}
 	}
 	return best, len(best.Rows) >= 2
+}
+
+// beats says whether g is a better set to rank than best: little loss or
+// none before much; then more rows, so that a ranking is not narrowed to
+// the paths that happened to lose nothing while the others lost a few
+// events (a lossless row is also of the little-loss class, whose rankings
+// print each row's lost-%); then the lower class, the faster, the larger.
+func (g *Comparable) beats(best *Comparable) bool {
+	switch gMuch, bMuch := g.Class > 1, best.Class > 1; {
+	case len(best.Rows) == 0:
+		return true
+	case gMuch != bMuch:
+		return !gMuch
+	case len(g.Rows) != len(best.Rows):
+		return len(g.Rows) > len(best.Rows)
+	case g.Class != best.Class:
+		return g.Class < best.Class
+	}
+	return g.PerCPURate > best.PerCPURate*(1+SameRate) ||
+		g.PerCPURate >= best.PerCPURate*(1-SameRate) && g.PerCPUBytes > best.PerCPUBytes
 }
 
 // LittleLoss is the largest median lost-% of the little-loss class.

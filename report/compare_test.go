@@ -152,3 +152,30 @@ func TestEBPFRowsSeeEveryHitRelaySees(t *testing.T) {
 	}
 	t.Logf("%d eBPF rows checked against relay's events/op", checked)
 }
+
+// TestRankingKeepsThePathsThatLostAFewEvents: the set a ranking joins is
+// the largest of little loss or none, so that paths that lost a few
+// events are ranked beside those that lost none (with their lost-%), not
+// dropped from it; a set with much loss only when no other compares.
+func TestRankingKeepsThePathsThatLostAFewEvents(t *testing.T) {
+	set := func(class, rows int, rate float64) Comparable {
+		return Comparable{Class: class, Rows: make([]*Row, rows), PerCPURate: rate, PerCPUBytes: 512 << 10}
+	}
+	for _, c := range []struct {
+		name    string
+		g, best Comparable
+		want    bool
+	}{
+		{"four paths of little loss over two lossless", set(1, 4, 30e3), set(0, 2, 30e3), true},
+		{"two lossless not over four of little loss", set(0, 2, 30e3), set(1, 4, 30e3), false},
+		{"lossless over little loss, as many paths", set(0, 2, 30e3), set(1, 2, 30e3), true},
+		{"much loss not over little, more paths", set(2, 4, 30e3), set(1, 2, 30e3), false},
+		{"little loss over much", set(1, 2, 30e3), set(2, 4, 30e3), true},
+		{"the faster, same class and size", set(0, 2, 100e3), set(0, 2, 30e3), true},
+		{"anything over nothing", set(2, 2, 30e3), Comparable{}, true},
+	} {
+		if got := c.g.beats(&c.best); got != c.want {
+			t.Errorf("%s: beats = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -31,11 +31,14 @@ func writeSummary(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		if ok {
 			bound := ", nothing lost"
 			if c.Class > 0 {
-				most := 0.0
+				most, lossless := 0.0, 0
 				for _, r := range c.Rows {
 					most = max(most, r.Metric(UnitLost).Median)
+					if r.ZeroLoss() {
+						lossless++
+					}
 				}
-				bound = fmt.Sprintf(", losing a median of at most %s%% (no size lost nothing on two paths at one rate)", num(most))
+				bound = fmt.Sprintf(", losing a median of at most %s%% (%d of the %d lost nothing in any run)", num(most), lossless, len(c.Rows))
 			}
 			if c.LowerBound {
 				bound += " as counted: a lower bound on this kernel, where relay's is exact, so relay is not ranked beside them"
