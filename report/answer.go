@@ -417,20 +417,39 @@ func heldOutKind(sm SizingModel) string {
 	return "These held-out open loops were chosen after the results were seen (the rates between the fitted ones), so the model's score is optimistic."
 }
 
+// termScore is the Brier score of the model fitted without a term, and
+// by how much the whole model scores lower (the term earns its place),
+// so that a difference within the noise reads as small as it is.
+func termScore(whole, without sizing.Scores) string {
+	if without.Rows != whole.Rows {
+		return "—"
+	}
+	if whole.Model >= without.Model {
+		return fmt.Sprintf("%.3f (no worse without it: the term does not earn its place)", without.Model)
+	}
+	return fmt.Sprintf("%.3f (%.3f worse without it)", without.Model, without.Model-whole.Model)
+}
+
 // writeScores writes the Brier scores of the model's chances and of two
 // baselines on the held-out open loops, per environment that has any.
 func writeScores(b *bytes.Buffer, sm SizingModel) {
 	var rows []string
+	var noBursts, noLoad sizing.Validation
 	for _, env := range sm.envs() {
 		sc := sm.Validation.ForEnv(env).Scores(sm.Fitted)
 		if sc.Rows == 0 {
 			continue
 		}
+		if len(rows) == 0 { // refitted once, for every environment
+			noBursts, noLoad = sm.Without(sizing.Form{NoBursts: true}), sm.Without(sizing.Form{NoLoad: true})
+		}
 		beats := "no"
 		if sc.Beats() {
 			beats = "yes"
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %d | %.3f | %.3f | %.3f | %s |\n", env, sc.Rows, sc.Model, sc.BaseRate, sc.NearestClean, beats))
+		rows = append(rows, fmt.Sprintf("| %s | %d | %.3f | %s | %s | %.3f | %.3f | %s |\n", env, sc.Rows, sc.Model,
+			termScore(sc, noBursts.ForEnv(env).Scores(sm.Fitted)), termScore(sc, noLoad.ForEnv(env).Scores(sm.Fitted)),
+			sc.BaseRate, sc.NearestClean, beats))
 	}
 	if len(rows) == 0 {
 		return
@@ -438,8 +457,9 @@ func writeScores(b *bytes.Buffer, sm SizingModel) {
 	fmt.Fprintf(b, "Proper scores on the held-out open loops (Brier: the mean of (forecast chance of a drop − dropped)², lower is better, "+
 		"¼ for a coin's ½ on every row): the model's chances against two forecasts without a model, built from the rows it was fitted on: "+
 		"the share of its key's fitted rows that dropped, and \"drops unless its memory is at least the smallest loss-free memory at the nearest fitted rate, "+
-		"scaled by the rates' ratio\" (0 or 1). %s\n\n", heldOutKind(sm))
-	fmt.Fprintf(b, "| environment | held-out open loops | model | base rate | nearest clean size × rate ratio | the model beats both |\n|---|---|---|---|---|---|\n")
+		"scaled by the rates' ratio\" (0 or 1). Beside the model, the same model fitted again on the same rows without one of its terms "+
+		"(the host's bursts; the consumer's load, 1/(1 − ρ)): a term earns its place where the model scores lower with it. %s\n\n", heldOutKind(sm))
+	fmt.Fprintf(b, "| environment | held-out open loops | model | without the burst term | without the consumer-load term | base rate | nearest clean size × rate ratio | the model beats both |\n|---|---|---|---|---|---|---|---|\n")
 	b.WriteString(strings.Join(rows, ""))
 	fmt.Fprintln(b)
 }

@@ -242,22 +242,40 @@ func (s *Section) relayEventsPerOp(workload, rate string) float64 {
 // the stamp on less the median with it off, same workload; NaN where
 // the file has no pair.
 func (s *Section) truthStampNs(r *Row) float64 {
-	var on, off float64 = math.NaN(), math.NaN()
+	on, off := s.truthCost(r)
+	if on == nil || off == nil {
+		return math.NaN()
+	}
+	return on.Median - off.Median
+}
+
+// truthStampCell is truthStampNs with the widest difference the two
+// rows' ranges allow: a price whose range spans 0 was not measured apart
+// from the noise.
+func (s *Section) truthStampCell(r *Row) string {
+	on, off := s.truthCost(r)
+	_, c := diffCell(on, off)
+	return c
+}
+
+// truthCost returns the overhead-ns/event of the BenchmarkTruthCost rows
+// of r's workload, path and attach mode with the stamp on and off.
+func (s *Section) truthCost(r *Row) (on, off *Metric) {
 	for _, t := range s.Rows {
 		if t.Bench != "TruthCost" || t.Keys["workload"] != r.Keys["workload"] || t.Keys["path"] != r.Keys["path"] ||
 			t.Keys["attach"] != r.Keys["attach"] {
 			continue
 		}
-		if v, ok := t.Median(UnitOverhead); ok {
+		if m := t.Metric(UnitOverhead); m != nil && m.N() > 0 {
 			switch t.Keys["truth"] {
 			case "on":
-				on = v
+				on = m
 			case "off":
-				off = v
+				off = m
 			}
 		}
 	}
-	return on - off
+	return on, off
 }
 
 // cpuPerEvent is the row's probe-ns/event + consumer-ns/event, run by
@@ -290,7 +308,7 @@ func (s *Section) cpuOrdering(rows []*Row) string {
 				sb.WriteString(" ≈ ")
 			}
 		}
-		fmt.Fprintf(&sb, "%s %s (truth stamp %s)", variantLabel(h.r), cell(h.m, h.r.Runs), num(h.stamp))
+		fmt.Fprintf(&sb, "%s %s (truth stamp %s)", variantLabel(h.r), cell(h.m, h.r.Runs), s.truthStampCell(h.r))
 	}
 	if len(unpriced) > 0 {
 		if sb.Len() > 0 {

@@ -256,6 +256,16 @@ func geomLabel(r *Row) string { return r.Keys["subbuf"] + "×" + r.Keys["n"] }
 // runs than the row's reported it.
 func cell(m *Metric, runs int) string { return cellWith(m, runs, num) }
 
+// diffCell is the difference of a's and b's medians, with the widest
+// difference their ranges allow; NaN and "—" without both.
+func diffCell(a, b *Metric) (float64, string) {
+	if a == nil || b == nil {
+		return math.NaN(), "—"
+	}
+	d := a.Median - b.Median
+	return d, fmt.Sprintf("%s [%s–%s]", num(d), num(a.Min-b.Max), num(a.Max-b.Min))
+}
+
 func cellWith(m *Metric, runs int, num func(float64) string) string {
 	if m == nil {
 		return "—"

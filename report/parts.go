@@ -93,12 +93,7 @@ func (g *partGroup) stepCell(st partStep) (float64, string) {
 	if st.base == "" {
 		return m.Median, cell(m, g.rows[st.row].Runs)
 	}
-	b := g.probe(st.base)
-	if b == nil {
-		return math.NaN(), "—"
-	}
-	d := m.Median - b.Median
-	return d, fmt.Sprintf("%s [%s–%s]", num(d), num(m.Min-b.Max), num(m.Max-b.Min))
+	return diffCell(m, g.probe(st.base))
 }
 
 // writeProbeParts writes the probe's time part by part, per file,

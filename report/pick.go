@@ -58,7 +58,8 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		wl := wls[0]
 		var claims []string
 		if c, ok := s.comparable(wl); ok {
-			claims = append(claims, fmt.Sprintf("**least CPU per event** (probe-ns/event + consumer-ns/event; %s): %s",
+			claims = append(claims, fmt.Sprintf("**least CPU per event** (probe-ns/event + consumer-ns/event; %s; truth stamp: its price, "+
+				"BenchmarkTruthCost's overhead-ns/event with the stamp on less off, [the widest difference their ranges allow]): %s",
 				c, s.cpuOrdering(c.Rows)))
 			claims = append(claims, fmt.Sprintf("**lowest lag** (lag-p99-us, the same rows): %s", orderingBy(c.Rows, UnitLagP99, variantLabel)))
 		}

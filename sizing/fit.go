@@ -9,7 +9,21 @@ import (
 // Fit fits a model per key over the observations. A key whose runs all
 // dropped gets no model: nothing says how far its consumer falls behind
 // when it keeps up.
-func Fit(obs []Observation) []Model {
+func Fit(obs []Observation) []Model { return FitForm(obs, Form{}) }
+
+// Form names the terms a model leaves out, to score the model without
+// each on held-out rows (a term stays only if it helps there); the zero
+// Form is the whole model.
+type Form struct {
+	// NoBursts leaves out the environment's bursts (Burst stays zero).
+	NoBursts bool `json:"no_bursts,omitempty"`
+	// NoLoad leaves out the consumer's load: an absence leaves r·s per
+	// second, not r·s/(1 − ρ).
+	NoLoad bool `json:"no_load,omitempty"`
+}
+
+// FitForm is Fit with the terms f leaves out.
+func FitForm(obs []Observation, f Form) []Model {
 	var keys []Key
 	for _, o := range obs {
 		if !slices.Contains(keys, o.Key) {
@@ -19,7 +33,7 @@ func Fit(obs []Observation) []Model {
 	var models []Model
 	var runs [][]fitRun // of each model
 	for _, k := range keys {
-		m, kr := fitKey(obs, k)
+		m, kr := fitKey(obs, k, f)
 		if len(kr) == 0 {
 			continue
 		}
@@ -33,7 +47,7 @@ func Fit(obs []Observation) []Model {
 		}
 	}
 	for _, env := range envs {
-		fitEnv(models, runs, env)
+		fitEnv(models, runs, env, f)
 	}
 	for i := len(models) - 1; i >= 0; i-- {
 		if models[i].Tail == (Tail{}) {
@@ -48,8 +62,8 @@ func Fit(obs []Observation) []Model {
 
 // fitKey gathers the rows of k: the model without its tails, and the
 // runs to fit them on (none: nothing kept up).
-func fitKey(obs []Observation, k Key) (Model, []fitRun) {
-	m := Model{Key: k, Rates: [2]float64{math.Inf(1), 0}}
+func fitKey(obs []Observation, k Key, f Form) (Model, []fitRun) {
+	m := Model{Key: k, Form: f, Rates: [2]float64{math.Inf(1), 0}}
 	// Where no run of any size kept up at a rate, the consumer was too
 	// slow for it, which no buffer fixes: those runs say nothing of its
 	// absences.
@@ -82,7 +96,7 @@ func fitKey(obs []Observation, k Key) (Model, []fitRun) {
 		if o.NoDrops || o.SomeRunsKeptUp {
 			m.Rates = [2]float64{min(m.Rates[0], o.PerCPURate), max(m.Rates[1], o.PerCPURate)}
 		}
-		runs = append(runs, o.fitRuns()...)
+		runs = append(runs, o.fitRuns(f)...)
 	}
 	for _, rows := range lost {
 		var rates []float64
@@ -119,7 +133,7 @@ const (
 // together by turns: each key's tail and each group's given the bursts,
 // then the bursts given the keys' tails, until the likelihood settles.
 // A model whose tail does not fit is left with the zero Tail.
-func fitEnv(models []Model, runs [][]fitRun, env string) {
+func fitEnv(models []Model, runs [][]fitRun, env string, f Form) {
 	var idx []int
 	groupRuns := map[Key][]fitRun{}
 	seconds := 0.0
@@ -141,7 +155,7 @@ func fitEnv(models []Model, runs [][]fitRun, env string) {
 			ll += logLikelihood(models[i].Tail, burst, runs[i])
 			rs, tails = append(rs, runs[i]), append(tails, models[i].Tail)
 		}
-		if ll-last < fitGain || round == fitRounds-1 {
+		if ll-last < fitGain || round == fitRounds-1 || f.NoBursts {
 			break
 		}
 		last = ll

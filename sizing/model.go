@@ -171,6 +171,9 @@ const DefaultSeconds = 60
 // Model is the fitted rule for one key.
 type Model struct {
 	Key
+	// Form is the terms the model leaves out (FitForm): none but to
+	// score the model without them.
+	Form        Form
 	RecordBytes int
 	// Tail is fitted on the key's runs, GroupTail on every run of its
 	// group (Model.group); the model takes whichever has the longer
@@ -253,6 +256,9 @@ func (m Model) exceedParts(y, rate float64) (absent, burst float64) {
 // follow before it has caught up add to it (a queue's busy period grows as
 // 1/(1 − ρ)).
 func (m Model) absenceBytesPerSec(rate float64) float64 {
+	if m.Form.NoLoad {
+		return rate * float64(m.RecordBytes)
+	}
 	return rate * float64(m.RecordBytes) / (1 - load(rate, m.ConsumerNs))
 }
 

@@ -385,3 +385,39 @@ func TestSplitDeclared(t *testing.T) {
 		t.Errorf("held out %d observations, want %d (declared, other workload, closed loop)", len(held), want)
 	}
 }
+
+// TestFitFormLeavesTermsOut: a model fitted again without a term has none
+// of it (no bursts; an absence that leaves r·s per second whatever the
+// consumer's load), while the whole model, fitted on the same rows, has
+// both: what the report's scores without each term compare.
+func TestFitFormLeavesTermsOut(t *testing.T) {
+	k := Key{Env: "native x", Path: "perfbuf", Wakeup: "batched", Consumer: "shared"}
+	rng := rand.New(rand.NewPCG(9, 9))
+	var obs []Observation
+	for range 3 {
+		rows := synthetic(k, "openclose", Tail{Rate: 3, Scale: 0.002}, Burst{Rate: 0.2, Bound: 3000, Lasts: 0.003}, 2,
+			[]float64{10e3, 30e3, 100e3, 300e3}, 16<<10, 2<<20, rng)
+		for i := range rows {
+			rows[i].ConsumerNs = 1000
+		}
+		obs = append(obs, rows...)
+	}
+	whole, noBursts, noLoad := Fit(obs), FitForm(obs, Form{NoBursts: true}), FitForm(obs, Form{NoLoad: true})
+	if len(whole) != 1 || len(noBursts) != 1 || len(noLoad) != 1 {
+		t.Fatalf("%d, %d, %d models, want 1 each", len(whole), len(noBursts), len(noLoad))
+	}
+	const rate = 300e3
+	if whole[0].Burst.Rate == 0 || whole[0].Load(rate) == 0 {
+		t.Fatalf("the whole model has no bursts (%+v) or no load (%v): the test needs both", whole[0].Burst, whole[0].Load(rate))
+	}
+	if b := noBursts[0].Burst; b != (Burst{}) || noBursts[0].Form != (Form{NoBursts: true}) {
+		t.Errorf("without bursts: fitted bursts %+v, form %+v", b, noBursts[0].Form)
+	}
+	m := noLoad[0]
+	if got, want := m.absenceBytesPerSec(rate), rate*float64(m.RecordBytes); got != want {
+		t.Errorf("without the load: an absence leaves %v B/s at %v events/s, want r·s = %v", got, rate, want)
+	}
+	if got, want := whole[0].absenceBytesPerSec(rate), rate*float64(whole[0].RecordBytes)/(1-whole[0].Load(rate)); math.Abs(got-want) > 1e-9*want {
+		t.Errorf("whole model: an absence leaves %v B/s, want r·s/(1 − ρ) = %v", got, want)
+	}
+}

@@ -46,6 +46,13 @@ func FitSet(obs []Observation, missed []MissedTarget, fitWorkload string) Set {
 	return s
 }
 
+// Without fits the model again on the same rows leaving out the terms f
+// names and validates it on the same held-out rows: its Scores say
+// whether those terms earn their place.
+func (s Set) Without(f Form) Validation {
+	return Validate(FitForm(s.Fitted, f), s.Held)
+}
+
 // EnvName is the environment of a key without its kernel: "native".
 func (k Key) EnvName() string {
 	e, _, _ := strings.Cut(k.Env, " ")

@@ -108,7 +108,7 @@ func fitTail(runs []fitRun, b Burst) (Tail, bool) {
 // what its buffer cannot hand to the reader yet (the sub-buffer being
 // filled, for a batched reader or relay). Runs without a duration or
 // rate say nothing.
-func (o Observation) fitRuns() []fitRun {
+func (o Observation) fitRuns(f Form) []fitRun {
 	var out []fitRun
 	for _, run := range o.runs() {
 		rate := o.runRate(run)
@@ -120,8 +120,12 @@ func (o Observation) fitRuns() []fitRun {
 			b = float64(o.PerCPUBytes)
 		}
 		bps := rate * float64(o.RecordBytes)
+		absence := bps / (1 - load(rate, o.ConsumerNs))
+		if f.NoLoad {
+			absence = bps
+		}
 		out = append(out, fitRun{Seconds: run.Seconds, Readable: max(b-o.unreadable(), 0),
-			BytesPerSec: bps, AbsenceBytesPerSec: bps / (1 - load(rate, o.ConsumerNs)), PerEvent: o.perEvent(), Dropped: run.Dropped})
+			BytesPerSec: bps, AbsenceBytesPerSec: absence, PerEvent: o.perEvent(), Dropped: run.Dropped})
 	}
 	return out
 }
