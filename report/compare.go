@@ -237,27 +237,6 @@ func (s *Section) relayEventsPerOp(workload, rate string) float64 {
 	return m.Median
 }
 
-// truthStampNs is the in-band truth stamp's price per event on the
-// row's path, from BenchmarkTruthCost: the median overhead-ns/event with
-// the stamp on less the median with it off, same workload; NaN where
-// the file has no pair.
-func (s *Section) truthStampNs(r *Row) float64 {
-	on, off := s.truthCost(r)
-	if on == nil || off == nil {
-		return math.NaN()
-	}
-	return on.Median - off.Median
-}
-
-// truthStampCell is truthStampNs with the widest difference the two
-// rows' ranges allow: a price whose range spans 0 was not measured apart
-// from the noise.
-func (s *Section) truthStampCell(r *Row) string {
-	on, off := s.truthCost(r)
-	_, c := diffCell(on, off)
-	return c
-}
-
 // truthCost returns the overhead-ns/event of the BenchmarkTruthCost rows
 // of r's workload, path and attach mode with the stamp on and off.
 func (s *Section) truthCost(r *Row) (on, off *Metric) {
@@ -308,7 +287,7 @@ func (s *Section) cpuOrdering(rows []*Row) string {
 				sb.WriteString(" ≈ ")
 			}
 		}
-		fmt.Fprintf(&sb, "%s %s (truth stamp %s)", variantLabel(h.r), cell(h.m, h.r.Runs), s.truthStampCell(h.r))
+		fmt.Fprintf(&sb, "%s %s (truth stamp %s)", variantLabel(h.r), cell(h.m, h.r.Runs), h.stampCell)
 	}
 	if len(unpriced) > 0 {
 		if sb.Len() > 0 {
@@ -337,9 +316,10 @@ func (s *Section) cpuLeaders(rows []*Row) string {
 
 // rankedCPU is a row's CPU per event with its path's truth stamp price.
 type rankedCPU struct {
-	r     *Row
-	m     *Metric
-	stamp float64
+	r         *Row
+	m         *Metric
+	stamp     float64
+	stampCell string // stamp with its range (diffCell)
 }
 
 // separates says whether p ranks below h with and without the stamps.
@@ -355,12 +335,16 @@ func (s *Section) rankCPU(rows []*Row) (have []rankedCPU, unpriced []string) {
 		if m == nil {
 			continue
 		}
-		st := s.truthStampNs(r)
+		// The in-band truth stamp's price per event on the row's path
+		// (BenchmarkTruthCost: overhead-ns/event with the stamp on less
+		// off), with the widest difference the two rows' ranges allow: a
+		// price whose range spans 0 was not measured apart from the noise.
+		st, stampCell := diffCell(s.truthCost(r))
 		if math.IsNaN(st) {
 			unpriced = append(unpriced, fmt.Sprintf("%s %s", variantLabel(r), cell(m, r.Runs)))
 			continue
 		}
-		have = append(have, rankedCPU{r, m, st})
+		have = append(have, rankedCPU{r, m, st, stampCell})
 	}
 	slices.SortStableFunc(have, func(a, b rankedCPU) int { return cmp.Compare(a.m.Median, b.m.Median) })
 	return have, unpriced
