@@ -256,10 +256,18 @@ func (m Model) exceedParts(y, rate float64) (absent, burst float64) {
 // follow before it has caught up add to it (a queue's busy period grows as
 // 1/(1 − ρ)).
 func (m Model) absenceBytesPerSec(rate float64) float64 {
-	if m.Form.NoLoad {
-		return rate * float64(m.RecordBytes)
+	return absenceBytesPerSec(rate, m.RecordBytes, m.ConsumerNs, m.Form)
+}
+
+// absenceBytesPerSec is r·s/(1 − ρ) at rate for records of recordBytes
+// and a consumer of consumerNs per event; r·s where f leaves the load out.
+// The fit's runs and the model compute it the same way.
+func absenceBytesPerSec(rate float64, recordBytes int, consumerNs float64, f Form) float64 {
+	bps := rate * float64(recordBytes)
+	if f.NoLoad {
+		return bps
 	}
-	return rate * float64(m.RecordBytes) / (1 - load(rate, m.ConsumerNs))
+	return bps / (1 - load(rate, consumerNs))
 }
 
 // readable is the backlog a capture of d seconds at rate keeps under but

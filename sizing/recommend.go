@@ -35,11 +35,15 @@ type Recommendation struct {
 }
 
 // Margin is the recommended memory over the model's minimum.
-func (r Recommendation) Margin() float64 {
-	if r.Need <= 0 {
-		return 0 // nothing to hold: no margin to state
+func (r Recommendation) Margin() float64 { return Margin(r.PerCPUBytes, r.Need) }
+
+// Margin is perCPUBytes over need; 0 over a need of 0 (nothing to hold:
+// no margin to state).
+func Margin(perCPUBytes int, need float64) float64 {
+	if need <= 0 {
+		return 0
 	}
-	return float64(r.PerCPUBytes) / r.Need
+	return float64(perCPUBytes) / need
 }
 
 // RiskAt is the model's chance of a drop in the capture at the

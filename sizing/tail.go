@@ -119,13 +119,9 @@ func (o Observation) fitRuns(f Form) []fitRun {
 		if run.Dropped {
 			b = float64(o.PerCPUBytes)
 		}
-		bps := rate * float64(o.RecordBytes)
-		absence := bps / (1 - load(rate, o.ConsumerNs))
-		if f.NoLoad {
-			absence = bps
-		}
 		out = append(out, fitRun{Seconds: run.Seconds, Readable: max(b-o.unreadable(), 0),
-			BytesPerSec: bps, AbsenceBytesPerSec: absence, PerEvent: o.perEvent(), Dropped: run.Dropped})
+			BytesPerSec: rate * float64(o.RecordBytes), AbsenceBytesPerSec: absenceBytesPerSec(rate, o.RecordBytes, o.ConsumerNs, f),
+			PerEvent: o.perEvent(), Dropped: run.Dropped})
 	}
 	return out
 }

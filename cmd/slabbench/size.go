@@ -312,9 +312,7 @@ func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float
 	sp.CleanRule = &r
 	sp.NeedBytes = r.Need
 	sp.PerCPUBytes, sp.SubbufSize = sizing.RoundUp(r.Need)
-	if r.Need > 0 {
-		sp.Margin = float64(sp.PerCPUBytes) / r.Need
-	}
+	sp.Margin = sizing.Margin(sp.PerCPUBytes, r.Need)
 	sp.HoldMs, sp.BurstBytes, sp.RiskAt = 0, 0, 0
 	if sp.WakeupBytes > 0 {
 		sp.WakeupBytes = sp.SubbufSize

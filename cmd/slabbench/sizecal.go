@@ -123,10 +123,7 @@ func sizeCalibrated(c sizing.Calibration, path, wakeup, consumer string, rate, s
 		sp.Verdict, sp.Why = string(sizing.VerdictExtrapolated), o.Extrapolated
 	}
 	sp.PerCPUBytes, sp.SubbufSize, sp.Subbufs, sp.WakeupBytes = o.PerCPUBytes, o.SubbufBytes, sizing.Subbufs, o.WakeupBytes
-	sp.NeedBytes = o.Need
-	if o.Need > 0 {
-		sp.Margin = float64(o.PerCPUBytes) / o.Need
-	}
+	sp.NeedBytes, sp.Margin = o.Need, sizing.Margin(o.PerCPUBytes, o.Need)
 	if path == "ringbuf" {
 		cpus, _ := strconv.Atoi(c.Config["cpus"])
 		sp.RingbufBytes = bpftrace.RoundRingbufSize(o.PerCPUBytes * max(cpus, 1))
