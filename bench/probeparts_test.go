@@ -13,6 +13,7 @@ import (
 	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/testenv"
+	"github.com/slabbench/slabbench/relaytrace"
 	"github.com/slabbench/slabbench/workloads"
 )
 
@@ -22,27 +23,25 @@ import (
 // (4 MiB refused a fifth of the records natively).
 const partsMemory = 64 << 20
 
-// partsCapture is the capture rows' geometry: small enough to be written
-// 20 times in a second with every wakeup (benchCapture's steady rule).
-const partsSubbuf, partsSubbufs = 128 << 10, 2
-
 // partsPoll is how often the part rows' reader looks: their programs
 // never wake it.
 const partsPoll = time.Millisecond
 
-// BenchmarkProbeParts decomposes the eBPF capture program's time per
-// event (probe-ns/event, the kernel's own measure) by adding one part at
-// a time, in one run, on the closed loop's first workload and attach
-// mode, with the first placement's producers and with one: part=empty
-// (attached, returns at once); part=floor (the transport takes a zeroed
-// 80-byte record: ring buffer reserve and submit, perf buffer output);
+// BenchmarkProbeParts decomposes each capture probe's time per event
+// (probe-ns/event, the kernel's own measure) by adding one part at a time,
+// in one run, on the closed loop's first workload and attach mode, with
+// PartsProducers producers: part=empty (attached, returns at once);
+// part=floor (the transport takes a record: ring buffer reserve and
+// submit, perf buffer output, relay_reserve and the sub-buffer's counts);
 // part=fill (the record's fields: clock, pid, CPU and the event's own);
-// part=accounted/truth=off (the per-CPU accounting and sequence numbers);
-// part=accounted/truth=on (the truth stamp); then the capture itself,
-// whose reader each wakeup policy wakes (part=capture/truth=on/wakeup=
-// every|batched, and truth=off batched) or that polls every millisecond,
-// never woken (wakeup=poll, Config.PollInterval). The part rows never wake
-// their reader, which polls every millisecond too.
+// part=accounted/truth=off (the per-CPU accounting and sequence numbers,
+// and relay's truth window); part=accounted/truth=on (the truth stamp);
+// then the capture itself, whose reader each wakeup policy wakes
+// (part=capture/truth=on/wakeup=every|batched, and truth=off batched) or
+// that polls every millisecond, never woken (wakeup=poll,
+// Config.PollInterval). The part rows' reader polls every millisecond
+// too; the eBPF part programs never wake it. Relay has one wakeup, a
+// sub-buffer's end (batched), in every row from the floor up.
 func BenchmarkProbeParts(b *testing.B) {
 	testenv.RequireRoot(b)
 	if len(matrix.PartsProducers) == 0 {
@@ -51,10 +50,13 @@ func BenchmarkProbeParts(b *testing.B) {
 	attach, wl := matrix.Attaches[0], matrix.Workloads[0]
 	for _, producers := range matrix.PartsProducers {
 		wcfg := workloads.Config{Name: wl, Threads: producers}
+		if matrix.Runs("relay") {
+			benchRelayParts(b, fmt.Sprintf("workload=%s/producers=%d/path=relay/", wl, producers), wcfg)
+		}
 		for _, tr := range []bpftrace.Transport{bpftrace.Ringbuf, bpftrace.Perfbuf} {
 			prefix := fmt.Sprintf("workload=%s/producers=%d/path=%s/attach=%s/", wl, producers, tr, attach)
 			b.Run(prefix+"part=empty", func(b *testing.B) {
-				benchPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Empty: true})
+				benchBPFPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Empty: true})
 			})
 			for _, part := range []struct {
 				name  string
@@ -67,7 +69,7 @@ func BenchmarkProbeParts(b *testing.B) {
 				{"part=accounted/truth=on", bpftrace.PartAccounted, true},
 			} {
 				b.Run(prefix+part.name, func(b *testing.B) {
-					benchPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Part: part.part, Truth: part.truth})
+					benchBPFPart(b, wcfg, bpftrace.Config{Transport: tr, Attach: attach, Part: part.part, Truth: part.truth})
 				})
 			}
 			for _, c := range []struct {
@@ -76,7 +78,7 @@ func BenchmarkProbeParts(b *testing.B) {
 			}{{true, "every"}, {true, "batched"}, {true, "poll"}, {false, "batched"}} {
 				b.Run(fmt.Sprintf("%spart=capture/truth=%s/wakeup=%s", prefix, onOff(c.truth), c.wake), func(b *testing.B) {
 					cfg := capture.Config{Path: capture.Path(tr), Attach: attach, Kinds: event.AllKinds, Truth: c.truth,
-						Workload: wcfg, SubbufSize: partsSubbuf, NumSubbufs: partsSubbufs, ProbeTime: true}
+						Workload: wcfg, SubbufSize: matrix.PartsGeometry.SubbufSize, NumSubbufs: matrix.PartsGeometry.NumSubbufs, ProbeTime: true}
 					switch c.wake {
 					case "batched":
 						cfg.WakeupBytes = cfg.SubbufSize
@@ -90,12 +92,72 @@ func BenchmarkProbeParts(b *testing.B) {
 	}
 }
 
-// benchPart times b.N ops of wcfg with one part of the capture program
-// attached and read by a reader polling every millisecond, and reports
-// the kernel's time per program run. The floor and fill parts count
-// nothing, so the records read must equal the runs; the accounted part's
-// accounting must balance.
-func benchPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
+// benchRelayParts runs the relay module's part rows: the probe's parts
+// (module parameters empty and part) read by the polling reader, then
+// the capture, its reader woken at each sub-buffer's end.
+func benchRelayParts(b *testing.B, prefix string, wcfg workloads.Config) {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, part := range []struct {
+		name  string
+		cfg   relaytrace.Config
+		check partCheck
+	}{
+		{"part=empty", relaytrace.Config{Empty: true}, checkNothing},
+		{"part=floor", relaytrace.Config{Part: relaytrace.PartFloor}, checkRecords},
+		{"part=fill", relaytrace.Config{Part: relaytrace.PartFill}, checkRecords},
+		{"part=accounted/truth=off", relaytrace.Config{}, checkAccounting},
+		{"part=accounted/truth=on", relaytrace.Config{Truth: true}, checkAccounting},
+	} {
+		b.Run(prefix+part.name, func(b *testing.B) {
+			if err := relaytrace.Available(""); err != nil {
+				b.Skip("relay: ", err)
+			}
+			cfg := part.cfg
+			cfg.Kinds, cfg.ProbeTime = event.AllKinds, true
+			cfg.SubbufSize, cfg.NumSubbufs = partsRelaySubbuf, partsMemory/ncpu/partsRelaySubbuf
+			c, err := relaytrace.Open(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			benchPart(b, wcfg, c, part.check)
+		})
+	}
+	for _, truth := range []bool{true, false} {
+		b.Run(fmt.Sprintf("%spart=capture/truth=%s/wakeup=batched", prefix, onOff(truth)), func(b *testing.B) {
+			if err := relaytrace.Available(""); err != nil {
+				b.Skip("relay: ", err)
+			}
+			benchCapture(b, capture.Config{Path: capture.PathRelay, Kinds: event.AllKinds, Truth: truth,
+				Workload: wcfg, SubbufSize: matrix.PartsGeometry.SubbufSize, NumSubbufs: matrix.PartsGeometry.NumSubbufs, ProbeTime: true})
+		})
+	}
+}
+
+// partsRelaySubbuf is the relay part rows' sub-buffer size: the polling
+// reader reads a sub-buffer once it is finished.
+const partsRelaySubbuf = 256 << 10
+
+// partCheck is what a part row checks once its run is over.
+type partCheck int
+
+const (
+	// checkNothing: the empty probe writes and counts nothing.
+	checkNothing partCheck = iota
+	// checkRecords: the floor and fill count nothing, so the records
+	// read must equal the probe's runs.
+	checkRecords
+	// checkAccounting: the accounted probe's accounting must balance,
+	// with nothing refused.
+	checkAccounting
+)
+
+// benchBPFPart opens the eBPF capture program with one part (cfg) and
+// times it (benchPart).
+func benchBPFPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
 	cfg.Kinds, cfg.ProbeTime = event.AllKinds, true
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -105,11 +167,35 @@ func benchPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
 	if cfg.Transport == bpftrace.Perfbuf {
 		cfg.WakeupBytes = cfg.PerCPUBufferSize - 1 // the watermark: no wakeup
 	}
+	check := checkAccounting
+	switch {
+	case cfg.Empty:
+		check = checkNothing
+	case cfg.Part == bpftrace.PartFloor || cfg.Part == bpftrace.PartFill:
+		check = checkRecords
+	}
 	c, err := bpftrace.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	benchPart(b, wcfg, c, check)
+}
+
+// partCapture is what benchPart needs of a capture: bpftrace's and
+// relaytrace's both have it.
+type partCapture interface {
+	ReadInto(*event.Record) error
+	SetDeadline(time.Time)
+	Stop() error
+	ProbeTime() (runs uint64, total time.Duration, err error)
+	Stats() (event.Stats, error)
+}
+
+// benchPart times b.N ops of wcfg with c, one part of a capture probe,
+// attached and read by a reader polling every millisecond, checks what
+// check says, and reports the kernel's time per probe run.
+func benchPart(b *testing.B, wcfg workloads.Config, c partCapture, check partCheck) {
 	stop := make(chan struct{})
 	read := make(chan pollResult, 1)
 	go func() { read <- pollReader(c, stop) }()
@@ -124,9 +210,8 @@ func benchPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	switch {
-	case cfg.Empty:
-	case cfg.Part == bpftrace.PartAccounted:
+	switch check {
+	case checkAccounting:
 		st, err := c.Stats()
 		if err != nil {
 			b.Fatal(err)
@@ -138,9 +223,11 @@ func benchPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
 			b.Fatalf("%d records refused: the buffer of %d bytes is too small for a reader polling every %v",
 				tot.Lost-tot.Missed, partsMemory, partsPoll)
 		}
-	case res.records != runs:
-		b.Fatalf("%d records read of %d program runs: the buffer of %d bytes is too small for a reader polling every %v",
-			res.records, runs, partsMemory, partsPoll)
+	case checkRecords:
+		if res.records != runs {
+			b.Fatalf("%d records read of %d probe runs: the buffer of %d bytes is too small for a reader polling every %v",
+				res.records, runs, partsMemory, partsPoll)
+		}
 	}
 	reportProbeTime(b, runs, uint64(total.Nanoseconds()))
 }
@@ -153,7 +240,7 @@ type pollResult struct {
 
 // pollReader reads c until stop is closed and then what is left, waking
 // every partsPoll.
-func pollReader(c *bpftrace.Capture, stop <-chan struct{}) pollResult {
+func pollReader(c partCapture, stop <-chan struct{}) pollResult {
 	var rec event.Record
 	var res pollResult
 	stopped := false

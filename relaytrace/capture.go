@@ -40,6 +40,9 @@ type Config struct {
 	// Empty registers probes that return at once (module parameter
 	// empty=1): the floor of the relay path. Nothing is recorded.
 	Empty bool
+	// Part runs only part of the probe (module parameter part,
+	// BenchmarkProbeParts); the zero value runs all of it.
+	Part Part
 	// ModulePath is slabrelay.ko; "" looks in $SLABBENCH_KMOD, next to the
 	// executable and in kmod/slabrelay of the repository (FindModule).
 	ModulePath string
@@ -57,10 +60,30 @@ type Config struct {
 	// nestFirst (tests) makes a kmalloc and kfree hit nest inside the first
 	// kmalloc and kfree hit of each CPU (module parameter nest_first).
 	nestFirst bool
+	// startDelay (tests) makes each sub-buffer's start wait this many
+	// microseconds once its seq is published (module parameter
+	// start_delay_us).
+	startDelay int
 	// nestCalls (tests) makes every __kmalloc and kmem_cache_alloc call
 	// have a same-kind call inside it (module parameter nest_calls).
 	nestCalls bool
 }
+
+// Part is how much of the module's probe runs, to price its parts (module
+// parameter part, enum slabrelay_part).
+type Part uint32
+
+// The parts, each adding to the one before.
+const (
+	// PartCapture is the whole probe.
+	PartCapture Part = iota
+	// PartFloor reserves a record holding only what the reader checks
+	// (its CPU and kind) and counts it in the sub-buffer's header: the
+	// transport's floor. It writes on every hit and counts nothing.
+	PartFloor
+	// PartFill fills the record's fields too.
+	PartFill
+)
 
 // Defaults of Config.
 const (
@@ -132,6 +155,9 @@ func Open(cfg Config) (*Capture, error) {
 	}
 	if err := CheckSizes(cfg.SubbufSize, cfg.NumSubbufs); err != nil {
 		return nil, err
+	}
+	if cfg.Part > PartFill || cfg.Part != PartCapture && (cfg.Empty || cfg.Truth) {
+		return nil, fmt.Errorf("relay probe part %d: want 0..%d, a part below the capture with neither the empty probe nor the truth", cfg.Part, PartFill)
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the relay path needs root (loading a kernel module)")

@@ -116,8 +116,14 @@ func moduleParams(cfg *Config, truthIDs tracepointIDs) string {
 	if cfg.ProbeTime {
 		s += " probe_time=1"
 	}
+	if cfg.Part != PartCapture {
+		s += fmt.Sprintf(" part=%d", cfg.Part)
+	}
 	if cfg.nestFirst {
 		s += " nest_first=1"
+	}
+	if cfg.startDelay > 0 {
+		s += fmt.Sprintf(" start_delay_us=%d", cfg.startDelay)
 	}
 	if cfg.nestCalls {
 		s += " nest_calls=1"

@@ -487,6 +487,15 @@ func TestModuleParams(t *testing.T) {
 	if got := moduleParams(&cfg, tracepointIDs{}); !strings.HasSuffix(got, " stack_depth=8 stack_entries=100") {
 		t.Errorf("with stacks: %q", got)
 	}
+	cfg.Part = PartFill
+	if got := moduleParams(&cfg, tracepointIDs{}); !strings.Contains(got, " part=2") {
+		t.Errorf("part=2: %q", got)
+	}
+	for _, bad := range []Config{{Part: PartFill + 1}, {Part: PartFloor, Truth: true}, {Part: PartFloor, Empty: true}} {
+		if _, err := Open(bad); err == nil || !strings.Contains(err.Error(), "relay probe part") {
+			t.Errorf("Open(%+v): %v, want the part refused before loading", bad, err)
+		}
+	}
 	for _, c := range [][2]int{{0, 4}, {100, 4}, {4100, 4}, {4096, 1}, {4096, MaxSubbufs + 1}, {32 << 20, 4}} {
 		if err := CheckSizes(c[0], c[1]); err == nil {
 			t.Errorf("CheckSizes(%d, %d) accepted", c[0], c[1])

@@ -13,6 +13,7 @@ import (
 
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/truth"
+	"github.com/slabbench/slabbench/workloads"
 )
 
 // These tests load the module: they run where the kernel loads modules
@@ -94,33 +95,7 @@ func checkStats(t *testing.T, c *Capture) event.Stats {
 
 func TestCaptureTruth(t *testing.T) {
 	needModule(t)
-	c, err := Open(Config{Truth: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var rec event.Record
-	var wg sync.WaitGroup
-	wg.Add(1)
-	start := time.Now()
-	go func() { defer wg.Done(); openClose(context.Background(), 20000) }()
-	read := 0
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		default:
-		}
-		read += readUntil(t, c, &rec, time.Now().Add(20*time.Millisecond))
-	}
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	read += drain(t, c, &rec)
-	el := time.Since(start)
-	st := checkStats(t, c)
+	c, st, read, el := readWhileWriting(t, Config{Truth: true}, workloads.Config{Name: "openclose", Threads: 1, Ops: 20000})
 	tot := st.Total()
 	if tot.Captured == 0 || int(tot.Captured) != read {
 		t.Fatalf("captured %d, read %d", tot.Captured, read)
@@ -138,6 +113,63 @@ func TestCaptureTruth(t *testing.T) {
 	if Loaded() {
 		t.Fatal("module still loaded after Close")
 	}
+}
+
+// TestSubbufSwitchWhileRead: sub-buffers of two records each, read while
+// written at a rate the reader keeps up with, so that it often waits on
+// the sub-buffer the module is starting, each start held 50 µs just after
+// its seq is published (start_delay_us). The module once published a
+// sub-buffer's seq before its commit read 0, and a reader took the slot's
+// previous commit and records for the new sub-buffer's ("corrupt relay
+// buffer: commit 0", seen once in the VM matrix at 256-byte sub-buffers).
+func TestSubbufSwitchWhileRead(t *testing.T) {
+	needModule(t)
+	for range 3 {
+		c, st, read, _ := readWhileWriting(t, Config{Truth: true, SubbufSize: 256, NumSubbufs: 4, startDelay: 50},
+			workloads.Config{Name: "openclose", Threads: 2, Ops: 6000, Rate: 1500})
+		tot := st.Total()
+		if int(tot.Captured) != read || tot.Disorder != 0 {
+			t.Fatalf("captured %d, read %d, %d out of order", tot.Captured, read, tot.Disorder)
+		}
+		t.Logf("captured %d lost %d truth %d", tot.Captured, tot.Lost, tot.Truth)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readWhileWriting reads a capture of cfg while wcfg runs, then stops it
+// and drains it; the accounting must balance. It returns the capture
+// (open), its statistics, the records read and the time taken.
+func readWhileWriting(t *testing.T, cfg Config, wcfg workloads.Config) (*Capture, event.Stats, int, time.Duration) {
+	t.Helper()
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var rec event.Record
+	var wg sync.WaitGroup
+	wg.Add(1)
+	start := time.Now()
+	var werr error
+	go func() { defer wg.Done(); _, werr = workloads.Run(context.Background(), wcfg) }()
+	read := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		read += readUntil(t, c, &rec, time.Now().Add(20*time.Millisecond))
+	}
+	if err := errors.Join(werr, c.Stop()); err != nil {
+		t.Fatal(err)
+	}
+	read += drain(t, c, &rec)
+	return c, checkStats(t, c), read, time.Since(start)
 }
 
 func backlogs(st event.Stats) []int {
@@ -246,6 +278,9 @@ func TestBadParams(t *testing.T) {
 		{"stack_depth=128", "stack_depth=128"},
 		{"stack_depth=8 stack_entries=0", "stack_entries=0"},
 		{"stack_depth=8 stack_entries=1048577", "stack_entries=1048577"},
+		{"part=3", "part=3"},
+		{"start_delay_us=101", "start_delay_us=101"},
+		{"part=1 empty=1", "empty=1"},
 	} {
 		err := loadModule(path, p.params)
 		if err == nil {
@@ -428,5 +463,48 @@ func TestProbeTime(t *testing.T) {
 	t.Logf("%d probe runs, %v in all (%.0f ns per run), %d handled hits", runs, total, float64(total)/float64(runs), attempts)
 	if runs < attempts || attempts < 4000 || total <= 0 {
 		t.Fatalf("%d runs taking %v for %d handled hits; want runs >= hits >= 4000 and time > 0", runs, total, attempts)
+	}
+}
+
+// TestProbeParts: below the capture (module parameter part) the probe
+// writes a record on every run and counts nothing: the floor's records
+// hold only their CPU and kind, the fill's their fields too.
+func TestProbeParts(t *testing.T) {
+	needModule(t)
+	for _, part := range []Part{PartFloor, PartFill} {
+		c := stoppedCapture(t, Config{Part: part, ProbeTime: true, SubbufSize: 256 << 10, NumSubbufs: 16}, 2000)
+		runs, _, err := c.ProbeTime()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec event.Record
+		var read, filled uint64
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err := c.ReadInto(&rec)
+			if errors.Is(err, event.ErrFlushed) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			read++
+			if rec.TsNs != 0 {
+				filled++
+			}
+		}
+		want := uint64(0)
+		if part == PartFill {
+			want = read
+		}
+		t.Logf("part %d: %d runs, %d records read, %d filled", part, runs, read, filled)
+		if read != runs || runs < 4000 || filled != want {
+			t.Errorf("part %d: %d records read (%d filled) of %d probe runs; want one per run (at least 4000), filled %d", part, read, filled, runs, want)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

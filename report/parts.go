@@ -28,6 +28,12 @@ var partSteps = []partStep{
 	{"the batched wakeup decision (part=capture/truth=off/wakeup=batched)", "part=capture/truth=off/wakeup=batched", "part=accounted/truth=off"},
 }
 
+// relayWakeupLabel is the last step's label for relay, which decides no
+// wakeup: its channel wakes a waiting reader at each sub-buffer's end in
+// every row from the floor up, and the capture row differs from the
+// accounted one in its reader only.
+const relayWakeupLabel = "the capture's reader instead of the polling one (relay decides no wakeup; part=capture/truth=off/wakeup=batched)"
+
 const (
 	partsCaptureRow = "part=capture/truth=on/wakeup=batched"
 	partsEveryRow   = "part=capture/truth=on/wakeup=every"
@@ -110,8 +116,8 @@ func writeProbeParts(b *bytes.Buffer, sections []*Section) {
 	}
 	fmt.Fprintf(b, "## The probe's time, part by part\n\n")
 	fmt.Fprintf(b, "BenchmarkProbeParts: the capture program run with one more part each row, in one run (probe-ns/event, the kernel's own measure). "+
-		"A step is the difference of two rows' medians, [the widest difference their ranges allow]. The part rows never wake their reader "+
-		"(it polls every millisecond); the truth stamp and the wakeup decision are each measured on the accounted program, so the parts' sum "+
+		"A step is the difference of two rows' medians, [the widest difference their ranges allow]. The part rows' reader polls every "+
+		"millisecond, and the eBPF part programs never wake it (relay's channel wakes a waiting reader at each sub-buffer's end, in every row); the truth stamp and the wakeup decision are each measured on the accounted program, so the parts' sum "+
 		"is a prediction of the capture row, which was measured on its own.\n\n")
 	for i, s := range sections {
 		for _, g := range groups[i] {
@@ -125,10 +131,17 @@ func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
 	if g.producers == "1" {
 		producers = "1 producer"
 	}
-	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, g.path, g.attach, producers, g.workload, s.File)
+	probe := g.path
+	if g.attach != "" {
+		probe += ", " + g.attach
+	}
+	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, probe, producers, g.workload, s.File)
 	fmt.Fprintf(b, "| part | adds, %s |\n|---|---|\n", UnitProbe)
 	sum := 0.0
-	for _, st := range partSteps {
+	for i, st := range partSteps {
+		if g.path == "relay" && i == len(partSteps)-1 {
+			st.label = relayWakeupLabel
+		}
 		d, c := g.stepCell(st)
 		sum += d
 		fmt.Fprintf(b, "| %s | %s |\n", st.label, c)

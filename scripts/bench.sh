@@ -110,9 +110,9 @@ run_matrix() { # level runner...
 		return
 	fi
 	BENCH=$level BENCH_GROUP=short run_group "$short" "$@" bin/bench.test -test.bench '^(BenchmarkCapture|BenchmarkTruthCost)$'
-	# The probe's parts (BenchmarkProbeParts): natively (full: one
-	# producer; smoke, so that they cannot rot); not yet in the VM.
-	if [[ $level == smoke || $level == full ]]; then
+	# The probe's parts (BenchmarkProbeParts): one producer at full and
+	# vm; smoke, so that they cannot rot.
+	if [[ $level == smoke || $level == full || $level == vm ]]; then
 		BENCH=$level run_group "$short" "$@" bin/bench.test -test.bench '^BenchmarkProbeParts$'
 	fi
 	BENCH=$level BENCH_GROUP=long run_group "$long" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'

@@ -24,11 +24,20 @@ extern unsigned int slabrelay_events;
 extern unsigned int slabrelay_truth_ids[SLAB_EVENT_KIND_MAX - 1];
 extern bool slabrelay_empty;
 extern bool slabrelay_probe_time;
+extern unsigned int slabrelay_part;
 extern bool slabrelay_nest_first;
 extern bool slabrelay_nest_calls;
+extern unsigned int slabrelay_start_delay_us;
 extern unsigned int slabrelay_stack_depth;
 
 #define SLABRELAY_KIND_BITS	0x1e
+
+/* The parameter part: how much of the probe runs. */
+enum slabrelay_part {
+	SLABRELAY_PART_CAPTURE,
+	SLABRELAY_PART_FLOOR,
+	SLABRELAY_PART_FILL,
+};
 /* Probe order on a tracepoint: pre, perf's counting probe, nest, emit. */
 #define SLABRELAY_PRIO_PRE	(TRACEPOINT_DEFAULT_PRIO + 1)
 #define SLABRELAY_PRIO_NEST	(TRACEPOINT_DEFAULT_PRIO - 1)

@@ -106,6 +106,11 @@ module_param_named(empty, slabrelay_empty, bool, 0444);
 MODULE_PARM_DESC(empty,
 		 "Register the probes but return at once: the floor every capture pays; nothing is recorded or counted (default 0)");
 
+unsigned int slabrelay_part;
+module_param_named(part, slabrelay_part, uint, 0444);
+MODULE_PARM_DESC(part,
+		 "The probe's parts, priced one at a time: 0 the whole probe; 1 the transport's floor, a record reserved with only its CPU and kind (the reader checks them) and the sub-buffer's counts; 2 that record filled. 1 and 2 write on every hit and count nothing (default 0)");
+
 bool slabrelay_probe_time;
 module_param_named(probe_time, slabrelay_probe_time, bool, 0444);
 MODULE_PARM_DESC(probe_time,
@@ -115,6 +120,11 @@ bool slabrelay_nest_first;
 module_param_named(nest_first, slabrelay_nest_first, bool, 0444);
 MODULE_PARM_DESC(nest_first,
 		 "Test: allocate and free once inside the first kmalloc and kfree hit of each CPU, between the truth counter's probe and the module's, so that a same-kind hit nests there (default 0)");
+
+unsigned int slabrelay_start_delay_us;
+module_param_named(start_delay_us, slabrelay_start_delay_us, uint, 0444);
+MODULE_PARM_DESC(start_delay_us,
+		 "Test: wait this many microseconds, 0..100, in each sub-buffer's start just after its seq is published, so that a reader waiting for it looks at a header being written (default 0)");
 
 bool slabrelay_nest_calls;
 module_param_named(nest_calls, slabrelay_nest_calls, bool, 0444);
@@ -271,6 +281,20 @@ static int __init slabrelay_check_params(void)
 	if (!slabrelay_events || (slabrelay_events & ~SLABRELAY_KIND_BITS)) {
 		pr_err("events=%#x: want a non-empty mask of 0x2 kmalloc, 0x4 kfree, 0x8 kmem_cache_alloc, 0x10 kmem_cache_free (all: 0x1e)\n",
 		       slabrelay_events);
+		return -EINVAL;
+	}
+	if (slabrelay_start_delay_us > 100) {
+		pr_err("start_delay_us=%u: want 0..100\n", slabrelay_start_delay_us);
+		return -EINVAL;
+	}
+	if (slabrelay_part > SLABRELAY_PART_FILL) {
+		pr_err("part=%u: want 0 (the whole probe), 1 (the floor) or 2 (the record filled)\n",
+		       slabrelay_part);
+		return -EINVAL;
+	}
+	if (slabrelay_part && slabrelay_empty) {
+		pr_err("part=%u with empty=1: the empty probe writes nothing; pass one of them\n",
+		       slabrelay_part);
 		return -EINVAL;
 	}
 	if (slabrelay_stack_depth > SLABRELAY_MAX_STACK_DEPTH) {

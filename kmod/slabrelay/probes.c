@@ -10,6 +10,7 @@
 #include <linux/relay.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
+#include <linux/string.h>
 #include <linux/timekeeping.h>
 #include <linux/tracepoint.h>
 #include <trace/events/kmem.h>
@@ -20,6 +21,67 @@ unsigned int slabrelay_probes;	/* 1 << kind of registered probes */
 unsigned int slabrelay_pre_probes;	/* and of their pre probes */
 /* Hits on a CPU with no hit of the kind in progress are handled while set. */
 bool slabrelay_armed;
+
+/*
+ * slabrelay_fill writes a record's fields. In interrupt context current is
+ * whoever was interrupted, and a kernel thread has no user-space process:
+ * both get pid 0, so a pid is always the user-space task that allocated.
+ */
+static void slabrelay_fill(struct slab_event *ev, u16 kind, u16 evflags, u64 seq, u64 stamp,
+			   unsigned long call_site, const void *ptr, u64 bytes_req,
+			   u64 bytes_alloc, gfp_t gfp, u32 stack)
+{
+	ev->ts_ns = ktime_get_ns();
+	ev->seq = seq;
+	ev->call_site = call_site;
+	ev->ptr = (unsigned long)ptr;
+	ev->bytes_req = bytes_req;
+	ev->bytes_alloc = bytes_alloc;
+	ev->gfp_flags = (__force u32)gfp;
+	ev->stack_id = stack;
+	ev->truth = stamp;
+	if (in_task() && !(current->flags & PF_KTHREAD)) {
+		ev->tgid = task_tgid_nr(current);
+		ev->pid = task_pid_nr(current);
+	} else {
+		ev->tgid = 0;
+		ev->pid = 0;
+	}
+	ev->cpu = smp_processor_id();
+	ev->kind = kind;
+	ev->flags = evflags;
+}
+
+/* slabrelay_count counts the record just written in its sub-buffer's header. */
+static void slabrelay_count(struct rchan_buf *buf, u16 kind)
+{
+	smp_wmb();	/* the record before its count */
+	subbuf_hdr(buf->data)->nrec++;
+	subbuf_hdr(buf->data)->kind_nrec[kind]++;
+}
+
+/*
+ * slabrelay_write_bare is the transport's floor (part=1): a record with
+ * only what the reader checks, its CPU and kind, and the header's counts;
+ * part=2 fills it. It writes on every hit and counts nothing.
+ */
+static void slabrelay_write_bare(u16 kind, unsigned long call_site, const void *ptr,
+				 u64 bytes_req, u64 bytes_alloc, gfp_t gfp)
+{
+	struct rchan_buf *buf = *this_cpu_ptr(slabrelay_chan->buf);
+	struct slab_event *ev = buf ? relay_reserve(slabrelay_chan, sizeof(*ev)) : NULL;
+
+	if (!ev)
+		return;
+	if (slabrelay_part == SLABRELAY_PART_FILL) {
+		slabrelay_fill(ev, kind, 0, 0, 0, call_site, ptr, bytes_req, bytes_alloc, gfp, 0);
+	} else {
+		memset(ev, 0, sizeof(*ev));
+		ev->cpu = smp_processor_id();
+		ev->kind = kind;
+	}
+	slabrelay_count(buf, kind);
+}
 
 /* One hit of one tracepoint on this CPU. */
 static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
@@ -40,6 +102,10 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 	local_irq_save(flags);
 	t0 = slabrelay_probe_time ? local_clock() : 0;
 	pc = this_cpu_ptr(&slabrelay_pcpu);
+	if (slabrelay_part != SLABRELAY_PART_CAPTURE) {
+		slabrelay_write_bare(kind, call_site, ptr, bytes_req, bytes_alloc, gfp);
+		goto out;
+	}
 	if (slabrelay_empty || !slabrelay_pop(&pc->win[kind], kind))
 		goto out;
 	ks = &pc->kinds[kind];
@@ -72,33 +138,9 @@ static void slabrelay_emit(u16 kind, unsigned long call_site, const void *ptr,
 		ks->drops++;
 		goto out;
 	}
-	ev->ts_ns = ktime_get_ns();
-	ev->seq = seq;
-	ev->call_site = call_site;
-	ev->ptr = (unsigned long)ptr;
-	ev->bytes_req = bytes_req;
-	ev->bytes_alloc = bytes_alloc;
-	ev->gfp_flags = (__force u32)gfp;
-	ev->stack_id = stack;
-	ev->truth = stamp;
-	/*
-	 * In interrupt context current is whoever was interrupted, and a
-	 * kernel thread has no user-space process: both get 0, so a pid is
-	 * always the user-space task that allocated.
-	 */
-	if (in_task() && !(current->flags & PF_KTHREAD)) {
-		ev->tgid = task_tgid_nr(current);
-		ev->pid = task_pid_nr(current);
-	} else {
-		ev->tgid = 0;
-		ev->pid = 0;
-	}
-	ev->cpu = smp_processor_id();
-	ev->kind = kind;
-	ev->flags = evflags;
-	smp_wmb();	/* the record before its count */
-	subbuf_hdr(buf->data)->nrec++;
-	subbuf_hdr(buf->data)->kind_nrec[kind]++;
+	slabrelay_fill(ev, kind, evflags, seq, stamp, call_site, ptr, bytes_req, bytes_alloc,
+		       gfp, stack);
+	slabrelay_count(buf, kind);
 out:
 	if (slabrelay_probe_time) {
 		pc->probe_ns += local_clock() - t0;

@@ -6,6 +6,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/relay.h>
 #include <linux/smp.h>
 #include <linux/cpu.h>
@@ -54,11 +55,20 @@ static int slabrelay_start(struct rchan_buf *buf, void *subbuf,
 		relay_subbufs_consumed(buf->chan, buf->cpu, 1);
 	}
 
+	/*
+	 * A reader waiting for this sub-buffer takes its seq, then a commit
+	 * other than 0, as finished: commit must read 0 before the new seq
+	 * is visible, or the reader takes the slot's previous commit and
+	 * records for this sub-buffer's.
+	 */
+	hdr->commit = 0;
+	smp_wmb();	/* commit 0 before the new seq */
 	hdr->seq = buf->subbufs_produced;
 	smp_wmb();	/* seq before anything else of the new sub-buffer */
+	if (slabrelay_start_delay_us)	/* test: widen the window a reader meets */
+		udelay(slabrelay_start_delay_us);
 	hdr->magic = SLABRELAY_SUBBUF_MAGIC;
 	hdr->cpu = buf->cpu;
-	hdr->commit = 0;
 	hdr->nrec = 0;
 	memset(hdr->kind_nrec, 0, sizeof(hdr->kind_nrec));
 	hdr->prev_padding = prev_subbuf ? prev_padding : 0;
