@@ -65,6 +65,13 @@ func readUntil(t *testing.T, c *Capture, rec *event.Record, deadline time.Time) 
 // drain reads every pending record after Stop.
 func drain(t *testing.T, c *Capture, rec *event.Record) int {
 	t.Helper()
+	return drainEach(t, c, rec, nil)
+}
+
+// drainEach flushes c and reads every record pending, calling each (if
+// not nil) with each one; it returns how many it read.
+func drainEach(t *testing.T, c *Capture, rec *event.Record, each func(*event.Record)) int {
+	t.Helper()
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +83,9 @@ func drain(t *testing.T, c *Capture, rec *event.Record) int {
 		}
 		if err != nil {
 			t.Fatal(err)
+		}
+		if each != nil {
+			each(rec)
 		}
 		n++
 	}
@@ -478,23 +488,12 @@ func TestProbeParts(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rec event.Record
-		var read, filled uint64
-		if err := c.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			err := c.ReadInto(&rec)
-			if errors.Is(err, event.ErrFlushed) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			read++
-			if rec.TsNs != 0 {
+		var filled uint64
+		read := uint64(drainEach(t, c, &rec, func(r *event.Record) {
+			if r.TsNs != 0 {
 				filled++
 			}
-		}
+		}))
 		want := uint64(0)
 		if part == PartFill {
 			want = read
