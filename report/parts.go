@@ -28,11 +28,13 @@ var partSteps = []partStep{
 	{"the batched wakeup decision (part=capture/truth=off/wakeup=batched)", "part=capture/truth=off/wakeup=batched", "part=accounted/truth=off"},
 }
 
-// relayWakeupLabel is the last step's label for relay, which decides no
-// wakeup: its channel wakes a waiting reader at each sub-buffer's end in
-// every row from the floor up, and the capture row differs from the
-// accounted one in its reader only.
-const relayWakeupLabel = "the capture's reader instead of the polling one (relay decides no wakeup; part=capture/truth=off/wakeup=batched)"
+// relayStepLabels label, by row, the steps whose relay rows add something
+// else than the eBPF ones: relay decides no wakeup, its channel wakes a
+// waiting reader at each sub-buffer's end in every row from the floor up,
+// so its capture row differs from the accounted one in its reader only.
+var relayStepLabels = map[string]string{
+	"part=capture/truth=off/wakeup=batched": "the capture's reader instead of the polling one (relay decides no wakeup; part=capture/truth=off/wakeup=batched)",
+}
 
 const (
 	partsCaptureRow = "part=capture/truth=on/wakeup=batched"
@@ -138,9 +140,9 @@ func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
 	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, probe, producers, g.workload, s.File)
 	fmt.Fprintf(b, "| part | adds, %s |\n|---|---|\n", UnitProbe)
 	sum := 0.0
-	for i, st := range partSteps {
-		if g.path == "relay" && i == len(partSteps)-1 {
-			st.label = relayWakeupLabel
+	for _, st := range partSteps {
+		if l, ok := relayStepLabels[st.row]; ok && g.path == "relay" {
+			st.label = l
 		}
 		d, c := g.stepCell(st)
 		sum += d
