@@ -152,6 +152,7 @@ func (c *Capture) Stats() (event.Stats, error) {
 				}
 			}
 			st.PerCPU[cpu].Kinds[k] = counts
+			st.PerCPU[cpu].Repeats[k] = c.seq.Repeats(cpu, k)
 		}
 		st.ProbeMisses[k] = kc.probeMisses[k]
 	}

@@ -223,7 +223,8 @@ func (res *Result) fill(st event.Stats, cfg Config) {
 		res.Reference = "own attempts (truth counter off)"
 	}
 	if err := st.Verify(); err != nil {
-		res.VerifyError = err.Error()
+		nameRepeats(&st)
+		res.VerifyError = st.Verify().Error()
 		if cfg.Truth {
 			res.VerifyError += " (a mismatch is a bug, or another BPF program on the kmem tracepoints, such as a second capture, suppressing perf counting)"
 		}

@@ -89,3 +89,39 @@ func TestHiddenHits(t *testing.T) {
 		t.Errorf("hidden hits broke the accounting: %v", err)
 	}
 }
+
+// TestSeqTrackerRepeats: a record whose stamp repeats the record just
+// before it on the same CPU and kind is kept as evidence, with its
+// thread; a stamp after a gap (dropped records between) or a record
+// without a stamp is not, and a mismatch's message names the threads.
+func TestSeqTrackerRepeats(t *testing.T) {
+	var tr SeqTracker
+	obs := func(seq, truth uint64, pid uint32, flags uint16) {
+		tr.Observe(&Record{CPU: 1, Kind: KindKfree, Seq: seq, Truth: truth, Pid: pid, TsNs: 1000 * seq, Flags: flags})
+	}
+	obs(0, 10, 5, FlagTruth)
+	obs(1, 10, 7, FlagTruth) // repeats
+	obs(2, 10, 7, FlagTruth) // repeats
+	obs(4, 10, 9, FlagTruth) // after a gap: not evidence
+	obs(5, 12, 9, FlagTruth)
+	obs(6, 12, 9, 0)         // no stamp
+	obs(7, 12, 9, FlagTruth) // the record before had none
+	if ev := tr.Repeats(0, KindKfree); ev != nil {
+		t.Fatalf("repeats on a CPU never seen: %+v", ev)
+	}
+	ev := tr.Repeats(1, KindKfree)
+	if ev == nil || ev.Seen != 2 || ev.Tasks[7] != 2 || len(ev.Tasks) != 1 || ev.FirstNs != 1000 || ev.LastNs != 2000 {
+		t.Fatalf("repeats %+v, want 2 by pid 7 at 1000 and 2000 ns", ev)
+	}
+	if s := ev.Samples[1]; s.TsNs != 2000 || s.Pid != 7 {
+		t.Errorf("second sample %+v, want pid 7 at 2000 ns", s)
+	}
+	st := Stats{TruthChecked: true, PerCPU: []CPUStats{{CPU: 0}, {CPU: 1}}}
+	st.PerCPU[1].Kinds[KindKfree] = Counts{Captured: 8, Attempts: 8, Truth: 6, StampRepeats: 2}
+	st.PerCPU[1].Repeats[KindKfree] = ev
+	ev.Comms = map[uint32]string{7: "kworker/1:2"}
+	err := st.Verify()
+	if err == nil || !strings.Contains(err.Error(), "2 repeated the stamp before, from 1000 to 2000 ns (0.001 ms), by pid 7 (kworker/1:2) ×2") {
+		t.Errorf("mismatch: %v; want the threads of the repeated stamps named", err)
+	}
+}

@@ -5,15 +5,59 @@ package event
 // producer's drop counters. It allocates only when a new CPU shows up.
 type SeqTracker struct {
 	cpus []seqCounts
+	// repeats: per CPU and kind (same index as cpus), the records read
+	// whose truth stamp repeated the one before; allocated on the first.
+	repeats []*RepeatEvidence
 }
 
 // seqCounts is one CPU and kind's accounting, kept together so that a
 // record touches one cache line.
 type seqCounts struct {
-	next     uint64 // next expected sequence number
-	captured uint64
-	gaps     uint64
-	disorder uint64 // records at or below an already seen number
+	next      uint64 // next expected sequence number
+	captured  uint64
+	gaps      uint64
+	disorder  uint64 // records at or below an already seen number
+	lastTruth uint64 // the truth stamp of record next-1 (noStamp: none)
+}
+
+// noStamp marks a record without a truth stamp; no count reaches it.
+const noStamp = ^uint64(0)
+
+// maxRepeatSamples bounds the repeated-stamp records kept per CPU and
+// kind, and maxRepeatTasks the tasks counted.
+const (
+	maxRepeatSamples = 8
+	maxRepeatTasks   = 16
+)
+
+// RepeatEvidence is what the reader saw of one CPU and kind's repeated
+// truth stamps: records, read one after the other in sequence, whose
+// stamp equals the record before's, so that the counter did not count
+// the hit between them (or the hit nested in the one before). When the
+// truth does not balance, they say which tasks' hits went uncounted and
+// when.
+type RepeatEvidence struct {
+	// Seen counts them; Samples are the first few; Tasks counts them per
+	// thread (pid), up to maxRepeatTasks threads (Other: the rest).
+	Seen    uint64
+	Samples []StampRepeat
+	Tasks   map[uint32]uint64
+	Other   uint64
+	// FirstNs and LastNs are the first and last one's timestamps.
+	FirstNs, LastNs uint64
+	// Comms and Sites name the threads and call sites, where the
+	// capture could (a thread's comm, function+offset); filled in only
+	// for more repeats than a window's edges explain.
+	Comms map[uint32]string
+	Sites map[uint64]string
+}
+
+// StampRepeat is one record whose truth stamp repeated the one before:
+// its thread, when it was written and where from.
+type StampRepeat struct {
+	Pid, Tgid uint32
+	TsNs      uint64
+	CallSite  uint64
 }
 
 // Observe accounts one record.
@@ -29,6 +73,14 @@ func (t *SeqTracker) Observe(rec *Record) {
 	c := &t.cpus[i]
 	c.captured++
 	if rec.Seq >= c.next {
+		stamp := noStamp
+		if rec.Flags&FlagTruth != 0 {
+			stamp = rec.Truth
+		}
+		if stamp == c.lastTruth && stamp != noStamp && rec.Seq == c.next {
+			t.repeat(i, rec)
+		}
+		c.lastTruth = stamp
 		c.gaps += rec.Seq - c.next
 		c.next = rec.Seq + 1
 	} else {
@@ -36,8 +88,33 @@ func (t *SeqTracker) Observe(rec *Record) {
 	}
 }
 
+// repeat keeps the evidence of a record at index i whose stamp repeats
+// the record before's.
+func (t *SeqTracker) repeat(i int, rec *Record) {
+	if len(t.repeats) < len(t.cpus) {
+		t.repeats = append(t.repeats, make([]*RepeatEvidence, len(t.cpus)-len(t.repeats))...)
+	}
+	ev := t.repeats[i]
+	if ev == nil {
+		ev = &RepeatEvidence{Tasks: map[uint32]uint64{}, FirstNs: rec.TsNs}
+		t.repeats[i] = ev
+	}
+	ev.Seen++
+	ev.LastNs = rec.TsNs
+	if len(ev.Samples) < maxRepeatSamples {
+		ev.Samples = append(ev.Samples, StampRepeat{Pid: rec.Pid, Tgid: rec.Tgid, TsNs: rec.TsNs, CallSite: rec.CallSite})
+	}
+	if _, ok := ev.Tasks[rec.Pid]; ok || len(ev.Tasks) < maxRepeatTasks {
+		ev.Tasks[rec.Pid]++
+	} else {
+		ev.Other++
+	}
+}
+
 func (t *SeqTracker) grow(cpus int) {
-	t.cpus = append(t.cpus, make([]seqCounts, cpus*int(NumKinds)-len(t.cpus))...)
+	for range cpus*int(NumKinds) - len(t.cpus) {
+		t.cpus = append(t.cpus, seqCounts{lastTruth: noStamp})
+	}
 }
 
 // CPUs returns one more than the highest CPU seen.
@@ -49,6 +126,16 @@ func (t *SeqTracker) at(cpu int, k Kind) (seqCounts, bool) {
 		return seqCounts{}, false
 	}
 	return t.cpus[i], true
+}
+
+// Repeats returns the repeated stamps seen among cpu's records of kind k
+// (nil: none).
+func (t *SeqTracker) Repeats(cpu int, k Kind) *RepeatEvidence {
+	i := cpu*int(NumKinds) + int(k)
+	if cpu >= t.CPUs() || i >= len(t.repeats) {
+		return nil
+	}
+	return t.repeats[i]
 }
 
 // Captured returns the records seen for cpu and kind.

@@ -1,7 +1,10 @@
 package event
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -95,6 +98,10 @@ type CPUStats struct {
 	// MaxBacklog is the largest number of full sub-buffers (relay) seen
 	// waiting for the reader on this CPU; 0 where the path has none.
 	MaxBacklog int
+	// Repeats is, per kind, the reader's evidence of repeated truth
+	// stamps among the records it read (nil: none), which Verify names
+	// when the truth does not balance.
+	Repeats [NumKinds]*RepeatEvidence `json:"-"`
 }
 
 // Stats is what a capture reports when it stops.
@@ -240,8 +247,45 @@ func (s *Stats) truthEvidence(k Kind) string {
 	var parts []string
 	for _, cs := range s.PerCPU {
 		c := cs.Kinds[k]
-		parts = append(parts, fmt.Sprintf("cpu %d: %d hits, %d counted, the counter idle for %d ns, %d repeated stamps, %d below the one before",
-			cs.CPU, c.Attempts, c.Truth, c.TruthIdleNs, c.StampRepeats, c.StampsFell))
+		part := fmt.Sprintf("cpu %d: %d hits, %d counted, the counter idle for %d ns, %d repeated stamps, %d below the one before",
+			cs.CPU, c.Attempts, c.Truth, c.TruthIdleNs, c.StampRepeats, c.StampsFell)
+		if ev := cs.Repeats[k]; ev != nil {
+			part += " (" + ev.String() + ")"
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// String says which threads' records repeated a stamp, over what time,
+// and the first few, with their times and call sites.
+func (ev *RepeatEvidence) String() string {
+	pids := slices.SortedFunc(maps.Keys(ev.Tasks), func(a, b uint32) int {
+		return cmp.Or(cmp.Compare(ev.Tasks[b], ev.Tasks[a]), cmp.Compare(a, b))
+	})
+	var tasks []string
+	for _, pid := range pids {
+		tasks = append(tasks, fmt.Sprintf("%s ×%d", ev.task(pid), ev.Tasks[pid]))
+	}
+	if ev.Other > 0 {
+		tasks = append(tasks, fmt.Sprintf("other threads ×%d", ev.Other))
+	}
+	var first []string
+	for _, r := range ev.Samples {
+		site := ev.Sites[r.CallSite]
+		if site == "" {
+			site = fmt.Sprintf("%#x", r.CallSite)
+		}
+		first = append(first, fmt.Sprintf("%s at %d ns from %s", ev.task(r.Pid), r.TsNs, site))
+	}
+	return fmt.Sprintf("of the records read, %d repeated the stamp before, from %d to %d ns (%.3f ms), by %s; the first: %s",
+		ev.Seen, ev.FirstNs, ev.LastNs, float64(ev.LastNs-ev.FirstNs)/1e6, strings.Join(tasks, ", "), strings.Join(first, "; "))
+}
+
+// task names a thread: its pid, and its comm where known.
+func (ev *RepeatEvidence) task(pid uint32) string {
+	if c := ev.Comms[pid]; c != "" {
+		return fmt.Sprintf("pid %d (%s)", pid, c)
+	}
+	return fmt.Sprintf("pid %d", pid)
 }

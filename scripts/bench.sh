@@ -76,7 +76,7 @@ without_results_of() { # name file: the file without that row's result lines
 run_group() {
 	local benchtime=$1
 	shift
-	local tmp rerun name attempt missing
+	local tmp rerun name attempt missing start=$SECONDS
 	tmp=$(mktemp)
 	rerun=$(mktemp)
 	"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
@@ -100,11 +100,26 @@ run_group() {
 	done
 	cat "$tmp"
 	rm -f "$tmp" "$rerun"
+	local what=${*: -1}
+	what=${what#^}
+	timing "${BENCH_GROUP:+$BENCH_GROUP rows of }${what%$}" "$start"
+}
+
+# timing label start: one line of the time a group took, on stderr and in
+# the run's timing summary (printed at the end), so that the matrix can be
+# sized to make bench's budget.
+timings=()
+timing() {
+	local line
+	line=$(printf '%s %s: %d min %02d s' "${level_now:-}" "$1" $(((SECONDS - $2) / 60)) $(((SECONDS - $2) % 60)))
+	echo "bench: time: $line" >&2
+	timings+=("$line")
 }
 
 run_matrix() { # level runner...
 	local level=$1
 	shift
+	level_now=$level
 	if [[ $level == probes ]]; then
 		BENCH=$level run_group "$short" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 		return
@@ -219,6 +234,10 @@ fi
 # keeps the last VM results), with loss plots.
 files=("$out"/*.txt)
 bin/slabbench report -plots -o "$out/REPORT.md" "${files[@]}"
+
+if ((${#timings[@]})); then
+	printf 'bench: time: %s\n' "${timings[@]}" "whole run: $((SECONDS / 60)) min $((SECONDS % 60)) s" >&2
+fi
 
 if ((${#failed[@]})); then
 	printf 'bench: %s\n' "${failed[@]}" >&2
