@@ -2,7 +2,8 @@ package event
 
 // SeqTracker follows the per-CPU, per-kind sequence numbers of the records a
 // reader returns, so that the gaps a reader sees can be compared with the
-// producer's drop counters. It allocates only when a new CPU shows up.
+// producer's drop counters. It allocates only when a new CPU shows up or
+// a CPU and kind's records first repeat a truth stamp.
 type SeqTracker struct {
 	cpus []seqCounts
 	// repeats: per CPU and kind (same index as cpus), the records read
@@ -47,7 +48,7 @@ type RepeatEvidence struct {
 	FirstNs, LastNs uint64
 	// Comms and Sites name the threads and call sites, where the
 	// capture could (a thread's comm, function+offset); filled in only
-	// for more repeats than a window's edges explain.
+	// when the accounting check fails.
 	Comms map[uint32]string
 	Sites map[uint64]string
 }
