@@ -64,8 +64,8 @@ func heldSites(frames []topJSON, held uint64) map[string]bool {
 }
 
 // largestPerFrame says, per frame, when it was taken, what the capture
-// had seen and its call site with the most outstanding: what a test that
-// found no held site shows.
+// had seen and lost and its call site with the most outstanding: what a
+// test that found no held site shows.
 func largestPerFrame(frames []topJSON) string {
 	var parts []string
 	for _, f := range frames {
@@ -75,7 +75,9 @@ func largestPerFrame(frames []topJSON) string {
 				top = s
 			}
 		}
-		parts = append(parts, fmt.Sprintf("+%.1fs captured %d: %s %d", f.ElapsedS, f.Accounting.Captured, top.CallSite, top.Outstanding))
+		a := f.Accounting
+		parts = append(parts, fmt.Sprintf("+%.1fs captured %d (dropped %d, missed %d, skipped by the kernel %d, reordered %d, reused without a free %d): %s %d",
+			f.ElapsedS, a.Captured, a.Dropped, a.Missed, a.ProbeMisses, a.Reordered, a.ReusedWithoutFree, top.CallSite, top.Outstanding))
 	}
 	return strings.Join(parts, "; ")
 }
