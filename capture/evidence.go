@@ -16,6 +16,7 @@ import (
 func nameRepeats(st *event.Stats) {
 	var syms *kleak.Symbols
 	loaded := false
+	comms := map[uint32]string{} // a thread may repeat on every CPU and kind
 	for i := range st.PerCPU {
 		for _, ev := range st.PerCPU[i].Repeats {
 			if ev == nil {
@@ -25,12 +26,16 @@ func nameRepeats(st *event.Stats) {
 				syms, _ = kleak.LoadSymbols(kleak.KallsymsPath)
 				loaded = true
 			}
+			// Tasks holds the samples' threads too: the first repeats
+			// are counted before it is full.
 			ev.Comms = map[uint32]string{}
 			for pid := range ev.Tasks {
-				ev.Comms[pid] = threadComm(pid)
-			}
-			for _, r := range ev.Samples {
-				ev.Comms[r.Pid] = threadComm(r.Pid)
+				c, ok := comms[pid]
+				if !ok {
+					c = threadComm(pid)
+					comms[pid] = c
+				}
+				ev.Comms[pid] = c
 			}
 			if syms != nil {
 				ev.Sites = map[uint64]string{}

@@ -7,7 +7,7 @@ package event
 type SeqTracker struct {
 	cpus []seqCounts
 	// repeats: per CPU and kind (same index as cpus), the records read
-	// whose truth stamp repeated the one before; allocated on the first.
+	// whose truth stamp repeated the one before; nil until the first.
 	repeats []*RepeatEvidence
 }
 
@@ -92,9 +92,6 @@ func (t *SeqTracker) Observe(rec *Record) {
 // repeat keeps the evidence of a record at index i whose stamp repeats
 // the record before's.
 func (t *SeqTracker) repeat(i int, rec *Record) {
-	if len(t.repeats) < len(t.cpus) {
-		t.repeats = append(t.repeats, make([]*RepeatEvidence, len(t.cpus)-len(t.repeats))...)
-	}
 	ev := t.repeats[i]
 	if ev == nil {
 		ev = &RepeatEvidence{Tasks: map[uint32]uint64{}, FirstNs: rec.TsNs}
@@ -115,6 +112,7 @@ func (t *SeqTracker) repeat(i int, rec *Record) {
 func (t *SeqTracker) grow(cpus int) {
 	for range cpus*int(NumKinds) - len(t.cpus) {
 		t.cpus = append(t.cpus, seqCounts{lastTruth: noStamp})
+		t.repeats = append(t.repeats, nil)
 	}
 }
 
@@ -132,11 +130,10 @@ func (t *SeqTracker) at(cpu int, k Kind) (seqCounts, bool) {
 // Repeats returns the repeated stamps seen among cpu's records of kind k
 // (nil: none).
 func (t *SeqTracker) Repeats(cpu int, k Kind) *RepeatEvidence {
-	i := cpu*int(NumKinds) + int(k)
-	if cpu >= t.CPUs() || i >= len(t.repeats) {
+	if cpu >= t.CPUs() {
 		return nil
 	}
-	return t.repeats[i]
+	return t.repeats[cpu*int(NumKinds)+int(k)]
 }
 
 // Captured returns the records seen for cpu and kind.
