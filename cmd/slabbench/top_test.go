@@ -106,9 +106,13 @@ func TestTopHeldFiles(t *testing.T) {
 				}
 			}
 			// The VM under TCG is slow: hold long enough for several
-			// intervals whatever the start-up takes.
+			// intervals whatever the start-up takes. 1 MiB per CPU: the
+			// 500 opens write about 2,000 records on one CPU at once, which
+			// the default 128 KiB dropped now and then in the VM before the
+			// reader ran (docs/limits.md).
 			frames := runTopJSON(t, "--path", path, "--workload", "fdhold", "--ops", fmt.Sprint(held), "--hold", "4s",
-				"--duration", "7s", "--interval", "500ms", "--pid", "self", "--top", "0")
+				"--duration", "7s", "--interval", "500ms", "--pid", "self", "--top", "0",
+				"--subbuf-size", "64KiB", "--subbufs", "16")
 			sites := heldSites(frames, held)
 			if len(sites) == 0 {
 				t.Fatalf("no interval showed a call site with %d outstanding; each interval's largest: %s", held, largestPerFrame(frames))
