@@ -115,6 +115,10 @@ func benchRelayParts(b *testing.B, prefix string, wcfg workloads.Config) {
 			if err := relaytrace.Available(""); err != nil {
 				b.Skip("relay: ", err)
 			}
+			if pacingRound(b, wcfg.Rate) {
+				paceRound(b, wcfg)
+				return
+			}
 			cfg := part.cfg
 			cfg.Kinds, cfg.ProbeTime = event.AllKinds, true
 			cfg.SubbufSize, cfg.NumSubbufs = partsRelaySubbuf, partsMemory/ncpu/partsRelaySubbuf
@@ -158,6 +162,10 @@ const (
 // benchBPFPart opens the eBPF capture program with one part (cfg) and
 // times it (benchPart).
 func benchBPFPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
+	if pacingRound(b, wcfg.Rate) {
+		paceRound(b, wcfg)
+		return
+	}
 	cfg.Kinds, cfg.ProbeTime = event.AllKinds, true
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
