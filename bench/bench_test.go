@@ -350,16 +350,21 @@ func pacingRound(b *testing.B, rate float64) bool {
 	return b.N == 1 || rate > 0 && float64(b.N) < 0.8*rate*d.Seconds()
 }
 
-// paceRound times the workload alone in a pacing round, for the testing
-// package's next b.N. Should that round be the last after all (an open
-// loop whose ops ran so late that it lasted -benchtime), the row is below
-// its target, as requireRate would have said.
-func paceRound(b *testing.B, wcfg workloads.Config) {
+// paced runs a pacing round, if this call is one (pacingRound): it times
+// the workload alone, for the testing package's next b.N, and says so.
+// Should that round be the last after all (an open loop whose ops ran so
+// late that it lasted -benchtime), the row is below its target, as
+// requireRate would have said.
+func paced(b *testing.B, wcfg workloads.Config) bool {
+	if !pacingRound(b, wcfg.Rate) {
+		return false
+	}
 	wr := timeWorkload(b, wcfg)
 	if lastRound(b) {
 		b.Skipf("below target: %d ops at %.0f ops/s took %v with no probe attached, so the round to report has none",
 			b.N, wcfg.Rate, wr.Elapsed.Round(time.Millisecond))
 	}
+	return true
 }
 
 // requireSteady reports written-x-buffer and, in the reported round,
@@ -413,8 +418,7 @@ func timeWorkload(b *testing.B, wcfg workloads.Config) workloads.Result {
 // benchCapture times b.N workload ops under one capture, checks the
 // accounting and reports the metrics.
 func benchCapture(b *testing.B, cfg capture.Config) {
-	if pacingRound(b, cfg.Workload.Rate) {
-		paceRound(b, cfg.Workload)
+	if paced(b, cfg.Workload) {
 		return
 	}
 	// Start checks the workload it will run, so it needs the op count.
@@ -543,8 +547,7 @@ func benchEmptyKmod(b *testing.B, wcfg workloads.Config) {
 // benchEmpty times the workload with the empty probes open attached,
 // between its paired no-probe segments.
 func benchEmpty(b *testing.B, wcfg workloads.Config, open func() (emptyProbe, error)) {
-	if pacingRound(b, wcfg.Rate) {
-		paceRound(b, wcfg)
+	if paced(b, wcfg) {
 		return
 	}
 	before := noneSegment(b, wcfg, b.N/2)

@@ -46,8 +46,7 @@ func benchPerfRecord(b *testing.B, wcfg workloads.Config, g plan.Geometry) {
 	if perfUnavailable != nil {
 		b.Skip("perf record: ", perfUnavailable)
 	}
-	if pacingRound(b, wcfg.Rate) {
-		paceRound(b, wcfg) // perf record's start-up takes seconds
+	if paced(b, wcfg) { // perf record's start-up takes seconds
 		return
 	}
 	before := noneSegment(b, wcfg, b.N/2)

@@ -115,8 +115,7 @@ func benchRelayParts(b *testing.B, prefix string, wcfg workloads.Config) {
 			if err := relaytrace.Available(""); err != nil {
 				b.Skip("relay: ", err)
 			}
-			if pacingRound(b, wcfg.Rate) {
-				paceRound(b, wcfg)
+			if paced(b, wcfg) {
 				return
 			}
 			cfg := part.cfg
@@ -162,8 +161,7 @@ const (
 // benchBPFPart opens the eBPF capture program with one part (cfg) and
 // times it (benchPart).
 func benchBPFPart(b *testing.B, wcfg workloads.Config, cfg bpftrace.Config) {
-	if pacingRound(b, wcfg.Rate) {
-		paceRound(b, wcfg)
+	if paced(b, wcfg) {
 		return
 	}
 	cfg.Kinds, cfg.ProbeTime = event.AllKinds, true

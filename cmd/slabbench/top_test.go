@@ -106,10 +106,10 @@ func TestTopHeldFiles(t *testing.T) {
 				}
 			}
 			// The VM under TCG is slow: hold long enough for several
-			// intervals whatever the start-up takes. 1 MiB per CPU: the
-			// 500 opens write about 2,000 records on one CPU at once, which
-			// the default 128 KiB dropped now and then in the VM before the
-			// reader ran (docs/limits.md).
+			// intervals whatever the start-up takes. 1 MiB per CPU: with
+			// the 500 opens, about 2,700 records come in the first half
+			// second, mostly on one CPU, more than the default 128 KiB
+			// holds if the reader does not run (docs/limits.md).
 			frames := runTopJSON(t, "--path", path, "--workload", "fdhold", "--ops", fmt.Sprint(held), "--hold", "4s",
 				"--duration", "7s", "--interval", "500ms", "--pid", "self", "--top", "0",
 				"--subbuf-size", "64KiB", "--subbufs", "16")
