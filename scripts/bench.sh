@@ -218,6 +218,12 @@ if [[ ${BENCH_NATIVE:-1} == 1 ]]; then
 fi
 
 if [[ ${BENCH_VM:-1} == 1 ]]; then
+	# The VM levels plan relay rows: without the module every one of
+	# them would be skipped, and the file would have no relay at all.
+	if [[ $vm_level != probes && -z ${SLABBENCH_KMOD:-} && ! -f kmod/slabrelay/slabrelay.ko ]]; then
+		echo "bench: kmod/slabrelay/slabrelay.ko is missing, and the VM matrix has relay rows: build it first (make kmod, or make bench), or set SLABBENCH_KMOD" >&2
+		exit 2
+	fi
 	vmtmp=$out/.vm-run.txt
 	echo "== VM matrix (BENCH=$vm_level, rows of at least $short ($long for the long group), -count $count)" >&2
 	run_matrix "$vm_level" bin/slabbench vm --timeout 120m --exec > "$vmtmp"
