@@ -111,8 +111,12 @@ func TestWhichPathComparesLikeWithLike(t *testing.T) {
 
 // The report ranks the VM's eBPF rows beside relay's only because their
 // loss is exact: every eBPF capture row of the file's attach mode sees
-// the events per op relay's rows see at the same workload, rate and
-// placement (within LowerBoundShare), so no hit went uncounted.
+// the events per op relay's rows see at the same workload and placement
+// in the closed loop (within LowerBoundShare), so no hit went uncounted.
+// Not in the open loops: at a few hundred ops/s each path's consumer adds
+// its own slab events per op (relay's reader, woken every few records at
+// 256-byte sub-buffers, about 3% more than at 2 KiB in the VM), which the
+// closed loop's ops dwarf.
 func TestEBPFRowsSeeEveryHitRelaySees(t *testing.T) {
 	files, _ := filepath.Glob("../results/*[0-9].txt")
 	sections, err := ReadFiles(files...)
@@ -134,7 +138,7 @@ func TestEBPFRowsSeeEveryHitRelaySees(t *testing.T) {
 			p := r.Keys["path"]
 			ev, ok := r.Median("events/op")
 			want := relay[placement(r)]
-			if r.Bench != "Capture" || p != "ringbuf" && p != "perfbuf" || r.Keys["attach"] != s.Attach || !ok || len(want) == 0 {
+			if r.Bench != "Capture" || r.Keys["rate"] != "max" || p != "ringbuf" && p != "perfbuf" || r.Keys["attach"] != s.Attach || !ok || len(want) == 0 {
 				continue
 			}
 			slices.Sort(want)

@@ -276,8 +276,8 @@ func TestPartialPlannedFile(t *testing.T) {
 	if vm.Environment != "vm-tcg" {
 		t.Fatalf("second section %s", vm.Environment)
 	}
-	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,3000,5000,10000" {
-		t.Errorf("rates %s, want the vm plan's max,3000,5000,10000 (5000: held out)", got)
+	if got := strings.Join(vm.Rates("openclose"), ","); got != "max,500,750,1000" {
+		t.Errorf("rates %s, want the vm plan's max,500,750,1000 (750: held out)", got)
 	}
 	rs := vm.Sizing("openclose", "max")
 	relay := sizingOf(t, rs, Variant{Path: "relay"})
@@ -294,8 +294,8 @@ func TestPartialPlannedFile(t *testing.T) {
 	if !strings.Contains(ringbuf.Missing, "may be partial") {
 		t.Errorf("ringbuf missing reason %q", ringbuf.Missing)
 	}
-	if open := vm.Sizing("openclose", "3000"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
-		t.Errorf("rate=3000 missing %q", open.Missing)
+	if open := vm.Sizing("openclose", "500"); !strings.Contains(open.Missing, "no BenchmarkCapture rows at this rate") {
+		t.Errorf("rate=500 missing %q", open.Missing)
 	}
 	md := markdownOf(t, sections, Options{})
 	requireContains(t, md, []string{
@@ -431,13 +431,13 @@ func TestReportLeadsWithAnswer(t *testing.T) {
 }
 
 // TestHeldOutDeclaredByThePlan: the rows at a rate the file's bench-level
-// plan declares held out (the vm plan: rate=5000) are marked so, and the
+// plan declares held out (the vm plan: rate=750) are marked so, and the
 // model is then fitted on every other open loop and scored on them.
 func TestHeldOutDeclaredByThePlan(t *testing.T) {
 	row := func(rate string) string {
 		return "BenchmarkCapture/workload=openclose/rate=" + rate + "/producers=2/consumer=shared/path=relay/subbuf=4KiB/n=4-2 \t 1000 \t 1000000 ns/op \t 7 events/op \t 0 dropped-% \t 0 lost-% \t 2048 max-backlog-B\n"
 	}
-	in := "environment: vm-tcg\nkernel: 6.1-test\ncpus: 2\nbench-level: vm\n" + row("3000") + row("5000") + row("10000")
+	in := "environment: vm-tcg\nkernel: 6.1-test\ncpus: 2\nbench-level: vm\n" + row("500") + row("750") + row("1000")
 	sections, err := Read(strings.NewReader(in), "inline")
 	if err != nil {
 		t.Fatal(err)
@@ -447,12 +447,12 @@ func TestHeldOutDeclaredByThePlan(t *testing.T) {
 		t.Fatalf("%d observations, want 3", len(obs))
 	}
 	for _, o := range obs {
-		if want := o.Rate == "5000"; o.HeldOut != want {
+		if want := o.Rate == "750"; o.HeldOut != want {
 			t.Errorf("rate %s: held out %v, want %v", o.Rate, o.HeldOut, want)
 		}
 	}
 	fit, held, declared := sizing.Split(obs, FitWorkload)
-	if !declared || len(fit) != 2 || len(held) != 1 || held[0].Rate != "5000" {
-		t.Errorf("split: declared %v, %d fitted, held %v; want the 2 other rates fitted and rate=5000 held out", declared, len(fit), held)
+	if !declared || len(fit) != 2 || len(held) != 1 || held[0].Rate != "750" {
+		t.Errorf("split: declared %v, %d fitted, held %v; want the 2 other rates fitted and rate=750 held out", declared, len(fit), held)
 	}
 }

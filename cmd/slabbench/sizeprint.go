@@ -60,6 +60,11 @@ func printSize(a sizeAnswer, consumer string) {
 		if sc := p.Scores; sc != nil {
 			fmt.Printf("  held-out open loops here (%d): Brier score of the model's chances %.3f; base rate %.3f; nearest clean size × rate ratio %.3f (lower is better)\n",
 				sc.Rows, sc.Model, sc.BaseRate, sc.NearestClean)
+			if sc.BaseRate <= sc.Model {
+				// The base rate names no size, so the model's stays; the user
+				// should know its chances carry no information here.
+				fmt.Printf("  the model's chances of a drop forecast no better here than the share of held-out rows that dropped: take its size as a rough guide, and check it with a capture\n")
+			}
 		}
 		fmt.Printf("  validated at %s-%s events/s per CPU (held-out open loops that dropped nothing where the model said so); %d of %d held-out rows classified right\n",
 			report.RateLabel(p.ValidatedRates[0]), report.RateLabel(p.ValidatedRates[1]), p.HeldOut[0], p.HeldOut[1])
