@@ -214,7 +214,10 @@ func TestPinnedConsumer(t *testing.T) {
 				}
 			}
 			t.Logf("kmem_cache_alloc: %d of %d on CPU 0", on0, all)
-			if all == 0 || float64(on0) < 0.9*float64(all) {
+			// A workload thread on CPU 1 would put about half the hits
+			// there; the rest of the system's put 0–13% there in CI, so
+			// the line between the two is drawn halfway.
+			if all == 0 || float64(on0) < 0.75*float64(all) {
 				t.Fatalf("only %d of %d kmem_cache_alloc hits on CPU 0: the workload was not kept off the consumer's CPU", on0, all)
 			}
 		})
