@@ -74,7 +74,7 @@ func printConfig() {
 		fmt.Sprintf("cpus: %d", runtime.NumCPU()),
 		"bench-level: " + matrix.Level,
 		"placement: producers=N runs N workload threads, one pinned to each CPU in turn; consumer=shared leaves the consumer thread unpinned on the same CPUs, consumer=pinned pins it to the last CPU and the workload to the others (the kernel's ring buffer benchmarks' setup)",
-		fmt.Sprintf("steady-state: every row runs b.N ops, ramped up by the testing package until the timed part lasts -benchtime (%s here), the calls that cannot be the reported one (the first, b.N = 1; in an open loop, those whose ops end on schedule before 80%% of -benchtime) timing the workload with no probe attached, to save the probe's set-up; a capture row also has to write %g times its buffer (written-x-buffer = captured records x the bytes each takes in that buffer, header and alignment included / buffer-B; perf-record: perf.data bytes / buffer-B), or it is skipped with the reason; open-loop rows below 95%% of their target rate are skipped too", flag.Lookup("test.benchtime").Value.String(), matrix.SteadyFactor),
+		fmt.Sprintf("steady-state: every row runs b.N ops, ramped up by the testing package until the timed part lasts -benchtime (%s here), the calls that cannot be the reported one (the first, b.N = 1; in an open loop, those whose ops end on schedule before 80%% of -benchtime; in a closed loop, those whose ops took the workload alone at most 1/100 of -benchtime in the row's round before, since the testing package grows the next round at most 100-fold) timing the workload with no probe attached, to save the probe's set-up; a capture row also has to write %g times its buffer (written-x-buffer = captured records x the bytes each takes in that buffer, header and alignment included / buffer-B; perf-record: perf.data bytes / buffer-B), or it is skipped with the reason; open-loop rows below 95%% of their target rate are skipped too", flag.Lookup("test.benchtime").Value.String(), matrix.SteadyFactor),
 		"truth: on for relay, ringbuf and perfbuf rows (every hit reads the kernel's counting perf event, included in overhead); off for empty rows",
 		"relay-memory: subbuf x n per CPU",
 		"perfbuf-memory: subbuf x n per CPU, rounded up to a power of two pages",
@@ -335,8 +335,12 @@ func lastRound(b *testing.B) bool {
 // so that a row may time its workload alone instead of setting up its
 // probe (the set-up dominates a row's time under the VM, and each call
 // of each -count pays it): the first call (b.N = 1), which the testing
-// package follows with another unless -benchtime is 1x, and, in an open
-// loop at rate, a call whose ops end on schedule well before -benchtime.
+// package follows with another unless -benchtime is 1x; in an open loop
+// at rate, a call whose ops end on schedule well before -benchtime; in a
+// closed loop, a call whose ops took the workload alone at most 1/100 of
+// -benchtime in the row's last pacing round: the testing package grows
+// the next call to at most 100 times this one's ops, so that call is the
+// same whether this one ran with the probe or without.
 func pacingRound(b *testing.B, rate float64) bool {
 	v := flag.Lookup("test.benchtime").Value.String()
 	if n, ok := strings.CutSuffix(v, "x"); ok {
@@ -347,8 +351,19 @@ func pacingRound(b *testing.B, rate float64) bool {
 	if err != nil || d < 100*time.Millisecond {
 		return false
 	}
-	return b.N == 1 || rate > 0 && float64(b.N) < 0.8*rate*d.Seconds()
+	if b.N == 1 {
+		return true
+	}
+	if rate > 0 {
+		return float64(b.N) < 0.8*rate*d.Seconds()
+	}
+	ns, ok := alonePerOp[b.Name()]
+	return ok && float64(b.N)*ns <= float64(d.Nanoseconds())/100
 }
+
+// alonePerOp is each row's ns per op with its workload alone in its
+// latest pacing round (rows run one at a time, so no lock).
+var alonePerOp = map[string]float64{}
 
 // paced runs a pacing round, if this call is one (pacingRound): it times
 // the workload alone, for the testing package's next b.N, and says so.
@@ -360,9 +375,10 @@ func paced(b *testing.B, wcfg workloads.Config) bool {
 		return false
 	}
 	wr := timeWorkload(b, wcfg)
+	alonePerOp[b.Name()] = float64(wr.Elapsed.Nanoseconds()) / float64(b.N)
 	if lastRound(b) {
-		b.Skipf("below target: %d ops at %.0f ops/s took %v with no probe attached, so the round to report has none",
-			b.N, wcfg.Rate, wr.Elapsed.Round(time.Millisecond))
+		b.Skipf("below target: %d ops (rate %s) took %v with no probe attached, so the round to report has none",
+			b.N, plan.RateName(wcfg.Rate), wr.Elapsed.Round(time.Millisecond))
 	}
 	return true
 }
