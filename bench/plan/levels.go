@@ -90,7 +90,11 @@ func fullLevel(p *Plan) {
 	p.PinnedRates = []float64{10000}
 	p.Geometries = []Geometry{{16 << 10, 4}, {4 << 10, 2}, {16 << 10, 8}, {256 << 10, 4}}
 	p.AttachGeometries = p.Geometries[:1]
-	p.PlacementGeometries = []Geometry{{16 << 10, 4}, {256 << 10, 4}}
+	// One producer, shared and pinned, at 16KiB×4 only: at 1 MiB per
+	// CPU a perf buffer woken per record did not write 20 times its
+	// buffer in 3 s runs with one producer (left out of 864b46d's file
+	// after three tries), and make bench has a budget.
+	p.PlacementGeometries = p.Geometries[:1]
 	p.RateGeometries = []Geometry{{16 << 10, 4}}
 	p.PerfRecordGeometries = 1
 	p.LongBytes = 1 << 20
