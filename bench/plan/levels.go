@@ -137,8 +137,8 @@ func vmLevel(p *Plan) {
 	// ones, batched readers and relay, declared before it was measured.
 	p.HeldOut = map[float64][]Geometry{750: doubling(2<<10, 16<<10, 4)}
 	p.HeldOutWakeups = []string{"batched"}
-	// The probe's parts, one producer; the capture rows at a quarter of
-	// the native buffer (the guest writes about 6 MB/s).
+	// The probe's parts, one producer; the capture rows at half the
+	// native buffer (the guest writes about 6 MB/s).
 	p.PartsProducers = []int{1}
 	p.PartsGeometry = Geometry{32 << 10, 2}
 	p.Attaches = vmAttaches

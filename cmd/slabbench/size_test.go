@@ -324,3 +324,30 @@ func TestPollingCaptureHint(t *testing.T) {
 		t.Errorf("hint %q: want the polling interval named and --poll offered", r.Hint)
 	}
 }
+
+// TestRoughGuideOnlyForTheModelsSize: the line that calls the model's
+// size a rough guide (its chances no better than the base rate) is
+// printed only under a size the model chose, never under one the
+// nearest-clean rule replaced it with.
+func TestRoughGuideOnlyForTheModelsSize(t *testing.T) {
+	cmd := exec.Command(binary, "size", "--calibration", "none", "--env", "vm-tcg", "--rate", "2000")
+	cmd.Env = append(cmd.Environ(), "SLABBENCH_ENVIRONMENT=")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("no VM answer in the committed results: %v\n%s", err, out)
+	}
+	blocks := strings.Split(string(out), "\n\n")
+	ruled := 0
+	for _, b := range blocks {
+		if !strings.Contains(b, "the size is the nearest-clean-size rule's") {
+			continue
+		}
+		ruled++
+		if strings.Contains(b, "take its size as a rough guide") {
+			t.Errorf("a size the rule chose is called the model's rough guide:\n%s", b)
+		}
+	}
+	if ruled == 0 {
+		t.Skipf("the model's sizes stand for every path in the VM's committed results: nothing to check\n%s", out)
+	}
+}

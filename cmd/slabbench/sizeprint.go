@@ -60,9 +60,10 @@ func printSize(a sizeAnswer, consumer string) {
 		if sc := p.Scores; sc != nil {
 			fmt.Printf("  held-out open loops here (%d): Brier score of the model's chances %.3f; base rate %.3f; nearest clean size × rate ratio %.3f (lower is better)\n",
 				sc.Rows, sc.Model, sc.BaseRate, sc.NearestClean)
-			if sc.BaseRate <= sc.Model {
-				// The base rate names no size, so the model's stays; the user
-				// should know its chances carry no information here.
+			if sc.BaseRate <= sc.Model && p.Rule != ruleNearestClean {
+				// The base rate names no size, so the model's stays (unless the
+				// nearest-clean rule replaced it, which its line says); the user
+				// should know the model's chances carry no information here.
 				fmt.Printf("  the model's chances of a drop forecast no better here than the share of held-out rows that dropped: take its size as a rough guide, and check it with a capture\n")
 			}
 		}
