@@ -66,11 +66,51 @@ func pathWakeup(path, wakeup string) string {
 	return path + " " + wakeup
 }
 
-// answerCell is the decision's memory at rate, with its mark, and the
-// CPU cost per event measured on the row it stands on.
-func (sm SizingModel) answerCell(m sizing.Model, rate float64) string {
-	a := sm.AnswerFor(m, rate, sizing.DefaultSeconds)
-	return memoryCell(a) + costCell(a)
+// EnvScores are the Brier scores of the model and the two baselines on
+// env's held-out open loops.
+func (sm SizingModel) EnvScores(env string) sizing.Scores {
+	return sm.Validation.ForEnv(env).Scores(sm.Fitted)
+}
+
+// RuleSize is the nearest-clean-size rule's answer for key k at rate
+// where, by its environment's scores sc, that rule forecast the held-out
+// open loops better than the model (a lower Brier score): then the rule,
+// not the model, sizes the buffer, in slabbench size and in the report's
+// answer alike. ok is false where the model's size stands.
+func (sm SizingModel) RuleSize(sc sizing.Scores, k sizing.Key, rate float64) (sizing.CleanRule, bool) {
+	if sc.Rows == 0 || sc.NearestClean >= sc.Model {
+		return sizing.CleanRule{}, false
+	}
+	return sizing.NearestCleanSize(sm.Fitted, k, rate)
+}
+
+// Decision is the answer slabbench size gives for m at rate: the model's,
+// or its verdict with the rule's memory, and the cost of the row nearest
+// that memory, where RuleSize says the rule sizes it (rule true).
+func (sm SizingModel) Decision(m sizing.Model, rate, seconds float64) (a sizing.Answer, rule bool) {
+	a = sm.AnswerFor(m, rate, seconds)
+	if !a.Verdict.HasSize() {
+		return a, false
+	}
+	r, ok := sm.RuleSize(sm.EnvScores(m.Env), m.Key, rate)
+	if !ok {
+		return a, false
+	}
+	a.Rec.PerCPUBytes, a.Rec.SubbufBytes = sizing.RoundUp(r.Need)
+	a.Cost = sizing.CostFor(sm.Observations, m.Key, sm.FitWorkload, rate, a.Rec.PerCPUBytes)
+	return a, true
+}
+
+// answerCell is the decision's memory at rate, with its marks, and the
+// CPU cost per event measured on the row it stands on; rule says the
+// memory is the nearest-clean rule's.
+func (sm SizingModel) answerCell(m sizing.Model, rate float64) (cell string, rule bool) {
+	a, rule := sm.Decision(m, rate, sizing.DefaultSeconds)
+	cell = memoryCell(a)
+	if rule {
+		cell += " §"
+	}
+	return cell + costCell(a), rule
 }
 
 // memoryCell is the decision's memory with its mark: † extrapolated;
@@ -100,7 +140,8 @@ func costCell(a sizing.Answer) string {
 func RateLabel(v float64) string { return sizing.RateText(v) }
 
 // writeAnswer writes the report's first section: memory per CPU and cost
-// per event for each path at the answer rates, from the model.
+// per event for each path at the answer rates, as slabbench size decides
+// them (Decision).
 func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 	fmt.Fprintf(b, "## The answer: buffer memory per CPU for an event rate\n\n")
 	if len(sm.Models) == 0 {
@@ -114,10 +155,22 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 		"with the memory nearest the cell's;\n"+
 		"- **†** extrapolated: outside the rates the held-out open loops checked, or longer than the model's runs together;\n"+
 		"- **cannot keep up ‡**: no size, because no buffer fixes it: probe + consumer CPU per event comes to %.0f%% of a CPU or more at that rate, "+
-		"an open loop at or below it missed its target rate, or every size tested there dropped.\n\n"+
-		"Rates are events/s per CPU: a row's `rate=` is ops/s over all its producers, times the workload's events/op, spread over the CPUs the producers ran on "+
-		"(every CPU for the ring buffer, which they share).\n\n",
+		"an open loop at or below it missed its target rate, or every size tested there dropped",
 		durationLabel(sizing.DefaultSeconds), 100*sizing.Risk, sizing.Subbufs, FitWorkload, 100*sizing.MaxLoad)
+	tables, anyRule := sm.answerTables()
+	if anyRule {
+		fmt.Fprintf(b, ";\n- **§** the nearest-clean-size rule's memory, not the model's: in that environment the rule forecast the held-out open loops "+
+			"better (a lower Brier score: [How far to trust it](#how-far-to-trust-it-the-model-on-rows-it-was-not-fitted-on)), so `slabbench size` answers with it")
+	}
+	fmt.Fprintf(b, ".\n\nRates are events/s per CPU: a row's `rate=` is ops/s over all its producers, times the workload's events/op, spread over the CPUs the producers ran on "+
+		"(every CPU for the ring buffer, which they share).\n\n")
+	b.Write(tables.Bytes())
+}
+
+// answerTables writes the answer's tables, one per environment and
+// consumer placement, and says whether a cell holds the rule's memory.
+func (sm SizingModel) answerTables() (b *bytes.Buffer, anyRule bool) {
+	b = new(bytes.Buffer)
 	for _, env := range sm.envs() {
 		for _, consumer := range []string{"shared", "pinned"} {
 			models := sm.envModels(env, consumer)
@@ -132,13 +185,16 @@ func writeAnswer(b *bytes.Buffer, sm SizingModel) {
 			for _, rate := range AnswerRates {
 				fmt.Fprintf(b, "| %s |", RateLabel(rate))
 				for _, m := range models {
-					fmt.Fprintf(b, " %s |", sm.answerCell(m, rate))
+					cell, rule := sm.answerCell(m, rate)
+					anyRule = anyRule || rule
+					fmt.Fprintf(b, " %s |", cell)
 				}
 				fmt.Fprintln(b)
 			}
 			fmt.Fprintln(b)
 		}
 	}
+	return b, anyRule
 }
 
 // durationLabel writes seconds as 1 minute, 10 minutes, 30 s.

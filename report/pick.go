@@ -72,7 +72,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		leastBytes := 0
 		for _, verdict := range []sizing.Verdict{sizing.VerdictSized, sizing.VerdictExtrapolated} {
 			for _, m := range sm.envModels(env, "shared") {
-				a := sm.AnswerFor(m, 100e3, sizing.DefaultSeconds)
+				a, _ := sm.Decision(m, 100e3, sizing.DefaultSeconds)
 				switch {
 				case a.Verdict != verdict:
 				case len(least) == 0 || a.Rec.PerCPUBytes < leastBytes:
@@ -86,12 +86,13 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 			}
 		}
 		if len(least) > 0 {
+			a, _ := sm.Decision(least[0], 100e3, sizing.DefaultSeconds)
 			var names []string
 			for _, m := range least {
 				names = append(names, variantName(m))
 			}
 			claims = append(claims, fmt.Sprintf("**least memory** at 100k events/s per CPU, consumer shared, among the paths the answer sizes (extrapolated ones only where none is sized): %s, %s per CPU (the answer table)",
-				joinAnd(names), memoryCell(sm.AnswerFor(least[0], 100e3, sizing.DefaultSeconds))))
+				joinAnd(names), memoryCell(a)))
 		}
 		if ac := s.AttachModes(wl); len(ac.Floors) > 2 {
 			claims = append(claims, fmt.Sprintf("**attaching by function** (kprobe, fentry; where a tracepoint lacks what you need): "+

@@ -251,11 +251,10 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	m, r := a.Rec.Model, a.Rec
 	sp.Environment = m.Env
 	sp.CPUShare, sp.ConsumerLoad = a.CPUShare, m.Load(rate)
-	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(a.Cost.ProbeNs), numOrNil(a.Cost.ConsumerNs), numOrNil(a.Cost.OverheadNs)
-	sp.CostFrom, sp.OverheadFrom = a.Cost.From, a.Cost.OverheadFrom
+	sp.setCost(a.Cost)
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.Model = m.String()
-	if sc := sm.Validation.ForEnv(m.Env).Scores(sm.Fitted); sc.Rows > 0 {
+	if sc := sm.EnvScores(m.Env); sc.Rows > 0 {
 		sp.Scores = &sc
 	}
 	if !a.Verdict.HasSize() {
@@ -295,16 +294,16 @@ const (
 )
 
 // useBaseline replaces the model's size with the nearest-clean-size
-// rule's where that rule forecast the held-out open loops of the
-// environment better than the model did (a lower Brier score), and says
-// so: a model that does not beat a rule of thumb is not the answer. The
-// model's reasoning (hold, burst, its chance at the size) goes with it.
+// rule's where report.SizingModel.RuleSize says so (the report's answer
+// decides the same way), and says so: a model that does not beat a rule
+// of thumb is not the answer. The model's reasoning (hold, burst, its
+// chance at the size) goes with it.
 func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float64) {
 	sc := sp.Scores
-	if sc == nil || sc.NearestClean >= sc.Model {
+	if sc == nil {
 		return
 	}
-	r, ok := sizing.NearestCleanSize(sm.Fitted, m.Key, rate)
+	r, ok := sm.RuleSize(*sc, m.Key, rate)
 	if !ok {
 		return
 	}
@@ -312,6 +311,9 @@ func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float
 	sp.CleanRule = &r
 	sp.NeedBytes = r.Need
 	sp.PerCPUBytes, sp.SubbufSize = sizing.RoundUp(r.Need)
+	// The cost of the row nearest the rule's memory, as the report's answer
+	// takes it (report.SizingModel.Decision).
+	sp.setCost(sizing.CostFor(sm.Observations, m.Key, sm.FitWorkload, rate, sp.PerCPUBytes))
 	sp.Margin = sizing.Margin(sp.PerCPUBytes, r.Need)
 	sp.HoldMs, sp.BurstBytes, sp.RiskAt = 0, 0, 0
 	if sp.WakeupBytes > 0 {
@@ -319,6 +321,12 @@ func useBaseline(sp *sizePath, sm report.SizingModel, m sizing.Model, rate float
 	}
 	sp.Why = fmt.Sprintf("the size is the nearest-clean-size rule's, "+
 		"which forecast this environment's held-out open loops better than the model (Brier %.3f against %.3f)", sc.NearestClean, sc.Model)
+}
+
+// setCost sets the measured costs per event of the row c stands on.
+func (sp *sizePath) setCost(c sizing.Cost) {
+	sp.ProbeNs, sp.ConsumerNs, sp.OverheadNs = numOrNil(c.ProbeNs), numOrNil(c.ConsumerNs), numOrNil(c.OverheadNs)
+	sp.CostFrom, sp.OverheadFrom = c.From, c.OverheadFrom
 }
 
 // ringbufTotal is the ring buffer for per-CPU memory: times the CPUs of

@@ -351,3 +351,47 @@ func TestRoughGuideOnlyForTheModelsSize(t *testing.T) {
 		t.Skipf("the model's sizes stand for every path in the VM's committed results: nothing to check\n%s", out)
 	}
 }
+
+// TestSizeAnswersAsTheReport: slabbench size and the report's answer
+// table decide alike (report.SizingModel.Decision): the same memory per
+// CPU for every path it sizes, in every environment of the committed
+// results, and the nearest-clean rule's where, and only where, size used
+// it, with its cost per event from the same row.
+func TestSizeAnswersAsTheReport(t *testing.T) {
+	sm, err := loadModel(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared, ruled := 0, 0
+	for _, env := range sm.Environments() {
+		for _, rate := range []float64{10e3, 100e3} {
+			a := runSizeJSON(t, "--rate", fmt.Sprint(rate), "--path", "all", "--env", env)
+			for _, p := range a.Paths {
+				if p.PerCPUBytes == 0 {
+					continue
+				}
+				m, ok := sm.ModelFor(env, p.Path, p.Wakeup, p.Consumer)
+				if !ok {
+					t.Errorf("%s %s at %v: sized, but the report has no model for it", env, p.Path, rate)
+					continue
+				}
+				d, rule := sm.Decision(m, rate, a.Seconds)
+				compared++
+				if rule {
+					ruled++
+				}
+				if d.Rec.PerCPUBytes != p.PerCPUBytes || rule != (p.Rule == ruleNearestClean) {
+					t.Errorf("%s %s at %v: size says %d per CPU (rule %q), the report's decision %d (rule %v)",
+						p.Environment, p.Path, rate, p.PerCPUBytes, p.Rule, d.Rec.PerCPUBytes, rule)
+				}
+				if p.CostFrom != d.Cost.From {
+					t.Errorf("%s %s at %v: size's cost from %q, the report's from %q", p.Environment, p.Path, rate, p.CostFrom, d.Cost.From)
+				}
+			}
+		}
+	}
+	t.Logf("%d sizes compared, %d of them the nearest-clean rule's", compared, ruled)
+	if compared == 0 {
+		t.Fatal("no path sized in any environment of the committed results")
+	}
+}
