@@ -237,21 +237,23 @@ func (s *Section) relayEventsPerOp(workload, rate string) float64 {
 	return m.Median
 }
 
-// truthCost returns the overhead-ns/event of the BenchmarkTruthCost rows
-// of r's workload, path and attach mode with the stamp on and off.
+// truthCost returns the probe-ns/event of the BenchmarkProbeParts rows
+// of r's path with the truth stamp on and off (part=accounted): the
+// stamp's price per event inside the probe, which is where it is paid.
+// The parts run one workload and attach mode; the stamp is the same code
+// whatever the row's workload, so a row of another attach mode takes the
+// path's price from the parts of any attach mode, its own first.
 func (s *Section) truthCost(r *Row) (on, off *Metric) {
-	for _, t := range s.Rows {
-		if t.Bench != "TruthCost" || t.Keys["workload"] != r.Keys["workload"] || t.Keys["path"] != r.Keys["path"] ||
-			t.Keys["attach"] != r.Keys["attach"] {
+	for _, g := range s.probePartGroups() {
+		if g.path != r.Keys["path"] {
 			continue
 		}
-		if m := t.Metric(UnitOverhead); m != nil && m.N() > 0 {
-			switch t.Keys["truth"] {
-			case "on":
-				on = m
-			case "off":
-				off = m
-			}
+		gOn, gOff := g.probe(partsStampRow), g.probe(partsUnstampedRow)
+		if gOn == nil || gOff == nil || gOn.N() == 0 || gOff.N() == 0 {
+			continue
+		}
+		if on == nil || g.attach == r.Keys["attach"] {
+			on, off = gOn, gOff
 		}
 	}
 	return on, off
@@ -293,7 +295,7 @@ func (s *Section) cpuOrdering(rows []*Row) string {
 		if sb.Len() > 0 {
 			sb.WriteString("; ")
 		}
-		fmt.Fprintf(&sb, "unranked, no BenchmarkTruthCost pair to price its truth stamp: %s", strings.Join(unpriced, ", "))
+		fmt.Fprintf(&sb, "unranked, no BenchmarkProbeParts pair to price its truth stamp: %s", strings.Join(unpriced, ", "))
 	}
 	return sb.String()
 }
@@ -336,7 +338,7 @@ func (s *Section) rankCPU(rows []*Row) (have []rankedCPU, unpriced []string) {
 			continue
 		}
 		// The in-band truth stamp's price per event on the row's path
-		// (BenchmarkTruthCost: overhead-ns/event with the stamp on less
+		// (BenchmarkProbeParts: probe-ns/event with the stamp on less
 		// off), with the widest difference the two rows' ranges allow: a
 		// price whose range spans 0 was not measured apart from the noise.
 		st, stampCell := diffCell(s.truthCost(r))

@@ -42,6 +42,10 @@ const (
 	partsPollRow    = "part=capture/truth=on/wakeup=poll"
 	partsFloorRow   = "part=floor"
 	partsLeanRow    = "part=capture/truth=off/wakeup=batched"
+	// The accounted program with the truth stamp and without it: the
+	// stamp's price (Section.truthCost).
+	partsStampRow     = "part=accounted/truth=on"
+	partsUnstampedRow = "part=accounted/truth=off"
 	// partsSumTolerance is how far the parts' sum may be from the capture
 	// row for the report to call them a decomposition of it.
 	partsSumTolerance = 0.10

@@ -59,7 +59,7 @@ func writePick(b *bytes.Buffer, sections []*Section, sm SizingModel) {
 		var claims []string
 		if c, ok := s.comparable(wl); ok {
 			claims = append(claims, fmt.Sprintf("**least CPU per event** (probe-ns/event + consumer-ns/event; %s; truth stamp: its price, "+
-				"BenchmarkTruthCost's overhead-ns/event with the stamp on less off, [the widest difference their ranges allow]): %s",
+				"BenchmarkProbeParts' probe-ns/event of the accounted program, part=accounted/truth=on less truth=off, [the widest difference their ranges allow]): %s",
 				c, s.cpuOrdering(c.Rows)))
 			claims = append(claims, fmt.Sprintf("**lowest lag** (lag-p99-us, the same rows): %s", orderingBy(c.Rows, UnitLagP99, variantLabel)))
 		}
