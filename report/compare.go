@@ -241,8 +241,9 @@ func (s *Section) relayEventsPerOp(workload, rate string) float64 {
 // of r's path with the truth stamp on and off (part=accounted): the
 // stamp's price per event inside the probe, which is where it is paid.
 // The parts run one workload and attach mode; the stamp is the same code
-// whatever the row's workload, so a row of another attach mode takes the
-// path's price from the parts of any attach mode, its own first.
+// whatever the row's workload and attach mode, so a row takes its path's
+// price from the parts of its own attach mode where the file has them,
+// else from those of another.
 func (s *Section) truthCost(r *Row) (on, off *Metric) {
 	for _, g := range s.probePartGroups() {
 		if g.path != r.Keys["path"] {

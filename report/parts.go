@@ -23,9 +23,9 @@ var partSteps = []partStep{
 	{"the program attached, returning at once (part=empty)", "part=empty", ""},
 	{"the transport writes a zeroed record: its floor (part=floor)", "part=floor", "part=empty"},
 	{"the record filled: clock, pid, CPU, the event's fields (part=fill)", "part=fill", "part=floor"},
-	{"accounting and sequence numbers (part=accounted/truth=off)", "part=accounted/truth=off", "part=fill"},
-	{"the truth stamp (part=accounted/truth=on)", "part=accounted/truth=on", "part=accounted/truth=off"},
-	{"the batched wakeup decision (part=capture/truth=off/wakeup=batched)", "part=capture/truth=off/wakeup=batched", "part=accounted/truth=off"},
+	{"accounting and sequence numbers (part=accounted/truth=off)", partsUnstampedRow, "part=fill"},
+	{"the truth stamp (part=accounted/truth=on)", partsStampRow, partsUnstampedRow},
+	{"the batched wakeup decision (part=capture/truth=off/wakeup=batched)", partsLeanRow, partsUnstampedRow},
 }
 
 // relayStepLabels label, by row, the steps whose relay rows add something
