@@ -26,10 +26,15 @@ const rateSlack = 1.1
 // needs for a chance of a drop of at most risk: the backlog that a share q
 // of the sample intervals passes, q such that a capture spanning
 // seconds/Interval intervals meets one with chance risk. Where q is below
-// one sample of the series, the backlog comes from an exponential tail
-// fitted to its largest samples (peaks over a threshold, the excesses'
-// mean as the tail's scale) and extrapolated is true; it is then never
-// below the largest backlog seen.
+// one sample of the series, the backlog comes from a tail fitted to its
+// largest samples and extrapolated is true; it is then never below the
+// largest backlog seen. The tail is exponential past a threshold (peaks
+// over a threshold), with its scale not known but estimated from the few
+// excesses it stands on: the predictive tail of that estimate (a Lomax
+// tail, k excesses of mean m passing x with chance (1 + x/(k m))^-k), so
+// that an answer from a dozen samples is larger than one from hundreds
+// with the same mean, as a point estimate is not (results/README.md,
+// "Calibration").
 func (s BacklogSeries) Need(seconds, risk float64) (need float64, extrapolated bool) {
 	n := len(s.Backlog)
 	if n == 0 {
@@ -54,8 +59,9 @@ func (s BacklogSeries) Need(seconds, risk float64) (need float64, extrapolated b
 	for _, x := range desc[:top] {
 		excess += x - threshold
 	}
-	scale := excess / float64(top)
-	need = threshold + scale*math.Log(float64(top)/(float64(n)*q))
+	k := float64(top)
+	// (k/n)(1 + x/excess)^-k = q, excess being k m.
+	need = threshold + excess*math.Expm1(math.Log(k/(float64(n)*q))/k)
 	return math.Max(need, desc[0]), true
 }
 
