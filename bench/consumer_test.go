@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slabbench/slabbench/bpftrace"
+	"github.com/slabbench/slabbench/capture"
 	"github.com/slabbench/slabbench/event"
 	"github.com/slabbench/slabbench/internal/testenv"
 	"github.com/slabbench/slabbench/relaytrace"
@@ -19,16 +20,23 @@ import (
 // event.Reader (ReadInto, sequence tracking included), with the buffer
 // filled beforehand (untimed), so ns/op is the reader's cost per event.
 // The copy row is the floor: the same records copied out and decoded.
+// A lag=stamped row adds what the capture's consumer does with each record
+// besides reading it: its delivery lag (capture.LagRecorder).
 
 const consumerSubbuf, consumerSubbufs = 64 << 10, 16
 
 func BenchmarkConsumer(b *testing.B) {
 	b.Run("reader=copy", benchCopy)
 	b.Run("reader=relay", benchRelayReader)
-	b.Run("reader=ringbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, false) })
-	b.Run("reader=ringbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, true) })
-	b.Run("reader=perfbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, false) })
-	b.Run("reader=perfbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, true) })
+	b.Run("reader=ringbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, false, false) })
+	b.Run("reader=ringbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, true, false) })
+	b.Run("reader=perfbuf-direct", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, false, false) })
+	b.Run("reader=perfbuf-cilium", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, true, false) })
+	// The lag stamp's cost does not depend on the reader: relay, whose
+	// rows load the module again and again, goes without it, to keep make
+	// bench within its budget.
+	b.Run("reader=ringbuf-direct/lag=stamped", func(b *testing.B) { benchBPFReader(b, bpftrace.Ringbuf, false, true) })
+	b.Run("reader=perfbuf-direct/lag=stamped", func(b *testing.B) { benchBPFReader(b, bpftrace.Perfbuf, false, true) })
 }
 
 func reportRate(b *testing.B) {
@@ -142,7 +150,7 @@ func benchRelayReader(b *testing.B) {
 // them.
 // benchBPFReader times the capture's whole event.Reader (ReadInto:
 // reading, decoding and sequence tracking), as the capture rows use it.
-func benchBPFReader(b *testing.B, tr bpftrace.Transport, cilium bool) {
+func benchBPFReader(b *testing.B, tr bpftrace.Transport, cilium, lag bool) {
 	testenv.RequireRoot(b)
 	memory := consumerSubbuf * consumerSubbufs
 	c, err := bpftrace.Open(bpftrace.Config{Transport: tr, Attach: bpftrace.AttachRawTP,
@@ -156,6 +164,10 @@ func benchBPFReader(b *testing.B, tr bpftrace.Transport, cilium bool) {
 	// 8-byte header, perf samples a 16-byte one.
 	batch := memory / (event.RecordSize + 16) / 2
 	var rec event.Record
+	var lags *capture.LagRecorder
+	if lag {
+		lags = capture.NewLagRecorder(c)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
@@ -172,6 +184,9 @@ func benchBPFReader(b *testing.B, tr bpftrace.Transport, cilium bool) {
 					b.Fatalf("after %d of %d records: the buffer held fewer records than were injected", done, b.N)
 				}
 				b.Fatal(err)
+			}
+			if lags != nil {
+				lags.Record(rec.TsNs)
 			}
 		}
 		done += n

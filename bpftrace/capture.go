@@ -83,6 +83,8 @@ type ownReader interface {
 	// polls that returned with data ready.
 	backlog() uint64
 	wakeups() uint64
+	// waits is how often the reader waited for a record.
+	waits() uint64
 	// takeBacklog is the most written-but-unread bytes seen since its
 	// last call; any goroutine may call it.
 	takeBacklog() uint64

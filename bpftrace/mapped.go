@@ -98,6 +98,7 @@ func (m *mapped) setDeadline(t time.Time) { m.waiter.SetDeadline(t) }
 func (m *mapped) flush() error            { return m.waiter.Flush() }
 func (m *mapped) backlog() uint64         { return m.maxBacklog }
 func (m *mapped) wakeups() uint64         { return m.waiter.Wakeups }
+func (m *mapped) waits() uint64           { return m.waiter.Waits }
 
 // noteBacklog records the backlog a read saw. The window's maximum is a
 // load per record and a store only when it grows; a store racing with

@@ -81,6 +81,16 @@ func (c *Capture) Wakeups() uint64 {
 	return 0
 }
 
+// Waits returns how often the reader waited for a record, and whether it
+// counts them (slabbench's own reader does, cilium/ebpf's do not). Only
+// the reading goroutine may call it.
+func (c *Capture) Waits() (uint64, bool) {
+	if c.own != nil {
+		return c.own.waits(), true
+	}
+	return 0, false
+}
+
 // PerfLostRecords returns the records the perf buffer reader was told the
 // kernel could not write (PERF_RECORD_LOST). It never exceeds the
 // programs' drop count and can lag it.

@@ -298,7 +298,7 @@ func (s *Session) Finish(wr workloads.Result) (Result, error) {
 	res.ConsumerCPUNs = s.cons.cpuNs
 	res.CapturedBytes = s.cons.records * uint64(event.RecordSize)
 	res.WrittenBytes = s.cons.records * uint64(s.cfg.Path.RecordBytes())
-	res.Lag = s.cons.lag.result()
+	res.Lag = s.cons.lag.Result()
 	if br, ok := s.c.(interface{ MaxBacklogBytes() uint64 }); ok {
 		res.MaxBacklogBytes = br.MaxBacklogBytes()
 	}

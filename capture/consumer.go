@@ -19,7 +19,7 @@ type consumer struct {
 	done    chan struct{}
 	records uint64
 	cpuNs   int64
-	lag     lagRecorder
+	lag     *LagRecorder
 	err     error
 	once    sync.Once
 }
@@ -44,7 +44,7 @@ func startConsumer(c event.Capture, cfg Config, onRecord func(*event.Record)) (*
 			defer runtime.UnlockOSThread()
 		}
 		before := threadCPUTime()
-		cons.lag.start()
+		cons.lag = NewLagRecorder(c)
 		started <- nil
 		if cfg.ConsumerStall > 0 {
 			time.Sleep(cfg.ConsumerStall)
@@ -59,7 +59,7 @@ func startConsumer(c event.Capture, cfg Config, onRecord func(*event.Record)) (*
 				break
 			}
 			cons.records++
-			cons.lag.record(rec.TsNs)
+			cons.lag.Record(rec.TsNs)
 			if onRecord != nil {
 				onRecord(&rec)
 			}

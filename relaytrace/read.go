@@ -137,6 +137,10 @@ func (c *Capture) SetDeadline(t time.Time) { c.waiter.SetDeadline(t) }
 // relay file readable. Read it once the consumer has stopped.
 func (c *Capture) Wakeups() uint64 { return c.waiter.Wakeups }
 
+// Waits returns how often the reader waited for a record; it counts them
+// all (true). Only the reading goroutine may call it.
+func (c *Capture) Waits() (uint64, bool) { return c.waiter.Waits, true }
+
 // Flush closes the open sub-buffer of every CPU, so that every record
 // written so far becomes readable, and makes ReadInto return
 // event.ErrFlushed once it has returned them.

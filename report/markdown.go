@@ -214,7 +214,7 @@ func writeConsumers(b *bytes.Buffer, s *Section) {
 		return
 	}
 	fmt.Fprintf(b, "Source: `%s`, rows `BenchmarkConsumer/reader=…`: one op is one record read from a buffer filled beforehand; "+
-		"reader=copy copies the same record bytes and is the floor. Cells: median [min–max] over n runs; "+
+		"reader=copy copies the same record bytes and is the floor; \"+ lag stamp\" rows (lag=stamped) add what the capture's consumer does with each record besides reading it, its delivery lag. Cells: median [min–max] over n runs; "+
 		"× copy is the ratio of the medians.\n\n", s.File)
 	fmt.Fprintf(b, "| reader | ns/event | events/s | × copy | allocs/op | n |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -224,7 +224,7 @@ func writeConsumers(b *bytes.Buffer, s *Section) {
 				ratio = num(m.Median/f.Median) + "×"
 			}
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d |\n", r.Keys["reader"], cell(ConsumerNsPerEvent(r), r.Runs),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d |\n", consumerName(r), cell(ConsumerNsPerEvent(r), r.Runs),
 			cellWith(r.Metric("events/s"), r.Runs, numSI), ratio, cell(r.Metric("allocs/op"), r.Runs), r.Runs)
 	}
 	if floor == nil {
@@ -357,4 +357,12 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// consumerName names a BenchmarkConsumer row in the consumers table.
+func consumerName(r *Row) string {
+	if r.Keys["lag"] == "stamped" {
+		return r.Keys["reader"] + " + lag stamp"
+	}
+	return r.Keys["reader"]
 }

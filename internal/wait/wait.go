@@ -34,6 +34,10 @@ type Waiter struct {
 	// Wakeups counts polls that returned with a transport descriptor
 	// ready (reading goroutine only).
 	Wakeups uint64
+	// Waits counts every wait in Empty, however it ended (reading
+	// goroutine only): a consumer that reads the clock only now and then
+	// reads it again after a wait (capture's lag).
+	Waits uint64
 	// Interval, if > 0, makes Empty wait this long instead of for the
 	// transport's wakeup: a reader that looks on a timer. Set it before
 	// the first read.
@@ -136,6 +140,7 @@ func (w *Waiter) Empty(unlock, lock func()) error {
 	unlock()
 	_, err := unix.Ppoll(fds, &ts, nil)
 	lock()
+	w.Waits++
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("slab event reader: poll: %w", err)
 	}
