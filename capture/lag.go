@@ -33,8 +33,10 @@ type LagRecorder struct {
 	monoAtAnchor int64
 	hist         *hdrhistogram.Histogram
 	// waits reports the reader's waits so far, nil where it does not
-	// count them (then the clock is read for every record).
+	// count them; every is how many records a clock read serves:
+	// LagClockEvery, or 1 where waits is nil.
 	waits func() (uint64, bool)
+	every int
 	// now is the last clock read, good for untilClock more records
 	// while the reader has waited waitsAtClock times.
 	now          int64
@@ -52,10 +54,10 @@ const maxLagUs = 3600e6
 // NewLagRecorder starts measuring the lag of the records read from r. Call
 // it on the goroutine that reads r, and Record from it only.
 func NewLagRecorder(r event.Reader) *LagRecorder {
-	l := &LagRecorder{hist: hdrhistogram.New(1, maxLagUs, 2)}
+	l := &LagRecorder{hist: hdrhistogram.New(1, maxLagUs, 2), every: 1}
 	if w, ok := r.(interface{ Waits() (uint64, bool) }); ok {
 		if _, counted := w.Waits(); counted {
-			l.waits = w.Waits
+			l.waits, l.every = w.Waits, LagClockEvery
 		}
 	}
 	var ts unix.Timespec
@@ -70,11 +72,13 @@ func NewLagRecorder(r event.Reader) *LagRecorder {
 // Record adds the lag of a record stamped at tsNs (CLOCK_MONOTONIC), read
 // just now.
 func (l *LagRecorder) Record(tsNs uint64) {
-	if l.waits == nil {
+	var waits uint64
+	if l.waits != nil {
+		waits, _ = l.waits()
+	}
+	if l.untilClock == 0 || waits != l.waitsAtClock {
 		l.now = l.monoAtAnchor + int64(time.Since(l.anchor))
-	} else if waits, _ := l.waits(); l.untilClock == 0 || waits != l.waitsAtClock {
-		l.now = l.monoAtAnchor + int64(time.Since(l.anchor))
-		l.untilClock, l.waitsAtClock = LagClockEvery, waits
+		l.untilClock, l.waitsAtClock = l.every, waits
 	}
 	l.untilClock--
 	us := (l.now - int64(tsNs)) / 1000
