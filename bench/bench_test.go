@@ -91,7 +91,7 @@ func printConfig() {
 		"probe: probe-ns/event = time inside the probes / probe runs, measured in the kernel: BPF run-time statistics (BPF_ENABLE_STATS run_time_ns / run_cnt, on for every eBPF row, which adds the kernel's clock reads around each run); the module's local_clock around its pre and emit probes (module parameter probe_time, on for every relay row); empty rows report their own",
 		"lag: lag-p50-us, lag-p99-us, lag-max-us = time from each captured record's ts_ns (CLOCK_MONOTONIC, stamped in the probe) to the consumer's read of it, over every captured record (HdrHistogram, 2 significant digits); the consumer reads the clock once per 16 records and after each wait of slabbench's readers (per record for cilium/ebpf's, which do not count their waits), so a record's read time can be taken up to 15 records' reading early, never before a wait",
 		"rate: open-loop rows report achieved-ops/s (ops / workload time) and late-% (ops that started more than one interval behind schedule); a run below 95% of its target is skipped ('below target'), and so is one with late-% above " + fmt.Sprint(plan.MaxLatePercent) + " ('off schedule')",
-		"runs: " + flag.Lookup("test.count").Value.String() + " per row (go test -count); scripts/bench.sh runs a row that lost a run to a rule again whole, and takes out of the file one still short after three tries",
+		runsLine(),
 	}
 	if l := matrix.HeldOutLine(); l != "" {
 		lines = append(lines, "held-out: "+l)
@@ -586,4 +586,15 @@ func benchEmpty(b *testing.B, wcfg workloads.Config, open func() (emptyProbe, er
 // no events of its own).
 func reportFloor(b *testing.B, elapsed time.Duration, base float64) {
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)-base, "overhead-ns/op")
+}
+
+// runsLine is the results' runs: line. BENCH_ROUNDS is set by
+// scripts/bench.sh for a group it runs that many times with -count 1, so
+// that rows compared with each other are measured in turn, not minutes
+// apart.
+func runsLine() string {
+	if r := os.Getenv("BENCH_ROUNDS"); r != "" {
+		return "runs: " + r + " per row, interleaved: scripts/bench.sh ran the group " + r + " times with -count 1, every row once a round; it runs a row that lost a run to a rule again whole (-count " + r + "), and takes out of the file one still short after three tries"
+	}
+	return "runs: " + flag.Lookup("test.count").Value.String() + " per row (go test -count); scripts/bench.sh runs a row that lost a run to a rule again whole, and takes out of the file one still short after three tries"
 }

@@ -97,3 +97,31 @@ func TestProbePartsGolden(t *testing.T) {
 		t.Errorf("parts of %s differ from %s (go test ./report -run ProbePartsGolden -update, then read the diff):\n%s", in, golden, firstDifference(string(want), got))
 	}
 }
+
+// TestProbePartsSayHowTheyRan: a file whose runs: line says its groups
+// were run a round at a time has its part tables marked interleaved, and
+// one without (the golden file above) as each row's runs in a row.
+func TestProbePartsSayHowTheyRan(t *testing.T) {
+	const rows = `runs: 2 per row, interleaved: scripts/bench.sh ran the group 2 times with -count 1, every row once a round
+BenchmarkProbeParts/workload=openclose/producers=1/path=ringbuf/attach=tracepoint/part=empty-2 	 100 	 1000 ns/op 	 50 probe-ns/event
+BenchmarkProbeParts/workload=openclose/producers=1/path=ringbuf/attach=tracepoint/part=floor-2 	 100 	 1000 ns/op 	 90 probe-ns/event
+BenchmarkProbeParts/workload=openclose/producers=1/path=ringbuf/attach=tracepoint/part=empty-2 	 100 	 1000 ns/op 	 52 probe-ns/event
+BenchmarkProbeParts/workload=openclose/producers=1/path=ringbuf/attach=tracepoint/part=floor-2 	 100 	 1000 ns/op 	 94 probe-ns/event
+`
+	sections, err := parse(strings.NewReader(rows), "interleaved.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	writeProbeParts(&b, sections)
+	if !strings.Contains(b.String(), "(`interleaved.txt`, runs interleaved)") {
+		t.Errorf("an interleaved file's part table does not say so:\n%s", b.String())
+	}
+	golden, err := os.ReadFile("testdata/probeparts.golden.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(golden), "runs interleaved") || !strings.Contains(string(golden), "each row's runs in a row") {
+		t.Errorf("testdata/probeparts-native.txt ran each row's runs in a row, and its golden tables should say so")
+	}
+}

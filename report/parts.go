@@ -121,7 +121,8 @@ func writeProbeParts(b *bytes.Buffer, sections []*Section) {
 		return
 	}
 	fmt.Fprintf(b, "## The probe's time, part by part\n\n")
-	fmt.Fprintf(b, "BenchmarkProbeParts: the capture program run with one more part each row, in one run (probe-ns/event, the kernel's own measure). "+
+	fmt.Fprintf(b, "BenchmarkProbeParts: the capture program run with one more part each row, in one run (probe-ns/event, the kernel's own measure); "+
+		"each file says whether its rows took their runs in turn, every row once a round (interleaved: the rows meet the machine's drift alike), or each row all of its runs in a row. "+
 		"A step is the difference of two rows' medians, [the widest difference their ranges allow]. The part rows' reader polls every "+
 		"millisecond, and the eBPF part programs never wake it (relay's channel wakes a waiting reader at each sub-buffer's end, in every row); the truth stamp and the wakeup decision are each measured on the accounted program, so the parts' sum "+
 		"is a prediction of the capture row, which was measured on its own.\n\n")
@@ -141,7 +142,11 @@ func writePartGroup(b *bytes.Buffer, s *Section, g *partGroup) {
 	if g.attach != "" {
 		probe += ", " + g.attach
 	}
-	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, workload %s** (`%s`)\n\n", s.Environment, s.Kernel, probe, producers, g.workload, s.File)
+	order := "each row's runs in a row"
+	if s.interleaved() {
+		order = "runs interleaved"
+	}
+	fmt.Fprintf(b, "**%s, kernel %s: %s, %s, workload %s** (`%s`, %s)\n\n", s.Environment, s.Kernel, probe, producers, g.workload, s.File, order)
 	fmt.Fprintf(b, "| part | adds, %s |\n|---|---|\n", UnitProbe)
 	sum := 0.0
 	for _, st := range partSteps {
@@ -195,4 +200,15 @@ func (g *partGroup) writeLag(b *bytes.Buffer) {
 	if len(parts) > 1 {
 		fmt.Fprintf(b, "Lag p99 (%s) of the capture rows: %s.\n\n", UnitLagP99, strings.Join(parts, "; "))
 	}
+}
+
+// interleaved says whether the file's parts were run a round at a time
+// (scripts/bench.sh INTERLEAVE: its runs: line says so).
+func (s *Section) interleaved() bool {
+	for _, c := range s.Config {
+		if c.Key == "runs" {
+			return slices.ContainsFunc(c.Values, func(v string) bool { return strings.Contains(v, "interleaved") })
+		}
+	}
+	return false
 }

@@ -75,15 +75,33 @@ without_results_of() { # name file: the file without that row's result lines
 	awk -v name="$1" '!($1 == name && $2 ~ /^[0-9]+$/)' "$2"
 }
 
-# run_group benchtime runner... -test.bench PATTERN: one invocation of the
-# benchmark binary, its short rows re-run, the result on stdout.
+# Later rounds of an interleaved group print the same configuration
+# again: keep their rows, skip reasons and failures only.
+without_config() { awk '!/^[a-z][A-Za-z0-9_.-]*: / && !/^Unit / && !/^(PASS|ok)/'; }
+
+# run_group benchtime runner... -test.bench PATTERN: the benchmark binary's
+# rows, -count runs each, its short rows re-run, the result on stdout.
+# INTERLEAVE=1 runs the whole group -count times with -count 1 instead,
+# so that rows compared by difference or ratio (the probe's parts, the
+# readers against their floor) meet the machine's drift alike, rather
+# than one row's runs all minutes before another's.
 run_group() {
 	local benchtime=$1
 	shift
-	local tmp rerun name attempt missing start=$SECONDS
+	local tmp rerun name attempt missing round start=$SECONDS
 	tmp=$(mktemp)
 	rerun=$(mktemp)
-	"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
+	if [[ ${INTERLEAVE:-0} == 1 ]]; then
+		for ((round = 1; round <= count; round++)); do
+			if ((round == 1)); then
+				BENCH_ROUNDS=$count "$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count 1 | drop_skipped > "$tmp"
+			else
+				"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count 1 | drop_skipped | without_config >> "$tmp"
+			fi
+		done
+	else
+		"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
+	fi
 	for attempt in 1 2 3; do
 		mapfile -t missing < <(short_rows "$tmp" "$count")
 		((${#missing[@]})) || break
@@ -132,7 +150,7 @@ run_matrix() { # level runner...
 	# The probe's parts (BenchmarkProbeParts): one producer at full and
 	# vm; smoke, so that they cannot rot.
 	if [[ $level == smoke || $level == full || $level == vm ]]; then
-		BENCH=$level run_group "$short" "$@" bin/bench.test -test.bench '^BenchmarkProbeParts$'
+		BENCH=$level INTERLEAVE=1 run_group "$short" "$@" bin/bench.test -test.bench '^BenchmarkProbeParts$'
 	fi
 	BENCH=$level BENCH_GROUP=long run_group "$long" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 	# Only the full level has soak rows (bench/plan), natively.
@@ -144,7 +162,7 @@ run_matrix() { # level runner...
 	if [[ $level == full || $level == vm ]]; then
 		BENCH=$level BENCH_GROUP=heldout run_group "$heldout" "$@" bin/bench.test -test.bench '^BenchmarkCapture$'
 	fi
-	BENCH=$level run_group "${consumer_ops}x" "$@" bin/bench.test -test.bench '^BenchmarkConsumer$'
+	BENCH=$level INTERLEAVE=1 run_group "${consumer_ops}x" "$@" bin/bench.test -test.bench '^BenchmarkConsumer$'
 }
 
 # One benchstat table; a failure is written into the tables file and fails

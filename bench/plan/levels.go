@@ -58,27 +58,28 @@ func fullLevel(p *Plan) {
 	// Natively: 1 MiB per CPU is the long group; open loops up to
 	// what a capture's closed loop sustains on the machine kind
 	// (results/README.md), where a perf buffer woken for every
-	// record is the slowest writer.
+	// record is the slowest writer. No 100,000 ops/s: none of its rows
+	// kept its schedule or its rate in any run, so it bought nothing.
 	p.Level = "full"
-	p.Rates = []float64{0, 10000, 30000, 100000}
+	p.Rates = []float64{0, 10000, 30000}
 	// Open loops: 20 times the largest buffer fits in the 1 s
 	// rows. pipecreate (frees in softirq) is the held-out workload.
 	p.Workloads = []string{"openclose", "pipecreate"}
 	p.OpenLoopRates = map[string][]float64{"pipecreate": {5000}}
 	p.RateGrids = map[float64][]Geometry{
-		10000:  doubling(4<<10, 32<<10, 4),
-		30000:  doubling(8<<10, 128<<10, 4),
-		100000: doubling(32<<10, 256<<10, 4),
-		5000:   doubling(8<<10, 64<<10, 4),
+		10000: doubling(4<<10, 32<<10, 4),
+		30000: doubling(8<<10, 128<<10, 4),
+		5000:  doubling(8<<10, 64<<10, 4),
 	}
 	// Soak rows: 512 KiB per CPU at a fitted rate (sizing.Split),
 	// large enough to hold the host's bursts whole, in runs of 6 s
 	// (scripts/bench.sh), long enough to meet one (docs/sizing.md).
 	p.Soak = map[float64][]Geometry{10000: {{128 << 10, 4}}}
-	// Held out of the sizing model's fit: a rate between the planned
-	// 30,000 and 100,000 (whose rows run below target or off schedule
-	// natively, results/README.md), at the sizes around the paths' loss boundary
-	// there; batched readers only, to stay within make bench's budget.
+	// Held out of the sizing model's fit: a rate declared between the
+	// planned 30,000 and 100,000 (whose rows ran below target or off
+	// schedule natively, results/README.md), at the sizes around the
+	// paths' loss boundary there; batched readers only, to stay within
+	// make bench's budget.
 	p.HeldOut = map[float64][]Geometry{50000: doubling(16<<10, 128<<10, 4)}
 	p.HeldOutWakeups = []string{"batched"}
 	// The probe's parts with one producer: the decomposition's question
