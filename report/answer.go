@@ -216,11 +216,12 @@ func writeModel(b *bytes.Buffer, sm SizingModel) {
 		"plus what is written but not readable yet: per CPU, **M ≥ y** for a reader woken per record and **M ≥ y × n/(n−1)** for a batched reader "+
 		"or relay (one of the n sub-buffers is being filled before the reader sees it), where y is the readable backlog a capture of d seconds "+
 		"stays under but for a chance p. Two things push the backlog up, independently:\n\n"+
-		"- **The consumer's absences.** Absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second (x ≥ %.1f ms) and leave r × s × x / (1 − ρ) bytes: "+
-		"r is events/s per CPU, s the bytes one record takes in that path's buffer (header and alignment included), ρ = r × c the share of a CPU the consumer "+
-		"needs at that rate (c its measured consumer-ns/event, the median of the key's fitted rows; at most %.0f%%): a busy consumer drains a backlog slowly, so "+
-		"the absences that come before it has caught up add to it, as a queue's busy period grows as 1/(1 − ρ). Alone, they give "+
-		"**y = r × s × H / (1 − ρ)** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more.\n"+
+		"- **The consumer's absences.** Absences longer than x arrive at **λ(x) = a·e^(−x/τ)** per second (x ≥ %.1f ms) and leave r × s × x bytes: "+
+		"r is events/s per CPU, s the bytes one record takes in that path's buffer (header and alignment included). Alone, they give "+
+		"**y = r × s × H** with **H = τ·ln(a·d / −ln(1 − p))**: each tenfold longer capture needs τ·ln 10 more. "+
+		"A busy consumer drains a backlog slowly, so the absences that come before it has caught up could add to it (a queue's busy period grows as "+
+		"1/(1 − ρ), ρ = r × c the share of a CPU the consumer needs at that rate, c its measured consumer-ns/event, the median of the key's fitted rows); "+
+		"the model leaves that factor out, since it has not scored clearly better with it on held-out rows (the scores below), and withholds a size where the probe and the consumer together need %.0f%% of a CPU or more.\n"+
 		"- **Bursts of other tasks' slab events on one CPU** (what made them on the machine the committed results come from: docs/sizing.md). "+
 		"They arrive at β per second whatever the capture's rate; the part of a burst the consumer has not read when the backlog peaks is "+
 		"up to K events, uniform above %d (it meets the burst at a random point), and leaves that many events × s′ bytes plus δ of the capture's own events (r × s × δ): "+

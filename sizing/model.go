@@ -13,10 +13,11 @@
 //	                  being filled before the reader sees it)
 //
 // Two things push y up, independently: the consumer's absences (Tail: an
-// absence of x seconds leaves r·s·x/(1 − ρ) bytes, r events/s per CPU, s
-// the bytes one record takes in the path's buffer and ρ the share of a CPU
-// the consumer needs at r) and other tasks' bursts of slab events on one
-// CPU (Burst: up to K events, whatever r). y is the backlog a capture of d
+// absence of x seconds leaves r·s·x bytes, r events/s per CPU and s the
+// bytes one record takes in the path's buffer; r·s·x/(1 − ρ) in the form
+// with the consumer's load, ρ the share of a CPU the consumer needs at r,
+// which ModelForm leaves out) and other tasks' bursts of slab events on
+// one CPU (Burst: up to K events, whatever r). y is the backlog a capture of d
 // seconds passes with a chance of only Risk.
 package sizing
 
@@ -216,7 +217,7 @@ type Model struct {
 
 // Hold is the absence of the consumer a capture of d seconds outlasts
 // but for a chance of risk, bursts aside, for a consumer with CPU to
-// spare (the buffer holds r·s·H/(1 − ρ): absenceBytesPerSec).
+// spare (the buffer holds r·s·H: absenceBytesPerSec).
 func (m Model) Hold(d, risk float64) float64 {
 	return max(m.Tail.Hold(d, risk), m.GroupTail.Hold(d, risk))
 }
@@ -251,10 +252,9 @@ func (m Model) exceedParts(y, rate float64) (absent, burst float64) {
 }
 
 // absenceBytesPerSec is what a second of the consumer's absence leaves in
-// the buffer at rate: r·s, over 1 − ρ for a consumer that needs a share ρ
-// of a CPU. A busy consumer drains a backlog slowly, so the absences that
-// follow before it has caught up add to it (a queue's busy period grows as
-// 1/(1 − ρ)).
+// the buffer at rate: r·s; over 1 − ρ, in a form with the consumer's load,
+// for a consumer that needs a share ρ of a CPU (a busy consumer drains a
+// backlog slowly, as a queue's busy period grows as 1/(1 − ρ)).
 func (m Model) absenceBytesPerSec(rate float64) float64 {
 	return absenceBytesPerSec(rate, m.RecordBytes, m.ConsumerNs, m.Form)
 }

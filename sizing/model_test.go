@@ -402,7 +402,7 @@ func TestFitFormLeavesTermsOut(t *testing.T) {
 		}
 		obs = append(obs, rows...)
 	}
-	whole, noBursts, noLoad := Fit(obs), FitForm(obs, Form{NoBursts: true}), FitForm(obs, Form{NoLoad: true})
+	whole, noBursts, noLoad := FitForm(obs, Form{}), FitForm(obs, Form{NoBursts: true}), FitForm(obs, Form{NoLoad: true})
 	if len(whole) != 1 || len(noBursts) != 1 || len(noLoad) != 1 {
 		t.Fatalf("%d, %d, %d models, want 1 each", len(whole), len(noBursts), len(noLoad))
 	}
@@ -419,5 +419,8 @@ func TestFitFormLeavesTermsOut(t *testing.T) {
 	}
 	if got, want := whole[0].absenceBytesPerSec(rate), rate*float64(whole[0].RecordBytes)/(1-whole[0].Load(rate)); math.Abs(got-want) > 1e-9*want {
 		t.Errorf("whole model: an absence leaves %v B/s, want r·s/(1 − ρ) = %v", got, want)
+	}
+	if fitted := Fit(obs); len(fitted) != 1 || fitted[0].Form != ModelForm || fitted[0].absenceBytesPerSec(rate) != m.absenceBytesPerSec(rate) {
+		t.Errorf("Fit: %d models, form %+v, want one in ModelForm %+v, its absences as without the load", len(fitted), fitted[0].Form, ModelForm)
 	}
 }

@@ -46,10 +46,10 @@ func FitSet(obs []Observation, missed []MissedTarget, fitWorkload string) Set {
 	return s
 }
 
-// Without fits the model again on the same rows leaving out the terms f
-// names and validates it on the same held-out rows: its Scores say
-// whether those terms earn their place.
-func (s Set) Without(f Form) Validation {
+// Refit fits the model again on the same rows in form f and validates it
+// on the same held-out rows: beside the model's, its Scores say whether
+// the terms the two forms differ by earn their place.
+func (s Set) Refit(f Form) Validation {
 	return Validate(FitForm(s.Fitted, f), s.Held)
 }
 
