@@ -178,6 +178,10 @@ func heldOutKind(sm SizingModel) string {
 	return "These held-out open loops were chosen after the results were seen (the rates between the fitted ones), so the model's score is optimistic."
 }
 
+// scoreResolution is half the last digit the scores are printed with: a
+// term that moves the score by less earns nothing a reader can see.
+const scoreResolution = 0.0005
+
 // termScore is the Brier score of the model fitted without a term it has,
 // and by how much the model scores lower (the term earns its place), so
 // that a difference within the noise reads as small as it is.
@@ -185,7 +189,7 @@ func termScore(model, without sizing.Scores) string {
 	if without.Rows != model.Rows {
 		return "—"
 	}
-	if model.Model >= without.Model {
+	if without.Model-model.Model < scoreResolution {
 		return fmt.Sprintf("%.3f (no worse without it: the term does not earn its place)", without.Model)
 	}
 	return fmt.Sprintf("%.3f (%.3f worse without it)", without.Model, without.Model-model.Model)
@@ -198,7 +202,7 @@ func addedTermScore(model, with sizing.Scores) string {
 	if with.Rows != model.Rows {
 		return "—"
 	}
-	if with.Model >= model.Model {
+	if model.Model-with.Model < scoreResolution {
 		return fmt.Sprintf("%.3f (no better with it: the term stays out)", with.Model)
 	}
 	return fmt.Sprintf("%.3f (%.3f better with it: the term would earn its place)", with.Model, model.Model-with.Model)

@@ -130,3 +130,26 @@ func TestScoresAgainstBaselines(t *testing.T) {
 		t.Error("Beats() with the nearest-clean rule perfect")
 	}
 }
+
+// TestHalfTheAnswerHasItsRisk: the answer states the chance of a drop at
+// half its memory, the inverse of the need: what the need gives for that
+// chance fits in half the memory, and a need for a chance a tenth as
+// large does not.
+func TestHalfTheAnswerHasItsRisk(t *testing.T) {
+	c := readTestCalibration(t)
+	const rate, seconds = 50000, 60
+	a, ok := c.Answer("ringbuf", "batched", rate, seconds)
+	if !ok {
+		t.Fatal("no ringbuf batched answer")
+	}
+	if a.HalfBytes != a.PerCPUBytes/2 || a.HalfRisk <= Risk || a.HalfRisk > 1 {
+		t.Fatalf("half %d bytes at a %v chance, want %d at a chance above the answer's %v", a.HalfBytes, a.HalfRisk, a.PerCPUBytes/2, Risk)
+	}
+	series := c.SeriesFor("ringbuf", "batched")
+	if need, _, _ := needAtRisk(series, rate, seconds, a.HalfRisk); need > float64(a.HalfBytes) {
+		t.Errorf("at the stated %v chance the need is %v bytes, more than half the answer (%d)", a.HalfRisk, need, a.HalfBytes)
+	}
+	if need, _, _ := needAtRisk(series, rate, seconds, a.HalfRisk/10); a.HalfRisk < 0.999 && need <= float64(a.HalfBytes) {
+		t.Errorf("a tenth of the stated %v chance needs %v bytes, which half the answer (%d) holds: the stated chance is not the least", a.HalfRisk, need, a.HalfBytes)
+	}
+}

@@ -85,6 +85,11 @@ type ObservedAnswer struct {
 	// largest backlog and how long it observed are the evidence to show.
 	Nearest BacklogSeries
 	Rates   []float64 // the calibrated rates, ascending
+	// HalfBytes is half of PerCPUBytes (0 below MinPerCPU), and HalfRisk
+	// the chance of a drop the same samples give it: what the rounding up
+	// to a power of two buys.
+	HalfBytes int
+	HalfRisk  float64
 }
 
 // Answer sizes path read with wakeup for rate events/s per CPU and a
@@ -100,15 +105,11 @@ func (c Calibration) Answer(path, wakeup string, rate, seconds float64) (Observe
 		return ObservedAnswer{}, false
 	}
 	a := ObservedAnswer{Path: path, Wakeup: wakeup, Rate: rate, Seconds: seconds}
-	needs := make([]float64, len(series))
-	tail := false
-	for i, s := range series {
+	for _, s := range series {
 		a.Rates = append(a.Rates, s.Rate)
-		var ext bool
-		needs[i], ext = s.Need(seconds, Risk)
-		tail = tail || ext
 	}
-	a.Need, a.Nearest = needAt(series, needs, rate)
+	var tail bool
+	a.Need, a.Nearest, tail = needAtRisk(series, rate, seconds, Risk)
 	lo, hi := a.Rates[0], a.Rates[len(a.Rates)-1]
 	switch {
 	case rate < lo/rateSlack || rate > hi*rateSlack:
@@ -121,7 +122,49 @@ func (c Calibration) Answer(path, wakeup string, rate, seconds float64) (Observe
 	if wakeup == "batched" {
 		a.WakeupBytes = min(a.Nearest.WakeupBytes, a.SubbufBytes)
 	}
+	if half := a.PerCPUBytes / 2; half >= MinPerCPU {
+		a.HalfBytes, a.HalfRisk = half, riskAt(series, rate, seconds, float64(half))
+	}
 	return a, true
+}
+
+// needAtRisk is the need of series (ascending rates) at rate for a
+// capture of seconds and a chance of a drop of risk (each series' Need,
+// interpolated by needAt), the series nearest rate, and whether a series'
+// need came from its fitted tail.
+func needAtRisk(series []BacklogSeries, rate, seconds, risk float64) (need float64, nearest BacklogSeries, tail bool) {
+	needs := make([]float64, len(series))
+	for i, s := range series {
+		var ext bool
+		needs[i], ext = s.Need(seconds, risk)
+		tail = tail || ext
+	}
+	need, nearest = needAt(series, needs, rate)
+	return need, nearest, tail
+}
+
+// riskAt is the chance of a drop needAtRisk gives a per-CPU memory of
+// bytes: the least risk whose need it holds (a need falls as the risk
+// grows), found by bisection on the risk's logarithm; 1 where not even
+// a near-certain drop's need fits.
+func riskAt(series []BacklogSeries, rate, seconds, bytes float64) float64 {
+	const lowest, highest = 1e-9, 0.999
+	fits := func(risk float64) bool { need, _, _ := needAtRisk(series, rate, seconds, risk); return need <= bytes }
+	if fits(lowest) {
+		return lowest
+	}
+	if !fits(highest) {
+		return 1
+	}
+	lo, hi := math.Log(lowest), math.Log(highest)
+	for range 60 {
+		if mid := (lo + hi) / 2; fits(math.Exp(mid)) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return math.Exp(hi)
 }
 
 // needAt interpolates the needs of series (ascending rates) at rate,

@@ -25,6 +25,10 @@ type calibrationEvidence struct {
 	Rate            float64   `json:"rate"`
 	BusiestRate     float64   `json:"busiest_cpu_rate"`
 	Rates           []float64 `json:"calibrated_rates"`
+	// HalfBytes is half the recommended per-CPU memory and HalfRisk the
+	// chance of a drop the same samples give it (0: below the smallest).
+	HalfBytes int     `json:"half_per_cpu_bytes,omitempty"`
+	HalfRisk  float64 `json:"half_risk,omitempty"`
 }
 
 // loadCalibration reads the calibration size answers from: file if given
@@ -130,7 +134,7 @@ func sizeCalibrated(c sizing.Calibration, path, wakeup, consumer string, rate, s
 	}
 	sp.Flags = sizeFlags(path, o.SubbufBytes, o.WakeupBytes)
 	sp.Calibration = &calibrationEvidence{LargestBytes: o.Nearest.Largest(), ObservedSeconds: o.Nearest.Seconds(),
-		Rate: o.Nearest.Rate, BusiestRate: o.Nearest.BusiestRate, Rates: o.Rates}
+		Rate: o.Nearest.Rate, BusiestRate: o.Nearest.BusiestRate, Rates: o.Rates, HalfBytes: o.HalfBytes, HalfRisk: o.HalfRisk}
 	return sp
 }
 
@@ -150,6 +154,10 @@ func printCalibrated(p sizePath) {
 	if p.PerCPUBytes > 0 {
 		fmt.Printf("  needs %s per CPU for a %.0f%% chance of a drop; margin %.2fx (rounded up to a power of two)\n",
 			bytesize.Approx(p.NeedBytes), 100*sizing.Risk, p.Margin)
+	}
+	if p.PerCPUBytes > 0 && e.HalfBytes > 0 {
+		fmt.Printf("  half that, %s per CPU: a %s chance of a drop in the same capture, from the same samples\n",
+			bytesize.Format(e.HalfBytes), percent(e.HalfRisk))
 	}
 }
 
