@@ -456,3 +456,27 @@ func TestHeldOutDeclaredByThePlan(t *testing.T) {
 		t.Errorf("split: declared %v, %d fitted, held %v; want the 2 other rates fitted and rate=750 held out", declared, len(fit), held)
 	}
 }
+
+// TestTermScore: a term earns its place where the form with it scores
+// lower by at least the printed resolution, whether the model has it
+// (refitted without) or leaves it out (refitted with).
+func TestTermScore(t *testing.T) {
+	model := sizing.Scores{Rows: 24, Model: 0.127}
+	for _, c := range []struct {
+		refit float64
+		rows  int
+		added bool
+		want  string
+	}{
+		{0.138, 24, false, "0.138 (0.011 worse without it)"},
+		{0.1272, 24, false, "0.127 (no worse without it: the term does not earn its place)"},
+		{0.083, 24, false, "0.083 (no worse without it: the term does not earn its place)"},
+		{0.1268, 24, true, "0.127 (no better with it: the term stays out)"},
+		{0.120, 24, true, "0.120 (0.007 better with it: the term would earn its place)"},
+		{0.120, 23, true, "—"},
+	} {
+		if got := termScore(model, sizing.Scores{Rows: c.rows, Model: c.refit}, c.added); got != c.want {
+			t.Errorf("termScore(%v, %v rows, added %v) = %q, want %q", c.refit, c.rows, c.added, got, c.want)
+		}
+	}
+}

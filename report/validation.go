@@ -182,30 +182,25 @@ func heldOutKind(sm SizingModel) string {
 // term that moves the score by less earns nothing a reader can see.
 const scoreResolution = 0.0005
 
-// termScore is the Brier score of the model fitted without a term it has,
-// and by how much the model scores lower (the term earns its place), so
-// that a difference within the noise reads as small as it is.
-func termScore(model, without sizing.Scores) string {
-	if without.Rows != model.Rows {
+// termScore is the Brier score of the model fitted again with one term
+// less or, added, one term more, and what that says of the term: it earns
+// its place where the form with it scores lower by at least
+// scoreResolution, so that a difference within the noise reads as small
+// as it is.
+func termScore(model, refit sizing.Scores, added bool) string {
+	if refit.Rows != model.Rows {
 		return "—"
 	}
-	if without.Model-model.Model < scoreResolution {
-		return fmt.Sprintf("%.3f (no worse without it: the term does not earn its place)", without.Model)
+	gain := refit.Model - model.Model // what the term removed gained, or the term added lost
+	switch {
+	case !added && gain < scoreResolution:
+		return fmt.Sprintf("%.3f (no worse without it: the term does not earn its place)", refit.Model)
+	case !added:
+		return fmt.Sprintf("%.3f (%.3f worse without it)", refit.Model, gain)
+	case -gain < scoreResolution:
+		return fmt.Sprintf("%.3f (no better with it: the term stays out)", refit.Model)
 	}
-	return fmt.Sprintf("%.3f (%.3f worse without it)", without.Model, without.Model-model.Model)
-}
-
-// addedTermScore is the Brier score of the model fitted with a term it
-// leaves out, and by how much that scores lower than the model (the term
-// would earn its place).
-func addedTermScore(model, with sizing.Scores) string {
-	if with.Rows != model.Rows {
-		return "—"
-	}
-	if model.Model-with.Model < scoreResolution {
-		return fmt.Sprintf("%.3f (no better with it: the term stays out)", with.Model)
-	}
-	return fmt.Sprintf("%.3f (%.3f better with it: the term would earn its place)", with.Model, model.Model-with.Model)
+	return fmt.Sprintf("%.3f (%.3f better with it: the term would earn its place)", refit.Model, -gain)
 }
 
 // writeScores writes the Brier scores of the model's chances and of two
@@ -227,7 +222,7 @@ func writeScores(b *bytes.Buffer, sm SizingModel) {
 			beats = "yes"
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %d | %.3f | %s | %s | %.3f | %.3f | %s |\n", env, sc.Rows, sc.Model,
-			termScore(sc, noBursts.ForEnv(env).Scores(sm.Fitted)), addedTermScore(sc, withLoad.ForEnv(env).Scores(sm.Fitted)),
+			termScore(sc, noBursts.ForEnv(env).Scores(sm.Fitted), false), termScore(sc, withLoad.ForEnv(env).Scores(sm.Fitted), true),
 			sc.BaseRate, sc.NearestClean, beats))
 	}
 	if len(rows) == 0 {

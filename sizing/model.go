@@ -355,7 +355,7 @@ func (m Model) String() string {
 		bursts = fmt.Sprintf("bursts: %.3g/s of up to %.0f events × %.3g B + r × %d B × %.2g ms", m.Burst.Rate, m.Burst.Bound, m.PerEvent, m.RecordBytes, 1e3*m.Burst.Lasts)
 	}
 	busy := ""
-	if !math.IsNaN(m.ConsumerNs) {
+	if !math.IsNaN(m.ConsumerNs) && !m.Form.NoLoad {
 		busy = fmt.Sprintf(" / (1 − r × %.0f ns)", m.ConsumerNs)
 	}
 	return fmt.Sprintf("%s: M ≥ y%s, y the larger of r × %d B × H%s (H = %.3g ms for a %d s capture; absences > x: %.3g/s × e^(−x/%.3g ms)) and the burst (%s)",

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -424,5 +425,12 @@ func TestFitFormLeavesTermsOut(t *testing.T) {
 	}
 	if fitted := Fit(obs); len(fitted) != 1 || fitted[0].Form != ModelForm || fitted[0].absenceBytesPerSec(rate) != m.absenceBytesPerSec(rate) {
 		t.Errorf("Fit: %d models, form %+v, want one in ModelForm %+v, its absences as without the load", len(fitted), fitted[0].Form, ModelForm)
+	}
+	// The one-line form size prints says which form it is.
+	if s := whole[0].String(); !strings.Contains(s, "/ (1 − r ×") {
+		t.Errorf("with the load, the model reads %q: no 1 − ρ", s)
+	}
+	if s := m.String(); strings.Contains(s, "1 − r ×") {
+		t.Errorf("without the load, the model reads %q: a 1 − ρ it does not use", s)
 	}
 }

@@ -82,7 +82,7 @@ type sizePath struct {
 	Margin         float64    `json:"margin,omitempty"`
 	HoldMs         float64    `json:"hold_ms,omitempty"`       // the absence the buffer outlasts
 	BurstBytes     float64    `json:"burst_bytes,omitempty"`   // the burst of other tasks' events it holds
-	ConsumerLoad   float64    `json:"consumer_load,omitempty"` // ρ: the share of a CPU the model's consumer needs at the rate
+	ConsumerLoad   float64    `json:"consumer_load,omitempty"` // ρ, where the model's form divides absences by 1 − ρ: the share of a CPU its consumer needs at the rate
 	CPUShare       float64    `json:"cpu_share,omitempty"`     // (probe + consumer ns/event) × rate: the share of each CPU the capture takes
 	RiskAt         float64    `json:"risk_at_size,omitempty"`  // the model's chance of a drop at per_cpu_bytes
 	FittedSeconds  float64    `json:"fitted_s,omitempty"`
@@ -250,7 +250,10 @@ func sizeOne(sm report.SizingModel, env, path, wakeup, consumer string, rate, se
 	}
 	m, r := a.Rec.Model, a.Rec
 	sp.Environment = m.Env
-	sp.CPUShare, sp.ConsumerLoad = a.CPUShare, m.Load(rate)
+	sp.CPUShare = a.CPUShare
+	if !m.Form.NoLoad {
+		sp.ConsumerLoad = m.Load(rate)
+	}
 	sp.setCost(a.Cost)
 	sp.ValidatedRates[0], sp.ValidatedRates[1], sp.HeldOut[0], sp.HeldOut[1] = sm.Validation.Range(m)
 	sp.Model = m.String()
