@@ -205,10 +205,6 @@ func (g *partGroup) writeLag(b *bytes.Buffer) {
 // interleaved says whether the file's parts were run a round at a time
 // (scripts/bench.sh INTERLEAVE: its runs: line says so).
 func (s *Section) interleaved() bool {
-	for _, c := range s.Config {
-		if c.Key == "runs" {
-			return slices.ContainsFunc(c.Values, func(v string) bool { return strings.Contains(v, "interleaved") })
-		}
-	}
-	return false
+	i, ok := s.config["runs"]
+	return ok && slices.ContainsFunc(s.Config[i].Values, func(v string) bool { return strings.Contains(v, "interleaved") })
 }
