@@ -79,6 +79,15 @@ without_results_of() { # name file: the file without that row's result lines
 # again: keep their rows, skip reasons and failures only.
 without_config() { awk '!/^[a-z][A-Za-z0-9_.-]*: / && !/^Unit / && !/^(PASS|ok)/'; }
 
+# bench_runs count benchtime runner... -test.bench PATTERN: one invocation
+# of the benchmark binary, the lines of rows skipped in a later round
+# dropped.
+bench_runs() {
+	local n=$1 benchtime=$2
+	shift 2
+	"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$n" | drop_skipped
+}
+
 # run_group benchtime runner... -test.bench PATTERN: the benchmark binary's
 # rows, -count runs each, its short rows re-run, the result on stdout.
 # INTERLEAVE=1 runs the whole group -count times with -count 1 instead,
@@ -92,15 +101,12 @@ run_group() {
 	tmp=$(mktemp)
 	rerun=$(mktemp)
 	if [[ ${INTERLEAVE:-0} == 1 ]]; then
-		for ((round = 1; round <= count; round++)); do
-			if ((round == 1)); then
-				BENCH_ROUNDS=$count "$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count 1 | drop_skipped > "$tmp"
-			else
-				"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count 1 | drop_skipped | without_config >> "$tmp"
-			fi
+		BENCH_ROUNDS=$count bench_runs 1 "$benchtime" "$@" > "$tmp"
+		for ((round = 2; round <= count; round++)); do
+			bench_runs 1 "$benchtime" "$@" | without_config >> "$tmp"
 		done
 	else
-		"$@" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped > "$tmp"
+		bench_runs "$count" "$benchtime" "$@" > "$tmp"
 	fi
 	for attempt in 1 2 3; do
 		mapfile -t missing < <(short_rows "$tmp" "$count")
@@ -116,7 +122,7 @@ run_group() {
 			without_results_of "$name" "$tmp" > "$rerun"
 			local base=("$@")
 			base[${#base[@]}-1]=$(row_pattern "$name")
-			"${base[@]}" -test.run '^$' -test.v -test.timeout 0 -test.benchtime "$benchtime" -test.count "$count" | drop_skipped >> "$rerun"
+			bench_runs "$count" "$benchtime" "${base[@]}" >> "$rerun"
 			mv "$rerun" "$tmp"
 		done
 	done
